@@ -1,0 +1,335 @@
+//! The only place that talks to the kernel's BPF API: BTF building (libbpf's `btf__*`), map
+//! create and element calls, program load with the verifier log, BPF_PROG_TEST_RUN, pidfds and
+//! feature probes, all through libbpf-sys and libc.
+//!
+//! Owns: every `unsafe` call into libbpf and the kernel. Must not: interpret results; every
+//! failure is returned as an errno for the caller to record.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use libbpf_sys as sys;
+
+use crate::compile::asm::Insn;
+
+/// A kernel errno (positive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    fn last() -> Errno {
+        Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+    /// From libbpf's "negative errno" return convention.
+    fn from_ret(ret: i32) -> Errno {
+        if ret < 0 {
+            Errno(-ret)
+        } else {
+            Errno::last()
+        }
+    }
+    /// The symbolic name (`EINVAL`), including the kernel-internal ones user space rarely sees.
+    pub fn name(self) -> String {
+        match self.0 {
+            512 => "ERESTARTSYS".into(),
+            515 => "ENOIOCTLCMD".into(),
+            524 => "ENOTSUPP".into(),
+            n => match nix::errno::Errno::from_raw(n) {
+                nix::errno::Errno::UnknownErrno => format!("errno{n}"),
+                e => format!("{e:?}"),
+            },
+        }
+    }
+}
+
+fn fd_result(ret: i32) -> Result<OwnedFd, Errno> {
+    if ret < 0 {
+        Err(Errno::from_ret(ret))
+    } else {
+        // SAFETY: a non-negative return of a libbpf fd-returning call is a new fd we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(ret) })
+    }
+}
+
+fn unit_result(ret: i32) -> Result<(), Errno> {
+    if ret < 0 {
+        Err(Errno::from_ret(ret))
+    } else {
+        Ok(())
+    }
+}
+
+/// BTF built in memory and loaded into the kernel; freed (and its fd closed) on drop.
+pub struct Btf {
+    ptr: *mut sys::btf,
+}
+
+impl Drop for Btf {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from btf__new_empty/btf__load_vmlinux_btf and is freed once.
+        unsafe { sys::btf__free(self.ptr) }
+    }
+}
+
+/// Type ids of a map's key and value in its BTF.
+pub struct MapBtf {
+    pub btf: Btf,
+    pub key_type: u32,
+    pub value_type: u32,
+}
+
+impl MapBtf {
+    /// Key: `int` when 4 bytes, else `unsigned char[key_size]`; value: `unsigned char[value_size]`.
+    pub fn new(key_size: u32, value_size: u32) -> Result<MapBtf, Errno> {
+        // SAFETY: btf__new_empty returns an owned object or NULL with errno set.
+        let ptr = unsafe { sys::btf__new_empty() };
+        if ptr.is_null() {
+            return Err(Errno::last());
+        }
+        let btf = Btf { ptr };
+        let int = c"int";
+        let uchar = c"unsigned char";
+        // SAFETY: `ptr` is a valid btf object; the names are NUL-terminated and copied.
+        let (int_id, uchar_id) = unsafe {
+            (
+                sys::btf__add_int(ptr, int.as_ptr(), 4, sys::BTF_INT_SIGNED as i32),
+                sys::btf__add_int(ptr, uchar.as_ptr(), 1, 0),
+            )
+        };
+        if int_id < 0 || uchar_id < 0 {
+            return Err(Errno::from_ret(int_id.min(uchar_id)));
+        }
+        let array = |n: u32| {
+            // SAFETY: valid btf object and type ids added above.
+            let id = unsafe { sys::btf__add_array(ptr, int_id, uchar_id, n) };
+            if id < 0 {
+                Err(Errno::from_ret(id))
+            } else {
+                Ok(id as u32)
+            }
+        };
+        let key_type = if key_size == 4 { int_id as u32 } else { array(key_size)? };
+        let value_type = array(value_size)?;
+        // SAFETY: valid btf object; loading creates a kernel BTF fd owned by the object.
+        unit_result(unsafe { sys::btf__load_into_kernel(ptr) })?;
+        Ok(MapBtf { btf, key_type, value_type })
+    }
+
+    fn fd(&self) -> RawFd {
+        // SAFETY: valid btf object, loaded into the kernel.
+        unsafe { sys::btf__fd(self.btf.ptr) }
+    }
+}
+
+/// The kernel's own BTF (`/sys/kernel/btf/vmlinux`), for kfunc ids.
+pub struct VmlinuxBtf(Btf);
+
+impl VmlinuxBtf {
+    pub fn load() -> Result<VmlinuxBtf, Errno> {
+        // SAFETY: returns an owned object or NULL with errno set.
+        let ptr = unsafe { sys::btf__load_vmlinux_btf() };
+        if ptr.is_null() {
+            Err(Errno::last())
+        } else {
+            Ok(VmlinuxBtf(Btf { ptr }))
+        }
+    }
+
+    /// The BTF id of function `name`, if the kernel has it.
+    pub fn func_id(&self, name: &str) -> Option<i32> {
+        let c = CString::new(name).ok()?;
+        // SAFETY: valid btf object and NUL-terminated name.
+        let id = unsafe { sys::btf__find_by_name_kind(self.0.ptr, c.as_ptr(), sys::BTF_KIND_FUNC) };
+        (id > 0).then_some(id)
+    }
+}
+
+/// Parameters of `BPF_MAP_CREATE`.
+pub struct MapParams<'a> {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    pub btf: Option<&'a MapBtf>,
+}
+
+pub fn map_create(p: &MapParams<'_>) -> Result<OwnedFd, Errno> {
+    let mut opts = sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<sys::bpf_map_create_opts>() as _,
+        map_flags: p.flags,
+        ..Default::default()
+    };
+    if let Some(b) = p.btf {
+        opts.btf_fd = b.fd() as u32;
+        opts.btf_key_type_id = b.key_type;
+        opts.btf_value_type_id = b.value_type;
+    }
+    // SAFETY: opts is initialised with its size; the name is NULL (allowed).
+    fd_result(unsafe {
+        sys::bpf_map_create(p.map_type, std::ptr::null(), p.key_size, p.value_size, p.max_entries, &opts)
+    })
+}
+
+pub fn map_update(map: &OwnedFd, key: &[u8], value: &[u8], flags: u64) -> Result<(), Errno> {
+    // SAFETY: key and value point to buffers of the map's key and value size (callers size them).
+    unit_result(unsafe {
+        sys::bpf_map_update_elem(map.as_raw_fd(), key.as_ptr().cast(), value.as_ptr().cast(), flags)
+    })
+}
+
+pub fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> Result<(), Errno> {
+    // SAFETY: as for map_update; `value` has room for the map's value size.
+    unit_result(unsafe {
+        sys::bpf_map_lookup_elem(map.as_raw_fd(), key.as_ptr().cast(), value.as_mut_ptr().cast())
+    })
+}
+
+pub fn map_delete(map: &OwnedFd, key: &[u8]) -> Result<(), Errno> {
+    // SAFETY: key points to a buffer of the map's key size.
+    unit_result(unsafe { sys::bpf_map_delete_elem(map.as_raw_fd(), key.as_ptr().cast()) })
+}
+
+pub fn map_next_key(map: &OwnedFd, key: Option<&[u8]>, next: &mut [u8]) -> Result<(), Errno> {
+    let k = key.map_or(std::ptr::null(), |k| k.as_ptr().cast());
+    // SAFETY: key is NULL or a key-sized buffer; next has room for a key.
+    unit_result(unsafe { sys::bpf_map_get_next_key(map.as_raw_fd(), k, next.as_mut_ptr().cast()) })
+}
+
+/// A failed load: the errno and the verifier log (empty if the kernel gave none).
+pub struct LoadError {
+    pub errno: Errno,
+    pub log: String,
+}
+
+const _: () = assert!(std::mem::size_of::<sys::bpf_insn>() == 8);
+
+/// Loads a program. The verifier log is only produced when the load fails (libbpf retries the
+/// load with log level 1 into `log_buf`), so a successful load costs one verification.
+pub fn prog_load(
+    prog_type: u32,
+    insns: &[Insn],
+    sleepable: bool,
+    log_buf: &mut [u8],
+    log_level: u32,
+) -> Result<OwnedFd, LoadError> {
+    let raw: Vec<sys::bpf_insn> = insns
+        .iter()
+        .map(|i| {
+            let b = i.to_bytes();
+            // SAFETY: bpf_insn is the 8-byte kernel encoding that Insn::to_bytes produces.
+            unsafe { std::mem::transmute::<[u8; 8], sys::bpf_insn>(b) }
+        })
+        .collect();
+    if let Some(b) = log_buf.first_mut() {
+        *b = 0;
+    }
+    let mut opts = sys::bpf_prog_load_opts {
+        sz: std::mem::size_of::<sys::bpf_prog_load_opts>() as _,
+        prog_flags: if sleepable { sys::BPF_F_SLEEPABLE } else { 0 },
+        log_buf: log_buf.as_mut_ptr().cast(),
+        log_size: log_buf.len() as u32,
+        log_level,
+        ..Default::default()
+    };
+    // SAFETY: insns outlive the call; opts is sized and its log buffer is valid for log_size.
+    let ret = unsafe {
+        sys::bpf_prog_load(
+            prog_type,
+            c"bpfcase".as_ptr(),
+            c"GPL".as_ptr(),
+            raw.as_ptr(),
+            raw.len() as _,
+            &mut opts,
+        )
+    };
+    fd_result(ret).map_err(|errno| LoadError {
+        errno,
+        log: log_text(log_buf),
+    })
+}
+
+fn log_text(buf: &[u8]) -> String {
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// BPF_PROG_TEST_RUN with a context buffer; returns the program's return value.
+pub fn test_run(prog: &OwnedFd, ctx: &mut [u8]) -> Result<u32, Errno> {
+    let mut opts = sys::bpf_test_run_opts {
+        sz: std::mem::size_of::<sys::bpf_test_run_opts>() as _,
+        ..Default::default()
+    };
+    if !ctx.is_empty() {
+        opts.ctx_in = ctx.as_ptr().cast();
+        opts.ctx_size_in = ctx.len() as u32;
+    }
+    // SAFETY: ctx outlives the call and its size is given.
+    unit_result(unsafe { sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) })?;
+    Ok(opts.retval)
+}
+
+/// `pidfd_open(pid, 0)`.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        // SAFETY: a successful pidfd_open returns a new fd we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(ret) })
+    }
+}
+
+/// Whether the kernel knows a program type (libbpf loads a trivial program).
+pub fn probe_prog_type(prog_type: u32) -> bool {
+    // SAFETY: NULL opts are allowed.
+    unsafe { sys::libbpf_probe_bpf_prog_type(prog_type, std::ptr::null()) == 1 }
+}
+
+/// Whether the kernel knows a map type (libbpf creates a small map, with BTF where needed).
+pub fn probe_map_type(map_type: u32) -> bool {
+    // SAFETY: NULL opts are allowed.
+    unsafe { sys::libbpf_probe_bpf_map_type(map_type, std::ptr::null()) == 1 }
+}
+
+/// Whether programs of `prog_type` may call helper `id` (libbpf reads the verifier's answer).
+pub fn probe_helper(prog_type: u32, id: i32) -> Result<bool, Errno> {
+    // SAFETY: NULL opts are allowed.
+    let r = unsafe { sys::libbpf_probe_bpf_helper(prog_type, id as u32, std::ptr::null()) };
+    if r < 0 {
+        Err(Errno(-r))
+    } else {
+        Ok(r == 1)
+    }
+}
+
+/// Raises RLIMIT_MEMLOCK: kernels before 5.11 charge BPF memory to it.
+pub fn raise_memlock() {
+    let inf = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid struct; failure leaves the limit as it was.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &inf) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_names() {
+        assert_eq!(Errno(22).name(), "EINVAL");
+        assert_eq!(Errno(1).name(), "EPERM");
+        assert_eq!(Errno(524).name(), "ENOTSUPP");
+        assert_eq!(Errno(95).name(), "EOPNOTSUPP");
+        assert_eq!(Errno(4000).name(), "errno4000");
+    }
+
+    #[test]
+    fn log_text_stops_at_nul() {
+        assert_eq!(log_text(b"abc\0def"), "abc");
+        assert_eq!(log_text(b"abc"), "abc");
+    }
+}

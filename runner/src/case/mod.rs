@@ -1,0 +1,169 @@
+//! Case layer: the JSON case format, its validation with located errors (file:line:col and
+//! field path), and the expansion of a case's matrix into instances with stable ids.
+//!
+//! Owns: parsing and every check that can be made without a kernel. Must not: touch the kernel
+//! or know how a step is compiled; it hands out fully typed `Instance`s.
+
+mod locate;
+mod model;
+mod resolve;
+pub mod value;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use locate::{FieldPath, Seg};
+pub use model::CaseFile;
+pub use resolve::{Instance, MapSpec, OpSpec, Rule, StepSpec, ValueSize, Width};
+
+/// A parsed, validated case file and its instances.
+#[derive(Debug)]
+pub struct Case {
+    /// Path as given by the user.
+    pub file: PathBuf,
+    /// Name used in ids and snapshot names.
+    pub name: String,
+    pub about: String,
+    pub instances: Vec<Instance>,
+}
+
+/// A case that cannot run, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the position is unknown (e.g. the file could not be read).
+    pub line: usize,
+    pub column: usize,
+    /// Field path, `.` for the whole file.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for CaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        write!(f, ": {}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for CaseError {}
+
+/// Reads and validates a case file.
+pub fn load(file: &Path) -> Result<Case, CaseError> {
+    let src = std::fs::read_to_string(file).map_err(|e| CaseError {
+        file: file.to_path_buf(),
+        line: 0,
+        column: 0,
+        path: ".".into(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(file, &src)
+}
+
+/// Validates a case from its text; `file` only names it in errors and gives the default name.
+pub fn parse(file: &Path, src: &str) -> Result<Case, CaseError> {
+    let de = &mut serde_json::Deserializer::from_str(src);
+    let parsed: Result<CaseFile, _> = serde_path_to_error::deserialize(de);
+    let cf = match parsed {
+        Ok(cf) => cf,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            return Err(CaseError {
+                file: file.to_path_buf(),
+                line: inner.line(),
+                column: inner.column(),
+                path: if path.is_empty() { ".".into() } else { path },
+                message: strip_position(&inner.to_string()),
+            });
+        }
+    };
+    let name = cf.name.clone().unwrap_or_else(|| {
+        file.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "case".into())
+    });
+    let instances = resolve::expand(&cf, &name).map_err(|(path, at_key, message)| {
+        let (line, column) = locate::locate(src, &path, at_key).unwrap_or((0, 0));
+        CaseError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            path: path.to_string(),
+            message,
+        }
+    })?;
+    Ok(Case {
+        file: file.to_path_buf(),
+        name,
+        about: cf.about,
+        instances,
+    })
+}
+
+/// serde_json appends " at line L column C"; the location is reported separately.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// The JSON Schema of the case format, generated from the serde types.
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(CaseFile);
+    let mut s = serde_json::to_string_pretty(&schema).expect("a schema always serializes");
+    s.push('\n');
+    s
+}
+
+/// Collects `*.json` case files under the given paths (files are taken as they are, folders
+/// recursively, sorted), skipping `case.schema.json`.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CaseError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out).map_err(|e| CaseError {
+                file: p.clone(),
+                line: 0,
+                column: 0,
+                path: ".".into(),
+                message: format!("cannot list: {e}"),
+            })?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(CaseError {
+                file: p.clone(),
+                line: 0,
+                column: 0,
+                path: ".".into(),
+                message: "no such file or directory".into(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "json")
+            && p.file_name().is_some_and(|n| n != "case.schema.json")
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,273 @@
+//! The serde types of a case file, exactly as written (before matrix expansion). Any leaf may
+//! be a `"$name"` reference to a matrix dimension; leaves are therefore kept as JSON values and
+//! typed during resolution (see `resolve.rs`). The JSON Schema is generated from these types.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Schema-only stand-ins for leaves: what a leaf may hold besides a `"$var"` reference.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum NumLeaf {
+    /// An integer.
+    Int(i128),
+    /// An expression (`"0x10"`, `"1<<32"`, `"u64::MAX"`, `"-1"`, `"a | b"`) or a `"$var"`.
+    Expr(String),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum NullableLeaf {
+    Null(()),
+    Int(i128),
+    Text(String),
+}
+
+/// One case file: maps, a matrix of parameters, steps that run for every combination, and the
+/// documented semantics as expectations.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// Case name used in instance ids and snapshot names; defaults to the file stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the case checks, in one sentence.
+    pub about: String,
+    /// Maps the steps use, by name. Created fresh for every instance.
+    #[serde(default)]
+    pub maps: IndexMap<String, MapDef>,
+    /// The program type the `prog` steps are loaded as.
+    #[serde(default)]
+    pub program: ProgramDef,
+    /// Dimensions, each a list of values; the instances are their Cartesian product in the order
+    /// written. Steps refer to a dimension as `"$name"`.
+    #[serde(default)]
+    pub matrix: IndexMap<String, Vec<Value>>,
+    /// Combinations left out: an instance is dropped when it matches every dimension of a rule
+    /// (a rule's value may be a list of alternatives).
+    #[serde(default)]
+    pub exclude: Vec<IndexMap<String, Value>>,
+    /// What every instance does, in order.
+    pub steps: Vec<Step>,
+    /// The documented semantics, checked against each observation.
+    #[serde(default)]
+    pub expect: Vec<Expect>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MapDef {
+    /// `task_storage`, `hash`, `array`, `percpu_array`, `sk_storage`, `inode_storage`,
+    /// `cgrp_storage`, or a map type number.
+    #[serde(rename = "type")]
+    #[schemars(with = "NumLeaf")]
+    pub kind: Value,
+    /// Default 4.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub key_size: Option<Value>,
+    /// Bytes; `"max"` is the largest size this kernel accepts (found by bisection), `"max+1"` one more.
+    #[schemars(with = "NumLeaf")]
+    pub value_size: Value,
+    /// Default 0 for local storage maps, 1 otherwise.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub max_entries: Option<Value>,
+    /// `map_flags`: a number, or a list of names (`no_prealloc`, `mmapable`, `rdonly_prog`, …).
+    /// Default `["no_prealloc"]` for local storage maps, none otherwise.
+    #[serde(default)]
+    #[schemars(with = "Option<Value>")]
+    pub flags: Option<Value>,
+    /// Give the map BTF for its key (`int`) and value (`unsigned char[value_size]`). Default true.
+    #[serde(default)]
+    #[schemars(with = "Option<Value>")]
+    pub btf: Option<Value>,
+    /// Storage of the runner's own task before the steps run (task storage only): a value, or
+    /// null / `"absent"` for none.
+    #[serde(default)]
+    #[schemars(with = "Option<NullableLeaf>")]
+    pub preset: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramDef {
+    /// Program type; `syscall` (BPF_PROG_TYPE_SYSCALL, sleepable, run by BPF_PROG_TEST_RUN).
+    #[serde(rename = "type")]
+    #[schemars(with = "String")]
+    pub kind: Value,
+}
+
+impl Default for ProgramDef {
+    fn default() -> Self {
+        ProgramDef {
+            kind: Value::String("syscall".into()),
+        }
+    }
+}
+
+/// One step of an instance. Exactly one key.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Load a program made of these operations and run it once.
+    Prog(Vec<Op>),
+    /// User space: `bpf_map_update_elem` keyed by a pidfd.
+    Update(UpdateDef),
+    /// User space: `bpf_map_lookup_elem` keyed by a pidfd.
+    Lookup(KeyDef),
+    /// User space: `bpf_map_delete_elem` keyed by a pidfd.
+    Delete(KeyDef),
+    /// User space: `bpf_map_get_next_key` from a pidfd key (null: the first key).
+    NextKey(NextKeyDef),
+    /// Fork a child process that waits; it gets this name.
+    Spawn(String),
+    /// Let the named child exit; it stays a zombie until reaped.
+    Exit(String),
+    /// Reap the named child (it must have exited).
+    Reap(String),
+}
+
+/// An operation inside a program. Exactly one key.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// `bpf_task_storage_get(map, task, value, flags)`; a non-NULL result is read back (up to 64 bytes).
+    Get(GetDef),
+    /// `bpf_task_storage_delete(map, task)`.
+    Delete(DeleteDef),
+    /// Read through the pointer an earlier `get` returned.
+    Read(ReadDef),
+    /// Write through the pointer an earlier `get` returned.
+    Write(WriteDef),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetDef {
+    pub map: String,
+    /// `"current"`, null, `"scalar"`, or a child's name.
+    #[schemars(with = "NullableLeaf")]
+    pub task: Value,
+    /// null, a value (`"0x…"`, `"fill:0xNN"`), `"small"` or `"uninit"`. Default null.
+    #[serde(default)]
+    #[schemars(with = "NullableLeaf")]
+    pub value: Value,
+    /// A u64 (`0`, `1`, `"1<<63"`, …) or `"runtime:N"` (passed through the context).
+    #[schemars(with = "NumLeaf")]
+    pub flags: Value,
+    /// Name of the result in observations and expectations (default `get`).
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteDef {
+    pub map: String,
+    #[schemars(with = "NullableLeaf")]
+    pub task: Value,
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadDef {
+    /// The name of an earlier `get`.
+    pub from: String,
+    /// Byte offset into the value. Default 0.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub offset: Option<Value>,
+    /// Bytes to read (1, 2, 4 or 8). Default 8.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub size: Option<Value>,
+    /// Skip the read when the pointer is NULL. Default true; false asks the verifier.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub null_check: Option<Value>,
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteDef {
+    /// The name of an earlier `get`.
+    pub to: String,
+    /// The number to store.
+    #[schemars(with = "NumLeaf")]
+    pub value: Value,
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub offset: Option<Value>,
+    /// Bytes to write (1, 2, 4 or 8). Default 8.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub size: Option<Value>,
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub null_check: Option<Value>,
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDef {
+    pub map: String,
+    /// `"self"`, a child's name, `"not_pidfd"`, `"closed_fd"`.
+    #[schemars(with = "String")]
+    pub task: Value,
+    #[schemars(with = "NumLeaf")]
+    pub value: Value,
+    /// `"any"` (default), `"noexist"`, `"exist"`, `"lock"` or a number.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub flags: Option<Value>,
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyDef {
+    pub map: String,
+    #[schemars(with = "String")]
+    pub task: Value,
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NextKeyDef {
+    pub map: String,
+    /// A key as for `lookup`, or null for the first key.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub task: Value,
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
+}
+
+/// A documented rule: for the instances matching `when`, each named result must match its
+/// pattern (`*` and `?` wildcards) as rendered in the observation.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Matrix dimension → value, or a list of values (any of them). Empty: every instance.
+    #[serde(default)]
+    pub when: IndexMap<String, Value>,
+    /// Result name (`load`, `get`, `lookup#2`, a map name for its creation…) → pattern.
+    pub then: IndexMap<String, String>,
+    /// Where the rule comes from (documentation, commit).
+    #[serde(default)]
+    pub because: Option<String>,
+}

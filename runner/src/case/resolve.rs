@@ -1,0 +1,690 @@
+//! Matrix expansion and resolution: a `CaseFile` template becomes fully typed `Instance`s.
+//! Every `"$dim"` leaf is replaced by the instance's matrix value and parsed; every error names
+//! the field path it comes from so that the caller can locate it in the source text.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use super::locate::FieldPath;
+use super::model::{CaseFile, MapDef, Op, Step};
+use super::value::{
+    kind_of, label, parse_u32, parse_u64, parse_update_flags, FlagsArg, KeyArg, Pattern, TaskArg,
+    ValueArg,
+};
+use crate::tables::{self, MapType, ProgType};
+
+/// (where, whether the key rather than the value is meant, what is wrong)
+pub type ResolveError = (FieldPath, bool, String);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueSize {
+    Fixed(u32),
+    /// The largest size the kernel accepts, found by bisection at run time.
+    Max,
+    /// One more than that.
+    MaxPlusOne,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapSpec {
+    pub name: String,
+    pub map_type: &'static MapType,
+    pub key_size: u32,
+    pub value_size: ValueSize,
+    pub max_entries: u32,
+    pub flags: u32,
+    pub btf: bool,
+    pub preset: Option<Pattern>,
+}
+
+/// Access width of a read or write through a pointer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Width {
+    B1,
+    B2,
+    B4,
+    B8,
+}
+
+impl Width {
+    pub fn bytes(self) -> u32 {
+        match self {
+            Width::B1 => 1,
+            Width::B2 => 2,
+            Width::B4 => 4,
+            Width::B8 => 8,
+        }
+    }
+    fn parse(v: &Value) -> Result<Width, String> {
+        match parse_u64(v)? {
+            1 => Ok(Width::B1),
+            2 => Ok(Width::B2),
+            4 => Ok(Width::B4),
+            8 => Ok(Width::B8),
+            n => Err(format!("size {n} is not 1, 2, 4 or 8")),
+        }
+    }
+}
+
+/// An operation inside a program; `map` indexes `Instance::maps`, `from`/`to` index the ops of
+/// the same program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpSpec {
+    Get { name: String, map: usize, task: TaskArg, value: ValueArg, flags: FlagsArg },
+    Delete { name: String, map: usize, task: TaskArg },
+    Read { name: String, from: usize, offset: u32, width: Width, null_check: bool },
+    Write { name: String, to: usize, value: u64, offset: u32, width: Width, null_check: bool },
+}
+
+impl OpSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            OpSpec::Get { name, .. }
+            | OpSpec::Delete { name, .. }
+            | OpSpec::Read { name, .. }
+            | OpSpec::Write { name, .. } => name,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepSpec {
+    Prog { name: String, ops: Vec<OpSpec> },
+    Update { name: String, map: usize, key: KeyArg, value: Pattern, flags: u64 },
+    Lookup { name: String, map: usize, key: KeyArg },
+    Delete { name: String, map: usize, key: KeyArg },
+    NextKey { name: String, map: usize, key: Option<KeyArg> },
+    Spawn { name: String, child: String },
+    Exit { name: String, child: String },
+    Reap { name: String, child: String },
+}
+
+/// One expectation for one instance: result `result` must match `pattern`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub result: String,
+    pub pattern: String,
+    pub because: Option<String>,
+}
+
+/// One combination of a case's matrix, fully typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    /// `case/dim=label/…`, stable across runs and kernels.
+    pub id: String,
+    pub case: String,
+    /// Matrix dimension → label of this instance's value.
+    pub bindings: Vec<(String, String)>,
+    pub prog_type: &'static ProgType,
+    pub maps: Vec<MapSpec>,
+    pub steps: Vec<StepSpec>,
+    pub rules: Vec<Rule>,
+}
+
+struct Ctx<'a> {
+    bindings: &'a IndexMap<String, Value>,
+    used: &'a RefCell<BTreeSet<String>>,
+}
+
+impl Ctx<'_> {
+    /// The leaf with a `$dim` reference replaced; the dimension name when it was one.
+    fn leaf<'v>(
+        &self,
+        v: &'v Value,
+        path: &FieldPath,
+    ) -> Result<(Cow<'v, Value>, Option<&'v str>), ResolveError> {
+        if let Value::String(s) = v {
+            if let Some(dim) = s.strip_prefix('$') {
+                return match self.bindings.get(dim) {
+                    Some(val) => {
+                        self.used.borrow_mut().insert(dim.to_string());
+                        Ok((Cow::Owned(val.clone()), Some(dim)))
+                    }
+                    None => Err((
+                        path.clone(),
+                        false,
+                        format!(
+                            "`${dim}` is not a matrix dimension{}",
+                            known(self.bindings.keys().map(|k| format!("${k}")))
+                        ),
+                    )),
+                };
+            }
+        }
+        Ok((Cow::Borrowed(v), None))
+    }
+
+    fn typed<T>(
+        &self,
+        v: &Value,
+        path: &FieldPath,
+        parse: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Result<T, ResolveError> {
+        let (val, dim) = self.leaf(v, path)?;
+        parse(&val).map_err(|e| {
+            let msg = match dim {
+                Some(d) => format!("matrix value {val} of `${d}` does not fit: {e}"),
+                None => e,
+            };
+            (path.clone(), false, msg)
+        })
+    }
+}
+
+fn known(items: impl Iterator<Item = String>) -> String {
+    let v: Vec<String> = items.collect();
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!(" (known: {})", v.join(", "))
+    }
+}
+
+fn err<T>(path: FieldPath, msg: impl Into<String>) -> Result<T, ResolveError> {
+    Err((path, false, msg.into()))
+}
+
+/// Expands the matrix and resolves every instance; the first error wins.
+pub fn expand(cf: &CaseFile, case: &str) -> Result<Vec<Instance>, ResolveError> {
+    let root = FieldPath::root();
+    check_ident(case, &root.key("name"), "case name")?;
+    let mpath = root.key("matrix");
+    for (dim, values) in &cf.matrix {
+        check_ident(dim, &mpath.key(dim), "dimension name").map_err(|(p, _, m)| (p, true, m))?;
+        if values.is_empty() {
+            return err(mpath.key(dim), "a dimension needs at least one value");
+        }
+    }
+    for (i, rule) in cf.exclude.iter().enumerate() {
+        check_dims(cf, rule.keys(), &root.key("exclude").index(i))?;
+    }
+    for (i, e) in cf.expect.iter().enumerate() {
+        check_dims(cf, e.when.keys(), &root.key("expect").index(i).key("when"))?;
+        for (k, pat) in &e.then {
+            if let Err(g) = glob::Pattern::new(pat) {
+                return err(
+                    root.key("expect").index(i).key("then").key(k),
+                    format!("bad pattern: {g}"),
+                );
+            }
+        }
+    }
+    if cf.steps.is_empty() {
+        return err(root.key("steps"), "a case needs at least one step");
+    }
+
+    let names = name_results(cf)?;
+    let used = RefCell::new(BTreeSet::new());
+    let mut instances = Vec::new();
+    let mut ids = BTreeSet::new();
+    for combo in product(&cf.matrix) {
+        if cf.exclude.iter().any(|rule| matches(rule, &combo)) {
+            continue;
+        }
+        let ctx = Ctx {
+            bindings: &combo,
+            used: &used,
+        };
+        let inst = resolve(cf, case, &ctx, &names)?;
+        if !ids.insert(inst.id.clone()) {
+            return err(
+                mpath.clone(),
+                format!("two combinations have the same id `{}`", inst.id),
+            );
+        }
+        instances.push(inst);
+    }
+    if instances.is_empty() {
+        return err(root.key("exclude"), "every combination is excluded");
+    }
+    let used = used.into_inner();
+    if let Some(dim) = cf.matrix.keys().find(|d| !used.contains(*d)) {
+        return Err((
+            mpath.key(dim),
+            true,
+            format!("dimension `{dim}` is not used by any map or step"),
+        ));
+    }
+    Ok(instances)
+}
+
+fn check_ident(s: &str, path: &FieldPath, what: &str) -> Result<(), ResolveError> {
+    let ok = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        err(path.clone(), format!("{what} `{s}` may only use letters, digits, `_` and `-`"))
+    }
+}
+
+fn check_dims<'a>(
+    cf: &CaseFile,
+    keys: impl Iterator<Item = &'a String>,
+    path: &FieldPath,
+) -> Result<(), ResolveError> {
+    for k in keys {
+        if !cf.matrix.contains_key(k) {
+            return Err((
+                path.key(k),
+                true,
+                format!(
+                    "`{k}` is not a matrix dimension{}",
+                    known(cf.matrix.keys().cloned())
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The Cartesian product of the dimensions, first dimension outermost.
+fn product(matrix: &IndexMap<String, Vec<Value>>) -> Vec<IndexMap<String, Value>> {
+    let mut out = vec![IndexMap::new()];
+    for (dim, values) in matrix {
+        let mut next = Vec::with_capacity(out.len() * values.len());
+        for partial in &out {
+            for v in values {
+                let mut m = partial.clone();
+                m.insert(dim.clone(), v.clone());
+                next.push(m);
+            }
+        }
+        out = next;
+    }
+    out
+}
+
+/// Whether every condition matches; a condition is a value or a list of alternatives, compared
+/// as JSON or by label (`2` matches `"0x2"`).
+pub fn matches(cond: &IndexMap<String, Value>, combo: &IndexMap<String, Value>) -> bool {
+    cond.iter().all(|(dim, want)| {
+        let Some(have) = combo.get(dim) else {
+            return false;
+        };
+        let alts: Vec<&Value> = match want {
+            Value::Array(a) => a.iter().collect(),
+            one => vec![one],
+        };
+        alts.iter().any(|w| *w == have || label(w) == label(have))
+    })
+}
+
+/// Display names of results, in step order: maps by their name, programs `load`, operations by
+/// their kind (or `as`), user-space calls `<map>.<call>`, process actions `<action>:<child>`.
+/// A default name used more than once is numbered `#1`, `#2`, … in order.
+fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
+    let steps = FieldPath::root().key("steps");
+    let mut bases: Vec<(String, bool, FieldPath)> = Vec::new();
+    for (i, s) in cf.steps.iter().enumerate() {
+        let p = steps.index(i);
+        let (base, explicit) = match s {
+            Step::Prog(ops) => {
+                bases.push(("load".into(), false, p.key("prog")));
+                for (j, op) in ops.iter().enumerate() {
+                    let (kind, as_) = match op {
+                        Op::Get(d) => ("get", &d.name),
+                        Op::Delete(d) => ("delete", &d.name),
+                        Op::Read(d) => ("read", &d.name),
+                        Op::Write(d) => ("write", &d.name),
+                    };
+                    let op_path = p.key("prog").index(j).key(kind);
+                    match as_ {
+                        Some(n) => bases.push((n.clone(), true, op_path.key("as"))),
+                        None => bases.push((kind.into(), false, op_path)),
+                    }
+                }
+                continue;
+            }
+            Step::Update(d) => user_name(&d.map, "update", &d.name),
+            Step::Lookup(d) => user_name(&d.map, "lookup", &d.name),
+            Step::Delete(d) => user_name(&d.map, "delete", &d.name),
+            Step::NextKey(d) => user_name(&d.map, "next_key", &d.name),
+            Step::Spawn(c) => (format!("spawn:{c}"), false),
+            Step::Exit(c) => (format!("exit:{c}"), false),
+            Step::Reap(c) => (format!("reap:{c}"), false),
+        };
+        bases.push((base, explicit, p));
+    }
+    let mut names = Vec::with_capacity(bases.len());
+    let mut seen_explicit: BTreeSet<String> = cf.maps.keys().cloned().collect();
+    for (base, explicit, path) in &bases {
+        if *explicit {
+            if !seen_explicit.insert(base.clone()) {
+                return err(path.clone(), format!("result name `{base}` is used twice"));
+            }
+            names.push(base.clone());
+            continue;
+        }
+        let total = bases.iter().filter(|(b, e, _)| !e && b == base).count();
+        if total == 1 {
+            names.push(base.clone());
+        } else {
+            let nth = names
+                .iter()
+                .filter(|n: &&String| n.starts_with(&format!("{base}#")))
+                .count();
+            names.push(format!("{base}#{}", nth + 1));
+        }
+    }
+    Ok(names)
+}
+
+fn user_name(map: &str, call: &str, as_: &Option<String>) -> (String, bool) {
+    match as_ {
+        Some(n) => (n.clone(), true),
+        None => (format!("{map}.{call}"), false),
+    }
+}
+
+fn resolve(
+    cf: &CaseFile,
+    case: &str,
+    ctx: &Ctx<'_>,
+    names: &[String],
+) -> Result<Instance, ResolveError> {
+    let root = FieldPath::root();
+    let mut id = case.to_string();
+    let mut bindings = Vec::new();
+    for (dim, v) in ctx.bindings {
+        let l = label(v);
+        id.push_str(&format!("/{dim}={l}"));
+        bindings.push((dim.clone(), l));
+    }
+
+    let ppath = root.key("program").key("type");
+    let prog_type = ctx.typed(&cf.program.kind, &ppath, |v| {
+        let name = v.as_str().ok_or_else(|| format!("expected a name, found {}", kind_of(v)))?;
+        tables::prog_type(name).ok_or_else(|| {
+            format!(
+                "unknown program type `{name}`{}",
+                known(tables::PROG_TYPES.iter().map(|p| p.name.to_string()))
+            )
+        })
+    })?;
+
+    let mut maps = Vec::new();
+    for (name, def) in &cf.maps {
+        maps.push(resolve_map(ctx, name, def, &root.key("maps").key(name))?);
+    }
+    let map_index = |name: &str, path: FieldPath| -> Result<usize, ResolveError> {
+        cf.maps.get_index_of(name).ok_or_else(|| {
+            (
+                path,
+                false,
+                format!("unknown map `{name}`{}", known(cf.maps.keys().cloned())),
+            )
+        })
+    };
+
+    let mut names = names.iter().cloned();
+    let mut next_name = || names.next().expect("one name per result, made by name_results");
+    let mut children: Vec<String> = Vec::new();
+    let mut steps = Vec::new();
+    let spath = root.key("steps");
+    for (i, step) in cf.steps.iter().enumerate() {
+        let p = spath.index(i);
+        let spec = match step {
+            Step::Prog(ops) => {
+                let name = next_name();
+                let mut out: Vec<OpSpec> = Vec::new();
+                for (j, op) in ops.iter().enumerate() {
+                    let op_name = next_name();
+                    let op_path = p.key("prog").index(j);
+                    let spec = match op {
+                        Op::Get(d) => {
+                            let q = op_path.key("get");
+                            OpSpec::Get {
+                                name: op_name,
+                                map: map_index(&d.map, q.key("map"))?,
+                                task: ctx.typed(&d.task, &q.key("task"), |v| {
+                                    TaskArg::parse(v, &children)
+                                })?,
+                                value: ctx.typed(&d.value, &q.key("value"), ValueArg::parse)?,
+                                flags: ctx.typed(&d.flags, &q.key("flags"), FlagsArg::parse)?,
+                            }
+                        }
+                        Op::Delete(d) => {
+                            let q = op_path.key("delete");
+                            OpSpec::Delete {
+                                name: op_name,
+                                map: map_index(&d.map, q.key("map"))?,
+                                task: ctx.typed(&d.task, &q.key("task"), |v| {
+                                    TaskArg::parse(v, &children)
+                                })?,
+                            }
+                        }
+                        Op::Read(d) => {
+                            let q = op_path.key("read");
+                            OpSpec::Read {
+                                name: op_name,
+                                from: earlier_get(&out, &d.from, q.key("from"))?,
+                                offset: opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?,
+                                width: opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?,
+                                null_check: opt(ctx, &d.null_check, &q.key("null_check"), true, bool_leaf)?,
+                            }
+                        }
+                        Op::Write(d) => {
+                            let q = op_path.key("write");
+                            OpSpec::Write {
+                                name: op_name,
+                                to: earlier_get(&out, &d.to, q.key("to"))?,
+                                value: ctx.typed(&d.value, &q.key("value"), parse_u64)?,
+                                offset: opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?,
+                                width: opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?,
+                                null_check: opt(ctx, &d.null_check, &q.key("null_check"), true, bool_leaf)?,
+                            }
+                        }
+                    };
+                    out.push(spec);
+                }
+                if out.is_empty() {
+                    return err(p.key("prog"), "a program needs at least one operation");
+                }
+                StepSpec::Prog { name, ops: out }
+            }
+            Step::Update(d) => {
+                let q = p.key("update");
+                let map = map_index(&d.map, q.key("map"))?;
+                StepSpec::Update {
+                    name: next_name(),
+                    map,
+                    key: ctx.typed(&d.task, &q.key("task"), |v| KeyArg::parse(v, &children))?,
+                    value: ctx.typed(&d.value, &q.key("value"), Pattern::parse)?,
+                    flags: opt(ctx, &d.flags, &q.key("flags"), 0, parse_update_flags)?,
+                }
+            }
+            Step::Lookup(d) => {
+                let q = p.key("lookup");
+                StepSpec::Lookup {
+                    name: next_name(),
+                    map: map_index(&d.map, q.key("map"))?,
+                    key: ctx.typed(&d.task, &q.key("task"), |v| KeyArg::parse(v, &children))?,
+                }
+            }
+            Step::Delete(d) => {
+                let q = p.key("delete");
+                StepSpec::Delete {
+                    name: next_name(),
+                    map: map_index(&d.map, q.key("map"))?,
+                    key: ctx.typed(&d.task, &q.key("task"), |v| KeyArg::parse(v, &children))?,
+                }
+            }
+            Step::NextKey(d) => {
+                let q = p.key("next_key");
+                StepSpec::NextKey {
+                    name: next_name(),
+                    map: map_index(&d.map, q.key("map"))?,
+                    key: ctx.typed(&d.task, &q.key("task"), |v| match v {
+                        Value::Null => Ok(None),
+                        v => KeyArg::parse(v, &children).map(Some),
+                    })?,
+                }
+            }
+            Step::Spawn(c) => {
+                check_ident(c, &p.key("spawn"), "child name")?;
+                if children.contains(c) || ["current", "self", "null", "scalar", "not_pidfd", "closed_fd"].contains(&c.as_str()) {
+                    return err(p.key("spawn"), format!("child name `{c}` is already taken"));
+                }
+                children.push(c.clone());
+                StepSpec::Spawn { name: next_name(), child: c.clone() }
+            }
+            Step::Exit(c) => StepSpec::Exit { name: next_name(), child: child(&children, c, p.key("exit"))? },
+            Step::Reap(c) => StepSpec::Reap { name: next_name(), child: child(&children, c, p.key("reap"))? },
+        };
+        steps.push(spec);
+    }
+
+    let result_names: BTreeSet<String> = cf
+        .maps
+        .keys()
+        .cloned()
+        .chain(steps.iter().flat_map(step_names))
+        .collect();
+    let mut rules = Vec::new();
+    for (i, e) in cf.expect.iter().enumerate() {
+        for result in e.then.keys() {
+            if !result_names.contains(result) {
+                return Err((
+                    root.key("expect").index(i).key("then").key(result),
+                    true,
+                    format!("`{result}` names no result{}", known(result_names.iter().cloned())),
+                ));
+            }
+        }
+        if matches(&e.when, ctx.bindings) {
+            rules.extend(e.then.iter().map(|(result, pattern)| Rule {
+                result: result.clone(),
+                pattern: pattern.clone(),
+                because: e.because.clone(),
+            }));
+        }
+    }
+
+    Ok(Instance {
+        id,
+        case: case.to_string(),
+        bindings,
+        prog_type,
+        maps,
+        steps,
+        rules,
+    })
+}
+
+/// Every result name a step produces.
+pub fn step_names(s: &StepSpec) -> Vec<String> {
+    match s {
+        StepSpec::Prog { name, ops } => std::iter::once(name.clone())
+            .chain(ops.iter().map(|o| o.name().to_string()))
+            .collect(),
+        StepSpec::Update { name, .. }
+        | StepSpec::Lookup { name, .. }
+        | StepSpec::Delete { name, .. }
+        | StepSpec::NextKey { name, .. }
+        | StepSpec::Spawn { name, .. }
+        | StepSpec::Exit { name, .. }
+        | StepSpec::Reap { name, .. } => vec![name.clone()],
+    }
+}
+
+fn child(children: &[String], c: &str, path: FieldPath) -> Result<String, ResolveError> {
+    if children.iter().any(|x| x == c) {
+        Ok(c.to_string())
+    } else {
+        err(path, format!("no child `{c}` was spawned before this step"))
+    }
+}
+
+fn earlier_get(ops: &[OpSpec], name: &str, path: FieldPath) -> Result<usize, ResolveError> {
+    match ops.iter().position(|o| o.name() == name) {
+        Some(i) if matches!(ops[i], OpSpec::Get { .. }) => Ok(i),
+        Some(_) => err(path, format!("`{name}` is not a get")),
+        None => err(
+            path,
+            format!("no earlier get named `{name}` in this program{}", known(ops.iter().filter(|o| matches!(o, OpSpec::Get { .. })).map(|o| o.name().to_string()))),
+        ),
+    }
+}
+
+fn opt<T>(
+    ctx: &Ctx<'_>,
+    v: &Option<Value>,
+    path: &FieldPath,
+    default: T,
+    parse: impl FnOnce(&Value) -> Result<T, String>,
+) -> Result<T, ResolveError> {
+    match v {
+        None => Ok(default),
+        Some(v) => ctx.typed(v, path, parse),
+    }
+}
+
+fn bool_leaf(v: &Value) -> Result<bool, String> {
+    v.as_bool()
+        .ok_or_else(|| format!("expected true or false, found {}", kind_of(v)))
+}
+
+fn resolve_map(ctx: &Ctx<'_>, name: &str, d: &MapDef, p: &FieldPath) -> Result<MapSpec, ResolveError> {
+    check_ident(name, p, "map name").map_err(|(p, _, m)| (p, true, m))?;
+    let map_type = ctx.typed(&d.kind, &p.key("type"), |v| {
+        let n = v.as_str().ok_or_else(|| format!("expected a map type name, found {}", kind_of(v)))?;
+        tables::map_type(n).ok_or_else(|| {
+            format!("unknown map type `{n}`{}", known(tables::MAP_TYPES.iter().map(|m| m.name.to_string())))
+        })
+    })?;
+    let value_size = ctx.typed(&d.value_size, &p.key("value_size"), |v| match v.as_str() {
+        Some("max") => Ok(ValueSize::Max),
+        Some("max+1") => Ok(ValueSize::MaxPlusOne),
+        _ => parse_u32(v).map(ValueSize::Fixed).map_err(|e| format!("{e}; or \"max\", \"max+1\"")),
+    })?;
+    let flags = opt(ctx, &d.flags, &p.key("flags"), if map_type.local_storage { 1 } else { 0 }, parse_map_flags)?;
+    let preset = match &d.preset {
+        None => None,
+        Some(v) => ctx.typed(v, &p.key("preset"), |v| match v {
+            Value::Null => Ok(None),
+            Value::String(s) if s == "absent" => Ok(None),
+            v => Pattern::parse(v).map(Some),
+        })?,
+    };
+    if preset.is_some() && map_type.name != "task_storage" {
+        return err(p.key("preset"), "preset applies to task_storage maps only");
+    }
+    if preset.is_some() && !matches!(value_size, ValueSize::Fixed(_)) {
+        return err(p.key("preset"), "preset needs a fixed value_size");
+    }
+    Ok(MapSpec {
+        name: name.to_string(),
+        map_type,
+        key_size: opt(ctx, &d.key_size, &p.key("key_size"), 4, parse_u32)?,
+        value_size,
+        max_entries: opt(ctx, &d.max_entries, &p.key("max_entries"), if map_type.local_storage { 0 } else { 1 }, parse_u32)?,
+        flags,
+        btf: opt(ctx, &d.btf, &p.key("btf"), true, bool_leaf)?,
+        preset,
+    })
+}
+
+fn parse_map_flags(v: &Value) -> Result<u32, String> {
+    match v {
+        Value::Array(items) => {
+            let mut acc = 0;
+            for it in items {
+                let n = it.as_str().ok_or("a flag list holds names")?;
+                let bit = tables::MAP_FLAGS
+                    .iter()
+                    .find(|(name, _)| *name == n)
+                    .map(|(_, b)| *b)
+                    .ok_or_else(|| format!("unknown map flag `{n}`{}", known(tables::MAP_FLAGS.iter().map(|(n, _)| n.to_string()))))?;
+                acc |= bit;
+            }
+            Ok(acc)
+        }
+        other => parse_u32(other),
+    }
+}

@@ -1,0 +1,381 @@
+//! Compile layer: an instance's `prog` step becomes a `ProgramSpec` — BPF instructions from the
+//! typed assembler, the maps they reference, the context the program reads, and the layout of
+//! the result slots it writes.
+//!
+//! Owns: code generation and result layout, deterministic and byte-for-byte testable. Must not:
+//! make syscalls. Map value sizes are inputs (a `"max"` size is measured by the executor first).
+
+pub mod asm;
+
+use crate::case::value::TaskArg;
+use crate::case::{OpSpec, Width};
+use crate::case::value::{FlagsArg, ValueArg};
+use crate::tables::{self, Helper, ProgType};
+use asm::{Asm, Cond, Reg, Size};
+
+/// Bytes of a map value that a `get` copies back to user space.
+pub const MAX_PAYLOAD: u32 = 64;
+/// The BPF stack.
+const STACK: u32 = 512;
+
+/// Slot states written by the program (the slot's first u64).
+pub mod state {
+    /// The program never reached the operation.
+    pub const NOT_REACHED: u64 = 0;
+    pub const DONE: u64 = 1;
+    /// `bpf_task_from_pid` found no task: the helper was not called.
+    pub const NO_TASK: u64 = 2;
+    /// The pointer was NULL and the operation checks for it: nothing was read or written.
+    pub const SKIPPED_NULL: u64 = 3;
+}
+
+/// Where an operation's result lives in the result map's value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub offset: u32,
+    /// Bytes of payload after the state and return words.
+    pub payload: u32,
+}
+
+/// What the program reads from its context (`ctx_in`), one u64 per field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CtxField {
+    /// A flags value the verifier cannot know.
+    Flags(u64),
+    /// The pid of a child process, for `bpf_task_from_pid`.
+    ChildPid(String),
+}
+
+/// One loadable program and everything needed to run and observe it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramSpec {
+    pub prog_type: &'static ProgType,
+    /// Map relocations index the instance's maps; index `maps.len()` is the result map.
+    pub program: asm::Program,
+    pub ctx: Vec<CtxField>,
+    /// One slot per operation, in order.
+    pub slots: Vec<Slot>,
+    /// Size of the result map's value: a u64 "finished" word, then the slots.
+    pub result_size: u32,
+    /// Helpers the program calls (probed before loading).
+    pub helpers: Vec<&'static Helper>,
+    /// kfuncs the program calls (looked up in the kernel's BTF).
+    pub kfuncs: Vec<&'static str>,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error("the stack buffers need {0} bytes; the BPF stack has {STACK}")]
+    StackOverflow(u32),
+    #[error("offset {0} is out of range")]
+    Offset(u32),
+    #[error("assembler: {0}")]
+    Asm(#[from] asm::AsmError),
+}
+
+struct Gen {
+    a: Asm,
+    helpers: Vec<&'static Helper>,
+    kfuncs: Vec<&'static str>,
+    ctx: Vec<CtxField>,
+    result_map: usize,
+}
+
+impl Gen {
+    fn helper(&mut self, h: &'static Helper) {
+        if !self.helpers.contains(&h) {
+            self.helpers.push(h);
+        }
+        self.a.call_helper(h.id);
+    }
+    fn kfunc(&mut self, name: &'static str) {
+        if !self.kfuncs.contains(&name) {
+            self.kfuncs.push(name);
+        }
+        self.a.call_kfunc(name);
+    }
+    fn ctx_field(&mut self, f: CtxField) -> i16 {
+        let i = match self.ctx.iter().position(|x| *x == f) {
+            Some(i) => i,
+            None => {
+                self.ctx.push(f);
+                self.ctx.len() - 1
+            }
+        };
+        (i * 8) as i16
+    }
+    /// `*(u64 *)(r9 + off) = imm`
+    fn put(&mut self, off: u32, imm: i32) -> Result<(), CompileError> {
+        self.a.st_imm(Size::DW, Reg::R9, off16(off)?, imm);
+        Ok(())
+    }
+    /// dst = a 64-bit constant, in the shortest form.
+    fn load_const(&mut self, dst: Reg, v: u64) {
+        if (v as i64) >= i32::MIN as i64 && (v as i64) <= i32::MAX as i64 {
+            self.a.mov64_imm(dst, v as i64 as i32);
+        } else {
+            self.a.ld_imm64(dst, v);
+        }
+    }
+    /// Puts the task argument in r7 (child) or leaves it to `task_to_r2`. Returns the label
+    /// to jump to when a child's task is not found.
+    fn task_prepare(&mut self, task: &TaskArg, slot: u32) -> Result<Option<asm::Label>, CompileError> {
+        match task {
+            TaskArg::Child(name) => {
+                let off = self.ctx_field(CtxField::ChildPid(name.clone()));
+                self.a.ldx(Size::W, Reg::R1, Reg::R6, off);
+                self.kfunc(tables::KFUNC_TASK_FROM_PID);
+                let found = self.a.new_label();
+                let missing = self.a.new_label();
+                self.a.jmp_imm(Cond::Ne, Reg::R0, 0, found);
+                self.put(slot, state::NO_TASK as i32)?;
+                self.a.ja(missing);
+                self.a.place(found);
+                self.a.mov64_reg(Reg::R7, Reg::R0);
+                Ok(Some(missing))
+            }
+            TaskArg::Current => {
+                self.helper(&tables::GET_CURRENT_TASK_BTF);
+                self.a.mov64_reg(Reg::R7, Reg::R0);
+                Ok(None)
+            }
+            TaskArg::Null | TaskArg::Scalar => Ok(None),
+        }
+    }
+    fn task_to_r2(&mut self, task: &TaskArg) {
+        match task {
+            TaskArg::Child(_) | TaskArg::Current => self.a.mov64_reg(Reg::R2, Reg::R7),
+            TaskArg::Null => self.a.mov64_imm(Reg::R2, 0),
+            TaskArg::Scalar => self.a.mov64_imm(Reg::R2, 1),
+        }
+    }
+    fn task_release(&mut self, task: &TaskArg, missing: Option<asm::Label>) {
+        if let TaskArg::Child(_) = task {
+            self.a.mov64_reg(Reg::R1, Reg::R7);
+            self.kfunc(tables::KFUNC_TASK_RELEASE);
+        }
+        if let Some(l) = missing {
+            self.a.place(l);
+        }
+    }
+}
+
+fn off16(off: u32) -> Result<i16, CompileError> {
+    i16::try_from(off).map_err(|_| CompileError::Offset(off))
+}
+
+fn size_of(bytes: u32) -> Size {
+    match bytes {
+        1 => Size::B,
+        2 => Size::H,
+        4 => Size::W,
+        _ => Size::DW,
+    }
+}
+
+fn width(w: Width) -> Size {
+    size_of(w.bytes())
+}
+
+/// Copies `len` bytes from `*(src + 0..)` to `*(r9 + dst..)` with the widest loads that fit.
+fn copy_out(g: &mut Gen, src: Reg, len: u32, dst: u32) -> Result<(), CompileError> {
+    let mut k = 0;
+    while k < len {
+        let step = [8, 4, 2, 1].into_iter().find(|s| k + s <= len).unwrap_or(1);
+        g.a.ldx(size_of(step), Reg::R1, src, off16(k)?);
+        g.a.stx(size_of(step), Reg::R9, off16(dst + k)?, Reg::R1);
+        k += step;
+    }
+    Ok(())
+}
+
+fn payload_of(op: &OpSpec, value_sizes: &[u32]) -> u32 {
+    match op {
+        OpSpec::Get { map, .. } => value_sizes[*map].min(MAX_PAYLOAD).div_ceil(8) * 8,
+        OpSpec::Read { .. } => 8,
+        OpSpec::Delete { .. } | OpSpec::Write { .. } => 0,
+    }
+}
+
+/// Compiles the operations of one `prog` step. `value_sizes[i]` is the value size of map `i`
+/// (`value_sizes.len()` is the result map's index).
+pub fn compile(
+    prog_type: &'static ProgType,
+    ops: &[OpSpec],
+    value_sizes: &[u32],
+) -> Result<ProgramSpec, CompileError> {
+    // Frame, from r10 down: [top: room for "small" buffers, which end at the frame's last
+    // byte] [one spilled pointer per op, zeroed first so a read after a skipped get sees
+    // NULL] [each get's value buffer].
+    let top = ops
+        .iter()
+        .filter_map(|o| match o {
+            OpSpec::Get { map, value: ValueArg::Small, .. } => Some(value_sizes[*map].div_ceil(8) * 8),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut depth = top + ops.len() as u32 * 8;
+    let mut buffers = Vec::with_capacity(ops.len());
+    for op in ops {
+        buffers.push(match op {
+            OpSpec::Get { value: ValueArg::Small, map, .. } => {
+                Some(-(value_sizes[*map].saturating_sub(1) as i32))
+            }
+            OpSpec::Get { map, value, .. } if *value != ValueArg::Null => {
+                depth += value_sizes[*map].div_ceil(8) * 8;
+                Some(-(depth as i32))
+            }
+            _ => None,
+        });
+    }
+    if depth > STACK {
+        return Err(CompileError::StackOverflow(depth));
+    }
+    let spill_at = |i: usize| -((top + (i as u32 + 1) * 8) as i16);
+
+    let mut g = Gen {
+        a: Asm::new(),
+        helpers: Vec::new(),
+        kfuncs: Vec::new(),
+        ctx: Vec::new(),
+        result_map: value_sizes.len(),
+    };
+    g.a.mov64_reg(Reg::R6, Reg::R1);
+    g.a.ld_map_value(Reg::R9, g.result_map, 0);
+    for i in 0..ops.len() {
+        g.a.st_imm(Size::DW, Reg::R10, spill_at(i), 0);
+    }
+
+    let mut slots = Vec::with_capacity(ops.len());
+    let mut offset = 8u32;
+    for (i, op) in ops.iter().enumerate() {
+        let payload = payload_of(op, value_sizes);
+        let slot = offset;
+        slots.push(Slot { offset: slot, payload });
+        offset += 16 + payload;
+        match op {
+            OpSpec::Get { map, task, value, flags, .. } => {
+                let vs = value_sizes[*map];
+                // The value buffer is written before any call: calls clobber r1-r5.
+                let buf = buffers[i];
+                match (value, buf) {
+                    (ValueArg::Init(p), Some(b)) => store_bytes(&mut g, b, &p.bytes(vs as usize))?,
+                    (ValueArg::Small, Some(b)) => {
+                        store_bytes(&mut g, b, &vec![0; vs.saturating_sub(1) as usize])?
+                    }
+                    _ => {}
+                }
+                let missing = g.task_prepare(task, slot)?;
+                g.task_to_r2(task);
+                g.a.ld_map_fd(Reg::R1, *map);
+                match buf {
+                    Some(b) => {
+                        g.a.mov64_reg(Reg::R3, Reg::R10);
+                        g.a.alu64_imm(asm::Alu::Add, Reg::R3, b);
+                    }
+                    None => g.a.mov64_imm(Reg::R3, 0),
+                }
+                match flags {
+                    FlagsArg::Const(f) => g.load_const(Reg::R4, *f),
+                    FlagsArg::Runtime(f) => {
+                        let off = g.ctx_field(CtxField::Flags(*f));
+                        g.a.ldx(Size::DW, Reg::R4, Reg::R6, off);
+                    }
+                }
+                g.helper(&tables::TASK_STORAGE_GET);
+                g.a.stx(Size::DW, Reg::R10, spill_at(i), Reg::R0);
+                g.put(slot, state::DONE as i32)?;
+                let null = g.a.new_label();
+                g.a.jmp_imm(Cond::Eq, Reg::R0, 0, null);
+                g.put(slot + 8, 1)?;
+                copy_out(&mut g, Reg::R0, vs.min(MAX_PAYLOAD), slot + 16)?;
+                g.a.place(null);
+                g.task_release(task, missing);
+            }
+            OpSpec::Delete { map, task, .. } => {
+                let missing = g.task_prepare(task, slot)?;
+                g.task_to_r2(task);
+                g.a.ld_map_fd(Reg::R1, *map);
+                g.helper(&tables::TASK_STORAGE_DELETE);
+                g.a.stx(Size::DW, Reg::R9, off16(slot + 8)?, Reg::R0);
+                g.put(slot, state::DONE as i32)?;
+                g.task_release(task, missing);
+            }
+            OpSpec::Read { from, offset: at, width: w, null_check, .. } => {
+                g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill_at(*from));
+                let skip = null_guard(&mut g, *null_check, slot)?;
+                g.a.ldx(width(*w), Reg::R2, Reg::R1, off16(*at)?);
+                g.a.stx(Size::DW, Reg::R9, off16(slot + 8)?, Reg::R2);
+                g.put(slot, state::DONE as i32)?;
+                if let Some(l) = skip {
+                    g.a.place(l);
+                }
+            }
+            OpSpec::Write { to, value, offset: at, width: w, null_check, .. } => {
+                g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill_at(*to));
+                let skip = null_guard(&mut g, *null_check, slot)?;
+                g.load_const(Reg::R2, *value);
+                g.a.stx(width(*w), Reg::R1, off16(*at)?, Reg::R2);
+                g.put(slot, state::DONE as i32)?;
+                if let Some(l) = skip {
+                    g.a.place(l);
+                }
+            }
+        }
+    }
+    g.put(0, 1)?;
+    g.a.mov64_imm(Reg::R0, 0);
+    g.a.exit();
+    Ok(ProgramSpec {
+        prog_type,
+        program: g.a.finish()?,
+        ctx: g.ctx,
+        slots,
+        result_size: offset,
+        helpers: g.helpers,
+        kfuncs: g.kfuncs,
+    })
+}
+
+/// With a NULL check: when r1 is NULL, mark the slot skipped and jump to the returned label.
+fn null_guard(g: &mut Gen, check: bool, slot: u32) -> Result<Option<asm::Label>, CompileError> {
+    if !check {
+        return Ok(None);
+    }
+    let ok = g.a.new_label();
+    let end = g.a.new_label();
+    g.a.jmp_imm(Cond::Ne, Reg::R1, 0, ok);
+    g.put(slot, state::SKIPPED_NULL as i32)?;
+    g.a.ja(end);
+    g.a.place(ok);
+    Ok(Some(end))
+}
+
+/// Writes `bytes` to the stack at `r10 + at` with the widest aligned stores that fit (the
+/// verifier insists on aligned stack access).
+fn store_bytes(g: &mut Gen, at: i32, bytes: &[u8]) -> Result<(), CompileError> {
+    let mut k = 0usize;
+    while k < bytes.len() {
+        let pos = at + k as i32;
+        let step = [8usize, 4, 2, 1]
+            .into_iter()
+            .find(|s| k + s <= bytes.len() && pos.rem_euclid(*s as i32) == 0)
+            .unwrap_or(1);
+        let mut w = [0u8; 8];
+        w[..step].copy_from_slice(&bytes[k..k + step]);
+        let v = u64::from_le_bytes(w);
+        let off = i16::try_from(pos).map_err(|_| CompileError::Offset(pos.unsigned_abs()))?;
+        if step == 8 {
+            g.load_const(Reg::R1, v);
+            g.a.stx(Size::DW, Reg::R10, off, Reg::R1);
+        } else {
+            g.a.st_imm(size_of(step as u32), Reg::R10, off, v as u32 as i32);
+        }
+        k += step;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

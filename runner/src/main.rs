@@ -1,0 +1,3 @@
+fn main() {
+    println!("{}", unsafe { libbpf_sys::libbpf_major_version() });
+}
