@@ -7,4 +7,6 @@
 pub mod bpf;
 pub mod case;
 pub mod compile;
+pub mod exec;
+pub mod report;
 pub mod tables;

@@ -249,7 +249,8 @@ pub fn prog_load(
     })
 }
 
-fn log_text(buf: &[u8]) -> String {
+/// The NUL-terminated text in a log buffer.
+pub fn log_text(buf: &[u8]) -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
@@ -302,6 +303,35 @@ pub fn probe_helper(prog_type: u32, id: i32) -> Result<bool, Errno> {
     } else {
         Ok(r == 1)
     }
+}
+
+/// The floor a runner cannot beat: load `r0 = 0; exit` as a sleepable SYSCALL program, run it
+/// once with BPF_PROG_TEST_RUN, close it — libbpf-sys calls only, no BTF, no maps.
+pub fn floor_once() -> Result<(), Errno> {
+    let insns: [sys::bpf_insn; 2] = [
+        // SAFETY: the 8-byte encodings of `r0 = 0` (b7) and `exit` (95).
+        unsafe { std::mem::transmute::<[u8; 8], sys::bpf_insn>([0xb7, 0, 0, 0, 0, 0, 0, 0]) },
+        unsafe { std::mem::transmute::<[u8; 8], sys::bpf_insn>([0x95, 0, 0, 0, 0, 0, 0, 0]) },
+    ];
+    let mut opts = sys::bpf_prog_load_opts {
+        sz: std::mem::size_of::<sys::bpf_prog_load_opts>() as _,
+        prog_flags: sys::BPF_F_SLEEPABLE,
+        ..Default::default()
+    };
+    // SAFETY: two valid instructions; sized opts without a log.
+    let fd = fd_result(unsafe {
+        sys::bpf_prog_load(
+            sys::BPF_PROG_TYPE_SYSCALL,
+            c"floor".as_ptr(),
+            c"GPL".as_ptr(),
+            insns.as_ptr(),
+            2,
+            &mut opts,
+        )
+    })?;
+    let mut ctx = [0u8; 8];
+    test_run(&fd, &mut ctx)?;
+    Ok(())
 }
 
 /// Raises RLIMIT_MEMLOCK: kernels before 5.11 charge BPF memory to it.

@@ -1,0 +1,521 @@
+//! Exec layer: runs one instance on the live kernel — create maps → set pre-state from user
+//! space → compile and load each program → BPF_PROG_TEST_RUN → read result slots → user-space
+//! calls → close everything — and returns an `Observation`.
+//!
+//! Owns: the order of kernel calls and the classification of failures (rejected, unsupported,
+//! refused). Must not: panic on any kernel answer; every errno is data. Programs run on the
+//! calling thread, so "current" is that thread: run instances from the process's main thread
+//! for `self` (a pidfd of the process) and `current` (the running task) to be the same task.
+
+mod child;
+pub mod observation;
+pub mod verifier;
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use crate::bpf::{self, Errno, MapBtf, MapParams, VmlinuxBtf};
+use crate::case::value::KeyArg;
+use crate::case::{Instance, MapSpec, OpSpec, StepSpec, ValueSize};
+use crate::compile::{self, state, CtxField, ProgramSpec};
+use crate::tables::ProgType;
+use child::Child;
+pub use observation::{Observation, Outcome, Res};
+
+const EPERM: i32 = libc::EPERM;
+const LOG_SIZE: usize = 1 << 20;
+
+/// State kept across instances: probe answers, the kernel's BTF, a log buffer. Nothing that a
+/// case can observe is kept: maps, programs, pidfds and children live for one instance only.
+pub struct Env {
+    /// Load every program with the verifier log on and keep the logs (for `show`).
+    pub keep_logs: bool,
+    /// (program name, verifier log), when `keep_logs` is set.
+    pub logs: Vec<(String, String)>,
+    log: Vec<u8>,
+    vmlinux: Option<Result<VmlinuxBtf, Errno>>,
+    prog_types: HashMap<u32, bool>,
+    map_types: HashMap<u32, bool>,
+    helpers: HashMap<(u32, i32), Result<bool, Errno>>,
+    max_value: HashMap<(u32, u32, u32, bool), Result<u32, Errno>>,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why an instance stopped early.
+enum Stop {
+    Unsupported(String),
+    Refused(Errno, String),
+    Error(String),
+    /// A map could not be created: the creation errno is the observation.
+    MapFailed,
+}
+
+struct Live<'i> {
+    inst: &'i Instance,
+    maps: Vec<OwnedFd>,
+    value_sizes: Vec<u32>,
+    result_map: Option<OwnedFd>,
+    /// Value size of the result map: room for the largest program's slots.
+    result_size: usize,
+    children: Vec<Child>,
+    self_pidfd: Option<OwnedFd>,
+    not_pidfd: Option<OwnedFd>,
+    results: Vec<(String, Res)>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        bpf::raise_memlock();
+        Env {
+            keep_logs: false,
+            logs: Vec::new(),
+            log: vec![0; LOG_SIZE],
+            vmlinux: None,
+            prog_types: HashMap::new(),
+            map_types: HashMap::new(),
+            helpers: HashMap::new(),
+            max_value: HashMap::new(),
+        }
+    }
+
+    /// Runs one instance. Everything it created is released before it returns.
+    pub fn run(&mut self, inst: &Instance) -> Observation {
+        let mut live = Live {
+            inst,
+            maps: Vec::new(),
+            value_sizes: Vec::new(),
+            result_map: None,
+            result_size: 0,
+            children: Vec::new(),
+            self_pidfd: None,
+            not_pidfd: None,
+            results: Vec::new(),
+        };
+        let outcome = match self.run_live(&mut live) {
+            Ok(()) | Err(Stop::MapFailed) => Outcome::Ran,
+            Err(Stop::Unsupported(reason)) => Outcome::Unsupported { reason },
+            Err(Stop::Refused(e, what)) => Outcome::Refused { errno: e.name(), what },
+            Err(Stop::Error(message)) => Outcome::Error { message },
+        };
+        let results = std::mem::take(&mut live.results);
+        drop(live);
+        Observation {
+            id: inst.id.clone(),
+            outcome,
+            results,
+        }
+    }
+
+    fn run_live(&mut self, live: &mut Live<'_>) -> Result<(), Stop> {
+        for m in &live.inst.maps {
+            self.create_map(live, m)?;
+        }
+        if live.inst.steps.iter().any(|s| matches!(s, StepSpec::Prog { .. })) {
+            // Sized for the largest program; zeroed before each run.
+            let mut size = 8;
+            for s in &live.inst.steps {
+                if let StepSpec::Prog { ops, .. } = s {
+                    size = size.max(result_size(ops, &live.value_sizes));
+                }
+            }
+            let fd = bpf::map_create(&MapParams {
+                map_type: 2,
+                key_size: 4,
+                value_size: size,
+                max_entries: 1,
+                flags: 0,
+                btf: None,
+            })
+            .map_err(|e| env_stop(e, "creating the result map"))?;
+            live.result_map = Some(fd);
+            live.result_size = size as usize;
+        }
+        for step in &live.inst.steps {
+            self.step(live, step)?;
+        }
+        Ok(())
+    }
+
+    fn create_map(&mut self, live: &mut Live<'_>, m: &MapSpec) -> Result<(), Stop> {
+        let measured = match m.value_size {
+            ValueSize::Fixed(_) => None,
+            ValueSize::Max | ValueSize::MaxPlusOne => {
+                let max = match self.max_value_size(m) {
+                    Ok(n) => n,
+                    Err(e) => return self.map_failed(live, m, e),
+                };
+                Some(if m.value_size == ValueSize::Max { max } else { max + 1 })
+            }
+        };
+        let value_size = match (m.value_size, measured) {
+            (ValueSize::Fixed(n), _) => n,
+            (_, Some(n)) => n,
+            _ => unreachable!("measured is Some for Max and MaxPlusOne"),
+        };
+        match create(m, value_size) {
+            Ok(fd) => {
+                live.results.push((m.name.clone(), Res::Created { value_size: measured }));
+                if let Some(p) = &m.preset {
+                    let key = live.key(&KeyArg::SelfTask, m.key_size).map_err(|e| env_stop(e, "opening a pidfd"))?;
+                    if let Err(e) = bpf::map_update(&fd, &key, &p.bytes(value_size as usize), 0) {
+                        live.results.push((format!("{}.preset", m.name), Res::Err { errno: e.name() }));
+                    }
+                }
+                live.maps.push(fd);
+                live.value_sizes.push(value_size);
+                Ok(())
+            }
+            Err(e) => {
+                if measured.is_some() {
+                    live.results.push((m.name.clone(), Res::Err { errno: e.name() }));
+                    live.results.push((format!("{}.value_size", m.name), Res::Ret { value: value_size as i64 }));
+                    return Err(Stop::MapFailed);
+                }
+                self.map_failed(live, m, e)
+            }
+        }
+    }
+
+    fn map_failed(&mut self, live: &mut Live<'_>, m: &MapSpec, e: Errno) -> Result<(), Stop> {
+        if e.0 == EPERM {
+            return Err(Stop::Refused(e, format!("creating {} map `{}`", m.map_type.name, m.name)));
+        }
+        let id = m.map_type.id;
+        let known = *self.map_types.entry(id).or_insert_with(|| bpf::probe_map_type(id));
+        if !known {
+            return Err(Stop::Unsupported(format!("map type {}", m.map_type.name)));
+        }
+        live.results.push((m.name.clone(), Res::Err { errno: e.name() }));
+        Err(Stop::MapFailed)
+    }
+
+    /// The largest value size the kernel accepts for this map, by bisection.
+    fn max_value_size(&mut self, m: &MapSpec) -> Result<u32, Errno> {
+        let key = (m.map_type.id, m.key_size, m.flags, m.btf);
+        if let Some(r) = self.max_value.get(&key) {
+            return *r;
+        }
+        let r = (|| {
+            create(m, 1)?;
+            let (mut lo, mut hi) = (1u32, 1u32 << 24);
+            if create(m, hi).is_ok() {
+                return Ok(hi);
+            }
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if create(m, mid).is_ok() {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            Ok(lo)
+        })();
+        self.max_value.insert(key, r);
+        r
+    }
+
+    fn step(&mut self, live: &mut Live<'_>, step: &StepSpec) -> Result<(), Stop> {
+        match step {
+            StepSpec::Prog { name, ops } => self.prog(live, name, ops),
+            StepSpec::Update { name, map, key, value, flags } => {
+                let res = live.with_key(key, *map, |fd, k, vs| {
+                    bpf::map_update(fd, k, &value.bytes(vs as usize), *flags).map(|()| Res::Ok)
+                });
+                live.results.push((name.clone(), res));
+                Ok(())
+            }
+            StepSpec::Lookup { name, map, key } => {
+                let res = live.with_key(key, *map, |fd, k, vs| {
+                    let mut v = vec![0u8; vs as usize];
+                    bpf::map_lookup(fd, k, &mut v).map(|()| {
+                        v.truncate(compile::MAX_PAYLOAD as usize);
+                        Res::Value { bytes: v }
+                    })
+                });
+                live.results.push((name.clone(), res));
+                Ok(())
+            }
+            StepSpec::Delete { name, map, key } => {
+                let res = live.with_key(key, *map, |fd, k, _| bpf::map_delete(fd, k).map(|()| Res::Ok));
+                live.results.push((name.clone(), res));
+                Ok(())
+            }
+            StepSpec::NextKey { name, map, key } => {
+                let ks = live.inst.maps[*map].key_size as usize;
+                let res = match key {
+                    Some(k) => live.with_key(k, *map, |fd, k, _| {
+                        let mut next = vec![0u8; ks];
+                        bpf::map_next_key(fd, Some(k), &mut next).map(|()| Res::Ok)
+                    }),
+                    None => {
+                        let mut next = vec![0u8; ks];
+                        match bpf::map_next_key(&live.maps[*map], None, &mut next) {
+                            Ok(()) => Res::Ok,
+                            Err(e) => Res::Err { errno: e.name() },
+                        }
+                    }
+                };
+                live.results.push((name.clone(), res));
+                Ok(())
+            }
+            StepSpec::Spawn { name, child } => {
+                let res = match Child::spawn(child) {
+                    Ok(c) => {
+                        live.children.push(c);
+                        Res::Ok
+                    }
+                    Err(e) => return Err(Stop::Error(format!("spawning child `{child}`: {}", e.name()))),
+                };
+                live.results.push((name.clone(), res));
+                Ok(())
+            }
+            StepSpec::Exit { name, child } | StepSpec::Reap { name, child } => {
+                let c = live
+                    .children
+                    .iter_mut()
+                    .find(|c| &c.name == child)
+                    .ok_or_else(|| Stop::Error(format!("child `{child}` was not spawned")))?;
+                let r = if matches!(step, StepSpec::Exit { .. }) { c.exit() } else { c.reap() };
+                let res = match r {
+                    Ok(()) => Res::Ok,
+                    Err(e) => Res::Err { errno: e.name() },
+                };
+                live.results.push((name.clone(), res));
+                Ok(())
+            }
+        }
+    }
+
+    fn prog(&mut self, live: &mut Live<'_>, name: &str, ops: &[OpSpec]) -> Result<(), Stop> {
+        let pt = live.inst.prog_type;
+        let spec = match compile::compile(pt, ops, &live.value_sizes) {
+            Ok(s) => s,
+            Err(e) => {
+                live.results.push((name.to_string(), Res::NotCompiled { reason: e.to_string() }));
+                return Ok(());
+            }
+        };
+        let insns = self.link(live, &spec)?;
+        let log_level = if self.keep_logs { 1 | 4 } else { 0 };
+        let loaded = bpf::prog_load(pt.id, &insns, pt.sleepable, &mut self.log, log_level);
+        if self.keep_logs {
+            let log = match &loaded {
+                Ok(_) => bpf::log_text(&self.log),
+                Err(e) => e.log.clone(),
+            };
+            self.logs.push((name.to_string(), log));
+        }
+        let prog = match loaded {
+            Ok(fd) => fd,
+            Err(e) => {
+                if e.errno.0 == EPERM {
+                    return Err(Stop::Refused(e.errno, format!("loading a {} program", pt.name)));
+                }
+                self.explain_rejection(pt, &spec)?;
+                live.results.push((
+                    name.to_string(),
+                    Res::Rejected { errno: e.errno.name(), line: verifier::key_line(&e.log) },
+                ));
+                return Ok(());
+            }
+        };
+        let result_map = live.result_map.as_ref().ok_or_else(|| Stop::Error("no result map".into()))?;
+        let key = 0u32.to_ne_bytes();
+        let mut buf = vec![0u8; live.result_size];
+        bpf::map_update(result_map, &key, &buf, 0)
+            .map_err(|e| Stop::Error(format!("clearing the result map: {}", e.name())))?;
+        let mut ctx = live.ctx(&spec.ctx);
+        match bpf::test_run(&prog, &mut ctx) {
+            Ok(_) => live.results.push((name.to_string(), Res::Loaded)),
+            Err(e) => {
+                live.results.push((name.to_string(), Res::RunFailed { errno: e.name() }));
+                return Ok(());
+            }
+        }
+        drop(prog);
+        bpf::map_lookup(result_map, &key, &mut buf)
+            .map_err(|e| Stop::Error(format!("reading the result map: {}", e.name())))?;
+        for (op, slot) in ops.iter().zip(&spec.slots) {
+            live.results.push((op.name().to_string(), decode(op, slot, &buf, &live.value_sizes)));
+        }
+        Ok(())
+    }
+
+    /// Patches map fds and kfunc ids into the program.
+    fn link(&mut self, live: &Live<'_>, spec: &ProgramSpec) -> Result<Vec<compile::asm::Insn>, Stop> {
+        let mut kfunc_ids = HashMap::new();
+        if !spec.kfuncs.is_empty() {
+            let btf = self.vmlinux.get_or_insert_with(VmlinuxBtf::load);
+            let btf = match btf {
+                Ok(b) => b,
+                Err(e) => return Err(Stop::Unsupported(format!("kernel BTF (vmlinux): {}", e.name()))),
+            };
+            for k in &spec.kfuncs {
+                match btf.func_id(k) {
+                    Some(id) => {
+                        kfunc_ids.insert(*k, id);
+                    }
+                    None => return Err(Stop::Unsupported(format!("kfunc {k}"))),
+                }
+            }
+        }
+        let result_fd = live.result_map.as_ref().map_or(-1, |f| f.as_raw_fd());
+        spec.program
+            .patched(
+                |i| live.maps.get(i).map_or(result_fd, |f| f.as_raw_fd()),
+                |n| kfunc_ids.get(n).copied(),
+            )
+            .map_err(|k| Stop::Unsupported(format!("kfunc {k}")))
+    }
+
+    /// A refused load is "unsupported" when the kernel lacks the program type or a helper for
+    /// it (probed, cached); otherwise the verifier's answer is the observation.
+    fn explain_rejection(&mut self, pt: &'static ProgType, spec: &ProgramSpec) -> Result<(), Stop> {
+        let known = *self.prog_types.entry(pt.id).or_insert_with(|| bpf::probe_prog_type(pt.id));
+        if !known {
+            return Err(Stop::Unsupported(format!("program type {}", pt.name)));
+        }
+        for h in &spec.helpers {
+            let r = *self
+                .helpers
+                .entry((pt.id, h.id))
+                .or_insert_with(|| bpf::probe_helper(pt.id, h.id));
+            if r == Ok(false) {
+                return Err(Stop::Unsupported(format!("helper {} in {} programs", h.name, pt.name)));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn create(m: &MapSpec, value_size: u32) -> Result<OwnedFd, Errno> {
+    let btf = if m.btf { Some(MapBtf::new(m.key_size, value_size)?) } else { None };
+    bpf::map_create(&MapParams {
+        map_type: m.map_type.id,
+        key_size: m.key_size,
+        value_size,
+        max_entries: m.max_entries,
+        flags: m.flags,
+        btf: btf.as_ref(),
+    })
+}
+
+fn env_stop(e: Errno, what: &str) -> Stop {
+    if e.0 == EPERM {
+        Stop::Refused(e, what.to_string())
+    } else {
+        Stop::Error(format!("{what}: {}", e.name()))
+    }
+}
+
+fn result_size(ops: &[OpSpec], value_sizes: &[u32]) -> u32 {
+    // The layout is the compiler's; ask it rather than re-deriving it. A program that does not
+    // compile needs no room.
+    let pt = crate::tables::PROG_TYPES.first().expect("the program type table is not empty");
+    compile::compile(pt, ops, value_sizes).map_or(8, |s| s.result_size)
+}
+
+fn decode(op: &OpSpec, slot: &compile::Slot, buf: &[u8], value_sizes: &[u32]) -> Res {
+    let at = slot.offset as usize;
+    let word = |o: usize| u64::from_ne_bytes(buf[o..o + 8].try_into().expect("8-byte slice"));
+    let st = word(at);
+    let ret = word(at + 8);
+    match st {
+        state::NOT_REACHED => return Res::NotReached,
+        state::NO_TASK => return Res::NoTask,
+        state::SKIPPED_NULL => return Res::SkippedNull,
+        _ => {}
+    }
+    match op {
+        OpSpec::Get { map, .. } => {
+            if ret == 0 {
+                Res::Null
+            } else {
+                let vs = value_sizes[*map];
+                let n = vs.min(compile::MAX_PAYLOAD) as usize;
+                Res::Ptr { bytes: buf[at + 16..at + 16 + n].to_vec(), total: vs }
+            }
+        }
+        OpSpec::Delete { .. } => Res::Ret { value: ret as i64 },
+        OpSpec::Read { width, .. } => Res::Value { bytes: ret.to_le_bytes()[..width.bytes() as usize].to_vec() },
+        OpSpec::Write { .. } => Res::Ok,
+    }
+}
+
+impl Live<'_> {
+    /// The key bytes for a user-space call: the fd number in the first 4 bytes.
+    fn key(&mut self, k: &KeyArg, key_size: u32) -> Result<Vec<u8>, Errno> {
+        let fd = match k {
+            KeyArg::SelfTask => {
+                if self.self_pidfd.is_none() {
+                    self.self_pidfd = Some(bpf::pidfd_open(std::process::id() as i32)?);
+                }
+                self.self_pidfd.as_ref().map_or(-1, |f| f.as_raw_fd())
+            }
+            KeyArg::Child(name) => self
+                .children
+                .iter()
+                .find(|c| &c.name == name)
+                .map_or(-1, |c| c.pidfd.as_raw_fd()),
+            KeyArg::NotPidfd => {
+                if self.not_pidfd.is_none() {
+                    self.not_pidfd = Some(std::fs::File::open("/dev/null").map_err(io_errno)?.into());
+                }
+                self.not_pidfd.as_ref().map_or(-1, |f| f.as_raw_fd())
+            }
+            KeyArg::ClosedFd => {
+                // A number that was an fd a moment ago and is closed now.
+                let f = std::fs::File::open("/dev/null").map_err(io_errno)?;
+                f.as_raw_fd()
+            }
+        };
+        let mut key = vec![0u8; key_size as usize];
+        let b = fd.to_ne_bytes();
+        let n = key.len().min(4);
+        key[..n].copy_from_slice(&b[..n]);
+        Ok(key)
+    }
+
+    fn with_key(
+        &mut self,
+        k: &KeyArg,
+        map: usize,
+        f: impl FnOnce(&OwnedFd, &[u8], u32) -> Result<Res, Errno>,
+    ) -> Res {
+        let key = match self.key(k, self.inst.maps[map].key_size) {
+            Ok(k) => k,
+            Err(e) => return Res::Err { errno: e.name() },
+        };
+        match f(&self.maps[map], &key, self.value_sizes[map]) {
+            Ok(r) => r,
+            Err(e) => Res::Err { errno: e.name() },
+        }
+    }
+
+    /// The context buffer: one u64 per field, at least 8 bytes.
+    fn ctx(&self, fields: &[CtxField]) -> Vec<u8> {
+        let mut ctx = vec![0u8; (fields.len() * 8).max(8)];
+        for (i, f) in fields.iter().enumerate() {
+            let v = match f {
+                CtxField::Flags(v) => *v,
+                CtxField::ChildPid(name) => self
+                    .children
+                    .iter()
+                    .find(|c| &c.name == name)
+                    .map_or(0, |c| c.pid as u64),
+            };
+            ctx[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
+        }
+        ctx
+    }
+}
+
+fn io_errno(e: std::io::Error) -> Errno {
+    Errno(e.raw_os_error().unwrap_or(libc::EIO))
+}

@@ -1,0 +1,66 @@
+//! What one instance did: the data a snapshot line and a report are rendered from. Serializable,
+//! so a guest can stream observations back to the host.
+
+use serde::{Deserialize, Serialize};
+
+/// The result of one step or operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Res {
+    /// Map created; `value_size` when it was measured (`"max"`).
+    Created { value_size: Option<u32> },
+    /// A call or action that failed with an errno.
+    Err { errno: String },
+    /// A call or action that succeeded with nothing to show.
+    Ok,
+    /// The program loaded and ran.
+    Loaded,
+    /// The program loaded but BPF_PROG_TEST_RUN failed.
+    RunFailed { errno: String },
+    /// The verifier refused the program: errno and its key log line (normalized).
+    Rejected { errno: String, line: String },
+    /// The case asks for something the compiler cannot express.
+    NotCompiled { reason: String },
+    /// A pointer came back; the bytes it pointed to (up to 64).
+    Ptr { bytes: Vec<u8>, total: u32 },
+    /// NULL came back.
+    Null,
+    /// A helper's integer return value.
+    Ret { value: i64 },
+    /// A value read through a pointer or looked up from user space.
+    Value { bytes: Vec<u8> },
+    /// The operation did nothing because its pointer was NULL.
+    SkippedNull,
+    /// `bpf_task_from_pid` found no task; the helper was not called.
+    NoTask,
+    /// The program never reached the operation.
+    NotReached,
+}
+
+/// How an instance ended as a whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every step ran (individual steps may have failed: that is data).
+    Ran,
+    /// The kernel lacks a prerequisite (map type, program type, helper, kfunc, BTF).
+    Unsupported { reason: String },
+    /// The environment forbids what the case needs (e.g. EPERM for a program type).
+    Refused { errno: String, what: String },
+    /// The runner itself failed (a bug or a broken machine), with what it was doing.
+    Error { message: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub id: String,
+    pub outcome: Outcome,
+    /// Result name → result, in step order.
+    pub results: Vec<(String, Res)>,
+}
+
+impl Observation {
+    pub fn result(&self, name: &str) -> Option<&Res> {
+        self.results.iter().find(|(n, _)| n == name).map(|(_, r)| r)
+    }
+}

@@ -1,0 +1,95 @@
+//! The key line of a verifier log, normalized so that snapshots stay stable: the error line the
+//! verifier printed last, with kernel addresses and object ids redacted.
+
+/// The line that says why the program was refused.
+pub fn key_line(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().map(str::trim_end).collect();
+    // Everything after "processed N insns" is statistics; 7.3+ appends a
+    // "Verification failed … Suggestion" block after it.
+    let end = lines
+        .iter()
+        .position(|l| l.starts_with("processed ") && l.contains(" insns"))
+        .unwrap_or(lines.len());
+    let candidate = lines[..end]
+        .iter()
+        .rev()
+        .find(|l| {
+            let t = l.trim();
+            !t.is_empty()
+                && !t.starts_with("verification time")
+                && !t.starts_with("stack depth")
+                && !t.starts_with("-- END PROG LOAD LOG --")
+                && !t.starts_with("Verification failed")
+        })
+        .copied()
+        .unwrap_or("");
+    normalize(candidate.trim())
+}
+
+/// Redacts what differs between runs of the same kernel: hex addresses and `id=N`.
+pub fn normalize(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'0' && b.get(i + 1) == Some(&b'x') {
+            let start = i + 2;
+            let mut j = start;
+            while j < b.len() && b[j].is_ascii_hexdigit() {
+                j += 1;
+            }
+            if j - start >= 8 {
+                out.push_str("0x…");
+                i = j;
+                continue;
+            }
+        }
+        if line[i..].starts_with("id=") && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'_') {
+            let mut j = i + 3;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j > i + 3 {
+                out.push_str("id=N");
+                i = j;
+                continue;
+            }
+        }
+        let ch = line[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_error_line_before_statistics() {
+        let log = "func#0 @0\n0: R1=ctx() R10=fp0\n0: (b7) r0 = 0\n1: (79) r2 = *(u64 *)(r0 +0)\nR0 invalid mem access 'scalar'\nprocessed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0\n";
+        assert_eq!(key_line(log), "R0 invalid mem access 'scalar'");
+    }
+
+    #[test]
+    fn ignores_the_suggestion_block() {
+        let log = "5: (85) call bpf_task_storage_get#156\ncannot pass map_type 1 into func bpf_task_storage_get#156\nprocessed 6 insns (limit 1000000)\n\nVerification failed at insn 5\nSuggestion: use a task storage map\n";
+        assert_eq!(key_line(log), "cannot pass map_type 1 into func bpf_task_storage_get#156");
+    }
+
+    #[test]
+    fn without_statistics_takes_the_last_line() {
+        assert_eq!(key_line("a\nunknown func bpf_x#1\n\n"), "unknown func bpf_x#1");
+        assert_eq!(key_line(""), "");
+    }
+
+    #[test]
+    fn redacts_addresses_and_ids() {
+        assert_eq!(
+            normalize("R1 map_ptr=0xffff888003a4c000 id=17 ref_obj_id=3 off=0x10"),
+            "R1 map_ptr=0x… id=N ref_obj_id=3 off=0x10"
+        );
+        assert_eq!(normalize("émoji ok"), "émoji ok");
+    }
+}

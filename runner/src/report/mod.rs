@@ -1,0 +1,211 @@
+//! Report layer: observations rendered as stable text — one line per instance for snapshots,
+//! conformance verdicts from a case's expectations, run summaries.
+//!
+//! Owns: every textual form of an observation. Must not: touch the kernel. Redaction happens
+//! before (the exec layer records no pointers, pids or fds), so rendering is a pure function.
+
+use crate::bpf::Errno;
+use crate::case::{Case, Instance};
+use crate::exec::{Observation, Outcome, Res};
+
+/// A result as text: the form snapshots show and expectations match against.
+pub fn render(r: &Res) -> String {
+    match r {
+        Res::Created { value_size: None } | Res::Ok | Res::Loaded => "ok".into(),
+        Res::Created { value_size: Some(n) } => format!("ok(value_size={n})"),
+        Res::Err { errno } => errno.clone(),
+        Res::RunFailed { errno } => format!("run-failed({errno})"),
+        Res::Rejected { errno, line } => format!("rejected({errno}: {line})"),
+        Res::NotCompiled { reason } => format!("not-compiled({reason})"),
+        Res::Ptr { bytes, total } => format!("ptr:{}", hex(bytes, *total as usize)),
+        Res::Null => "NULL".into(),
+        Res::Ret { value } => ret(*value),
+        Res::Value { bytes } => hex(bytes, bytes.len()),
+        Res::SkippedNull => "skipped(NULL)".into(),
+        Res::NoTask => "no-task".into(),
+        Res::NotReached => "not-reached".into(),
+    }
+}
+
+/// A helper's return value: a negative errno by name (`-ENOENT`), anything else in decimal.
+fn ret(v: i64) -> String {
+    if (-4095..0).contains(&v) {
+        let name = Errno(-v as i32).name();
+        if !name.starts_with("errno") {
+            return format!("-{name}");
+        }
+    }
+    v.to_string()
+}
+
+/// Bytes as little-endian 64-bit words in hex (`0x1122334455667788`), runs of equal words as
+/// `word*N`, `+N bytes` when only a prefix of `total` bytes was read.
+pub fn hex(bytes: &[u8], total: usize) -> String {
+    let words: Vec<String> = bytes
+        .chunks(8)
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            format!("{:#x}", u64::from_le_bytes(w))
+        })
+        .collect();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let mut j = i + 1;
+        while j < words.len() && words[j] == words[i] {
+            j += 1;
+        }
+        parts.push(if j - i > 1 { format!("{}*{}", words[i], j - i) } else { words[i].clone() });
+        i = j;
+    }
+    let mut s = parts.join(",");
+    if s.is_empty() {
+        s.push_str("(empty)");
+    }
+    if total > bytes.len() {
+        s.push_str(&format!(",+{} bytes", total - bytes.len()));
+    }
+    s
+}
+
+/// Whether a result is worth a snapshot column: successful map creation and process actions
+/// are the scenery, not the observation.
+fn shown(name: &str, r: &Res, inst: Option<&Instance>) -> bool {
+    let scenery = name.starts_with("spawn:")
+        || name.starts_with("exit:")
+        || name.starts_with("reap:")
+        || inst.is_some_and(|i| i.maps.iter().any(|m| m.name == name));
+    !(scenery && matches!(r, Res::Ok | Res::Created { value_size: None }))
+}
+
+/// The observation as one line: `<id without the case name> → name=result …`.
+pub fn line(obs: &Observation, inst: Option<&Instance>) -> String {
+    let id = obs.id.split_once('/').map_or("(single)", |(_, rest)| rest);
+    let body = match &obs.outcome {
+        Outcome::Ran => obs
+            .results
+            .iter()
+            .filter(|(n, r)| shown(n, r, inst))
+            .map(|(n, r)| format!("{n}={}", render(r)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Outcome::Unsupported { reason } => format!("unsupported({reason})"),
+        Outcome::Refused { errno, what } => format!("refused({errno}: {what})"),
+        Outcome::Error { message } => format!("error({message})"),
+    };
+    format!("{id} → {body}")
+}
+
+/// A case's snapshot: a header and one line per instance, in matrix order.
+pub fn snapshot(case: &Case, observations: &[Observation]) -> String {
+    let mut s = format!("# {}: {}\n", case.name, case.about);
+    for obs in observations {
+        let inst = case.instances.iter().find(|i| i.id == obs.id);
+        s.push_str(&line(obs, inst));
+        s.push('\n');
+    }
+    s
+}
+
+/// How an observation compares with the documented semantics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every applicable rule holds.
+    Pass,
+    /// Rules that do not hold: `name: expected P, got R (because …)`.
+    Fail(Vec<String>),
+    /// No rule covers this instance.
+    NoRule,
+    /// The instance did not run (unsupported, refused, error): nothing to compare.
+    NotRun,
+}
+
+pub fn verdict(inst: &Instance, obs: &Observation) -> Verdict {
+    if obs.outcome != Outcome::Ran {
+        return Verdict::NotRun;
+    }
+    if inst.rules.is_empty() {
+        return Verdict::NoRule;
+    }
+    let opts = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: false,
+        require_literal_leading_dot: false,
+    };
+    let mut fails = Vec::new();
+    for r in &inst.rules {
+        let got = obs.result(&r.result).map_or_else(|| "absent".to_string(), render);
+        let ok = glob::Pattern::new(&r.pattern).is_ok_and(|p| p.matches_with(&got, opts));
+        if !ok {
+            let because = r.because.as_ref().map_or(String::new(), |b| format!(" ({b})"));
+            fails.push(format!("{}: expected {}, got {}{}", r.result, r.pattern, got, because));
+        }
+    }
+    if fails.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(fails)
+    }
+}
+
+/// Counts over a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub instances: usize,
+    /// Programs the verifier accepted / refused.
+    pub accepted: usize,
+    pub rejected: usize,
+    pub unsupported: usize,
+    pub refused: usize,
+    pub errors: usize,
+    pub expect_pass: usize,
+    pub expect_fail: usize,
+    pub expect_none: usize,
+}
+
+impl Summary {
+    pub fn add(&mut self, obs: &Observation, v: &Verdict) {
+        self.instances += 1;
+        match &obs.outcome {
+            Outcome::Ran => {}
+            Outcome::Unsupported { .. } => self.unsupported += 1,
+            Outcome::Refused { .. } => self.refused += 1,
+            Outcome::Error { .. } => self.errors += 1,
+        }
+        for (_, r) in &obs.results {
+            match r {
+                Res::Loaded | Res::RunFailed { .. } => self.accepted += 1,
+                Res::Rejected { .. } => self.rejected += 1,
+                _ => {}
+            }
+        }
+        match v {
+            Verdict::Pass => self.expect_pass += 1,
+            Verdict::Fail(_) => self.expect_fail += 1,
+            Verdict::NoRule => self.expect_none += 1,
+            Verdict::NotRun => {}
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} instances: programs {} accepted, {} rejected; {} unsupported, {} refused, {} errors; expectations {} pass, {} fail, {} without rule",
+            self.instances,
+            self.accepted,
+            self.rejected,
+            self.unsupported,
+            self.refused,
+            self.errors,
+            self.expect_pass,
+            self.expect_fail,
+            self.expect_none
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,86 @@
+//! `bpfcase show ID`: what one instance compiles to, and what the kernel says about it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bpfcase::case::{CaseError, StepSpec, ValueSize};
+use bpfcase::compile;
+use bpfcase::exec::Env;
+use bpfcase::report;
+use bpfcase::tables;
+
+pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
+    let all = crate::load(cases, &[])?;
+    let pat = glob::Pattern::new(id).ok();
+    let found: Vec<_> = all
+        .iter()
+        .flat_map(|c| c.instances.iter())
+        .filter(|i| i.id == id || pat.as_ref().is_some_and(|p| p.matches(&i.id)))
+        .collect();
+    let inst = match found.as_slice() {
+        [one] => *one,
+        [] => return Err(not_found(format!("no instance matches `{id}` (see `bpfcase list`)"))),
+        many => {
+            let ids: Vec<&str> = many.iter().take(5).map(|i| i.id.as_str()).collect();
+            return Err(not_found(format!("`{id}` matches {} instances: {} …", many.len(), ids.join(", "))));
+        }
+    };
+    println!("instance {}", inst.id);
+    println!("program type {} (id {}){}", inst.prog_type.name, inst.prog_type.id, if inst.prog_type.sleepable { ", sleepable" } else { "" });
+    println!("\nmaps:");
+    for m in &inst.maps {
+        let vs = match m.value_size {
+            ValueSize::Fixed(n) => n.to_string(),
+            ValueSize::Max => "max (measured at run time)".into(),
+            ValueSize::MaxPlusOne => "max+1 (measured at run time)".into(),
+        };
+        println!(
+            "  {}: {} (type {}), key_size {}, value_size {}, max_entries {}, map_flags {:#x}",
+            m.name, m.map_type.name, m.map_type.id, m.key_size, vs, m.max_entries, m.flags
+        );
+        if m.btf {
+            let key = if m.key_size == 4 { "int".to_string() } else { format!("unsigned char[{}]", m.key_size) };
+            println!("    BTF: [1] INT int size=4 signed, [2] INT unsigned char size=1; key {key}, value unsigned char[{vs}]");
+        } else {
+            println!("    no BTF");
+        }
+    }
+    let sizes: Vec<u32> = inst
+        .maps
+        .iter()
+        .map(|m| match m.value_size {
+            ValueSize::Fixed(n) => n,
+            _ => 8,
+        })
+        .collect();
+    for step in &inst.steps {
+        if let StepSpec::Prog { name, ops } = step {
+            println!("\nprogram `{name}`:");
+            match compile::compile(inst.prog_type, ops, &sizes) {
+                Ok(spec) => {
+                    let map_name = |i: usize| inst.maps.get(i).map_or("results".to_string(), |m| m.name.clone());
+                    for l in spec.program.disassemble(&tables::helper_name, &map_name) {
+                        println!("{l}");
+                    }
+                    println!("  context: {}", if spec.ctx.is_empty() { "none".to_string() } else { format!("{:?}", spec.ctx) });
+                    println!("  result map value: {} bytes; slots {:?}", spec.result_size, spec.slots.iter().map(|s| s.offset).collect::<Vec<_>>());
+                }
+                Err(e) => println!("  not compiled: {e}"),
+            }
+        } else {
+            println!("\nstep: {step:?}");
+        }
+    }
+    let mut env = Env::new();
+    env.keep_logs = true;
+    let obs = env.run(inst);
+    for (name, log) in env.logs.drain(..) {
+        println!("\nverifier log of `{name}`:\n{log}");
+    }
+    println!("\nobservation: {}", report::line(&obs, Some(inst)));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn not_found(message: String) -> CaseError {
+    CaseError { file: PathBuf::from("show"), line: 0, column: 0, path: ".".into(), message }
+}
