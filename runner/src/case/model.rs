@@ -77,7 +77,7 @@ pub struct MapDef {
     #[serde(default)]
     #[schemars(with = "Option<NumLeaf>")]
     pub max_entries: Option<Value>,
-    /// `map_flags`: a number, or a list of names (`no_prealloc`, `mmapable`, `rdonly_prog`, …).
+    /// `map_flags`: a number, names joined by `|` (`"no_prealloc|mmapable"`), or a list of names.
     /// Default `["no_prealloc"]` for local storage maps, none otherwise.
     #[serde(default)]
     #[schemars(with = "Option<Value>")]

@@ -412,13 +412,14 @@ fn resolve(
     for (name, def) in &cf.maps {
         maps.push(resolve_map(ctx, name, def, &root.key("maps").key(name))?);
     }
+    // A map is named directly or through a dimension (`"map": "$map"`).
     let map_index = |name: &str, path: FieldPath| -> Result<usize, ResolveError> {
-        cf.maps.get_index_of(name).ok_or_else(|| {
-            (
-                path,
-                false,
-                format!("unknown map `{name}`{}", known(cf.maps.keys().cloned())),
-            )
+        let v = Value::String(name.to_string());
+        ctx.typed(&v, &path, |v| {
+            let n = v.as_str().ok_or_else(|| format!("expected a map name, found {}", kind_of(v)))?;
+            cf.maps
+                .get_index_of(n)
+                .ok_or_else(|| format!("unknown map `{n}`{}", known(cf.maps.keys().cloned())))
         })
     };
 
@@ -682,6 +683,18 @@ fn parse_map_flags(v: &Value) -> Result<u32, String> {
                     .map(|(_, b)| *b)
                     .ok_or_else(|| format!("unknown map flag `{n}`{}", known(tables::MAP_FLAGS.iter().map(|(n, _)| n.to_string()))))?;
                 acc |= bit;
+            }
+            Ok(acc)
+        }
+        Value::String(s) if !s.starts_with('$') => {
+            let mut acc = 0;
+            for part in s.split('|').map(str::trim) {
+                acc |= match tables::MAP_FLAGS.iter().find(|(name, _)| *name == part) {
+                    Some((_, bit)) => *bit,
+                    None => parse_u32(&Value::String(part.to_string())).map_err(|_| {
+                        format!("unknown map flag `{part}`{}", known(tables::MAP_FLAGS.iter().map(|(n, _)| n.to_string())))
+                    })?,
+                };
             }
             Ok(acc)
         }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::bpf::{self, Errno, MapBtf, MapParams, VmlinuxBtf};
-use crate::case::value::KeyArg;
+use crate::case::value::{KeyArg, ValueArg};
 use crate::case::{Instance, MapSpec, OpSpec, StepSpec, ValueSize};
 use crate::compile::{self, state, CtxField, ProgramSpec};
 use crate::tables::ProgType;
@@ -59,6 +59,8 @@ struct Live<'i> {
     inst: &'i Instance,
     maps: Vec<OwnedFd>,
     value_sizes: Vec<u32>,
+    /// Maps that may hold bytes from an uninitialised buffer.
+    tainted: Vec<bool>,
     result_map: Option<OwnedFd>,
     /// Value size of the result map: room for the largest program's slots.
     result_size: usize,
@@ -89,6 +91,7 @@ impl Env {
             inst,
             maps: Vec::new(),
             value_sizes: Vec::new(),
+            tainted: Vec::new(),
             result_map: None,
             result_size: 0,
             children: Vec::new(),
@@ -168,6 +171,7 @@ impl Env {
                 }
                 live.maps.push(fd);
                 live.value_sizes.push(value_size);
+                live.tainted.push(false);
                 Ok(())
             }
             Err(e) => {
@@ -231,11 +235,16 @@ impl Env {
                 Ok(())
             }
             StepSpec::Lookup { name, map, key } => {
+                let tainted = live.tainted[*map];
                 let res = live.with_key(key, *map, |fd, k, vs| {
                     let mut v = vec![0u8; vs as usize];
                     bpf::map_lookup(fd, k, &mut v).map(|()| {
                         v.truncate(compile::MAX_PAYLOAD as usize);
-                        Res::Value { bytes: v }
+                        if tainted {
+                            Res::Uninit
+                        } else {
+                            Res::Value { bytes: v }
+                        }
                     })
                 });
                 live.results.push((name.clone(), res));
@@ -342,7 +351,28 @@ impl Env {
         bpf::map_lookup(result_map, &key, &mut buf)
             .map_err(|e| Stop::Error(format!("reading the result map: {}", e.name())))?;
         for (op, slot) in ops.iter().zip(&spec.slots) {
-            live.results.push((op.name().to_string(), decode(op, slot, &buf, &live.value_sizes)));
+            let mut res = decode(op, slot, &buf, &live.value_sizes);
+            // Storage created from an uninitialised buffer holds stack garbage: never record
+            // it (it may be a kernel address, and it differs between runs).
+            let map = match op {
+                OpSpec::Get { map, .. } => Some(*map),
+                OpSpec::Read { from, .. } => match &ops[*from] {
+                    OpSpec::Get { map, .. } => Some(*map),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let (OpSpec::Get { value: ValueArg::Uninit, map, .. }, Res::Ptr { .. }) = (op, &res) {
+                live.tainted[*map] = true;
+            }
+            if map.is_some_and(|m| live.tainted[m]) {
+                res = match res {
+                    Res::Ptr { total, .. } => Res::PtrUninit { total },
+                    Res::Value { .. } => Res::Uninit,
+                    other => other,
+                };
+            }
+            live.results.push((op.name().to_string(), res));
         }
         Ok(())
     }

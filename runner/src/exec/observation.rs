@@ -25,6 +25,11 @@ pub enum Res {
     Ptr { bytes: Vec<u8>, total: u32 },
     /// NULL came back.
     Null,
+    /// A pointer came back to storage that may have been created from an uninitialised
+    /// buffer: its bytes are stack garbage (possibly kernel addresses) and are not recorded.
+    PtrUninit { total: u32 },
+    /// Bytes that may come from an uninitialised buffer: not recorded.
+    Uninit,
     /// A helper's integer return value.
     Ret { value: i64 },
     /// A value read through a pointer or looked up from user space.

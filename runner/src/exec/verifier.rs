@@ -1,29 +1,39 @@
 //! The key line of a verifier log, normalized so that snapshots stay stable: the error line the
 //! verifier printed last, with kernel addresses and object ids redacted.
 
-/// The line that says why the program was refused.
+/// What the verifier said about why it refused the program: the lines after the last
+/// instruction of its trace (one or two, e.g. "invalid access to map value, value_size=8 off=8
+/// size=8; R1 min value is outside of the allowed memory range"), joined with "; ".
 pub fn key_line(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().map(str::trim_end).collect();
-    // Everything after "processed N insns" is statistics; 7.3+ appends a
+    let lines: Vec<&str> = log.lines().map(str::trim).collect();
+    // Everything from "processed N insns" on is statistics; 7.3+ appends a
     // "Verification failed … Suggestion" block after it.
     let end = lines
         .iter()
         .position(|l| l.starts_with("processed ") && l.contains(" insns"))
         .unwrap_or(lines.len());
-    let candidate = lines[..end]
+    let body = &lines[..end];
+    let is_trace = |l: &str| {
+        let digits = l.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && l[digits..].starts_with(':')
+    };
+    let start = body.iter().rposition(|l| is_trace(l)).map_or(body.len(), |i| i + 1);
+    let mut msg: Vec<&str> = body[start..]
         .iter()
-        .rev()
-        .find(|l| {
-            let t = l.trim();
-            !t.is_empty()
-                && !t.starts_with("verification time")
-                && !t.starts_with("stack depth")
-                && !t.starts_with("-- END PROG LOAD LOG --")
-                && !t.starts_with("Verification failed")
-        })
         .copied()
-        .unwrap_or("");
-    normalize(candidate.trim())
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("verification time")
+                && !l.starts_with("stack depth")
+                && !l.starts_with("-- END PROG LOAD LOG --")
+                && !l.starts_with("Verification failed")
+        })
+        .collect();
+    if msg.is_empty() {
+        // No trace (e.g. a refusal before verification): the last meaningful line.
+        msg = body.iter().rev().copied().filter(|l| !l.is_empty()).take(1).collect();
+    }
+    normalize(&msg.join("; "))
 }
 
 /// Redacts what differs between runs of the same kernel: hex addresses and `id=N`.
@@ -70,6 +80,15 @@ mod tests {
     fn picks_the_error_line_before_statistics() {
         let log = "func#0 @0\n0: R1=ctx() R10=fp0\n0: (b7) r0 = 0\n1: (79) r2 = *(u64 *)(r0 +0)\nR0 invalid mem access 'scalar'\nprocessed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0\n";
         assert_eq!(key_line(log), "R0 invalid mem access 'scalar'");
+    }
+
+    #[test]
+    fn joins_a_two_line_message() {
+        let log = "10: (79) r2 = *(u64 *)(r1 +8)\ninvalid access to map value, value_size=8 off=8 size=8\nR1 min value is outside of the allowed memory range\nprocessed 11 insns (limit 1000000)\n";
+        assert_eq!(
+            key_line(log),
+            "invalid access to map value, value_size=8 off=8 size=8; R1 min value is outside of the allowed memory range"
+        );
     }
 
     #[test]

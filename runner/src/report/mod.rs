@@ -18,6 +18,8 @@ pub fn render(r: &Res) -> String {
         Res::Rejected { errno, line } => format!("rejected({errno}: {line})"),
         Res::NotCompiled { reason } => format!("not-compiled({reason})"),
         Res::Ptr { bytes, total } => format!("ptr:{}", hex(bytes, *total as usize)),
+        Res::PtrUninit { .. } => "ptr:(uninit)".into(),
+        Res::Uninit => "(uninit)".into(),
         Res::Null => "NULL".into(),
         Res::Ret { value } => ret(*value),
         Res::Value { bytes } => hex(bytes, bytes.len()),
