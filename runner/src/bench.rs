@@ -49,10 +49,24 @@ pub fn bench(cases: &[PathBuf], filters: &[String], rounds: usize) -> Result<Exi
     let m = median(&mut inst);
     let total: Duration = inst.iter().sum::<Duration>() / rounds.max(1) as u32;
     println!("instances: {n} per round, {} rounds", rounds.max(1));
-    println!("floor (load+test_run+close of `r0 = 0; exit`): median {:.1} µs, p90 {:.1} µs", us(f), us(p90(&floor)));
-    println!("instance (compile+maps+load+run+observe+close): median {:.1} µs, p90 {:.1} µs", us(m), us(p90(&inst)));
-    println!("ratio instance/floor (medians): {:.2}", m.as_secs_f64() / f.as_secs_f64());
-    println!("whole selection per round: {:.1} ms", total.as_secs_f64() * 1e3);
+    println!(
+        "floor (load+test_run+close of `r0 = 0; exit`): median {:.1} µs, p90 {:.1} µs",
+        us(f),
+        us(p90(&floor))
+    );
+    println!(
+        "instance (compile+maps+load+run+observe+close): median {:.1} µs, p90 {:.1} µs",
+        us(m),
+        us(p90(&inst))
+    );
+    println!(
+        "ratio instance/floor (medians): {:.2}",
+        m.as_secs_f64() / f.as_secs_f64()
+    );
+    println!(
+        "whole selection per round: {:.1} ms",
+        total.as_secs_f64() * 1e3
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,7 +14,11 @@ mod bench;
 mod show;
 
 #[derive(Parser)]
-#[command(name = "bpfcase", version, about = "Conformance test runner for eBPF helpers")]
+#[command(
+    name = "bpfcase",
+    version,
+    about = "Conformance test runner for eBPF helpers"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -94,7 +98,11 @@ fn main() -> ExitCode {
 
 /// Loads and validates every selected case before anything runs.
 pub fn load(paths: &[PathBuf], filters: &[String]) -> Result<Vec<Case>, CaseError> {
-    let paths = if paths.is_empty() { vec![PathBuf::from("cases")] } else { paths.to_vec() };
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("cases")]
+    } else {
+        paths.to_vec()
+    };
     let mut cases = Vec::new();
     for f in case::discover(&paths)? {
         let mut c = case::load(&f)?;
@@ -110,7 +118,8 @@ pub fn load(paths: &[PathBuf], filters: &[String]) -> Result<Vec<Case>, CaseErro
                     path: ".".into(),
                     message: format!("bad glob: {e}"),
                 })?;
-            c.instances.retain(|i| pats.iter().any(|p| p.matches(&i.id)));
+            c.instances
+                .retain(|i| pats.iter().any(|p| p.matches(&i.id)));
         }
         cases.push(c);
     }
@@ -170,7 +179,11 @@ fn run(sel: &Selection, format: Format) -> Result<ExitCode, CaseError> {
             let _ = writeln!(out, "{}", serde_json::json!({ "summary": summary }));
         }
     }
-    Ok(if summary.expect_fail > 0 || summary.errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if summary.expect_fail > 0 || summary.errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn observation_json(inst: &Instance, obs: &bpfcase::exec::Observation, v: &Verdict) -> String {

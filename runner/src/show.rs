@@ -19,14 +19,31 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
         .collect();
     let inst = match found.as_slice() {
         [one] => *one,
-        [] => return Err(not_found(format!("no instance matches `{id}` (see `bpfcase list`)"))),
+        [] => {
+            return Err(not_found(format!(
+                "no instance matches `{id}` (see `bpfcase list`)"
+            )))
+        }
         many => {
             let ids: Vec<&str> = many.iter().take(5).map(|i| i.id.as_str()).collect();
-            return Err(not_found(format!("`{id}` matches {} instances: {} …", many.len(), ids.join(", "))));
+            return Err(not_found(format!(
+                "`{id}` matches {} instances: {} …",
+                many.len(),
+                ids.join(", ")
+            )));
         }
     };
     println!("instance {}", inst.id);
-    println!("program type {} (id {}){}", inst.prog_type.name, inst.prog_type.id, if inst.prog_type.sleepable { ", sleepable" } else { "" });
+    println!(
+        "program type {} (id {}){}",
+        inst.prog_type.name,
+        inst.prog_type.id,
+        if inst.prog_type.sleepable {
+            ", sleepable"
+        } else {
+            ""
+        }
+    );
     println!("\nmaps:");
     for m in &inst.maps {
         let vs = match m.value_size {
@@ -39,7 +56,11 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
             m.name, m.map_type.name, m.map_type.id, m.key_size, vs, m.max_entries, m.flags
         );
         if m.btf {
-            let key = if m.key_size == 4 { "int".to_string() } else { format!("unsigned char[{}]", m.key_size) };
+            let key = if m.key_size == 4 {
+                "int".to_string()
+            } else {
+                format!("unsigned char[{}]", m.key_size)
+            };
             println!("    BTF: [1] INT int size=4 signed, [2] INT unsigned char size=1; key {key}, value unsigned char[{vs}]");
         } else {
             println!("    no BTF");
@@ -58,12 +79,27 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
             println!("\nprogram `{name}`:");
             match compile::compile(inst.prog_type, ops, &sizes) {
                 Ok(spec) => {
-                    let map_name = |i: usize| inst.maps.get(i).map_or("results".to_string(), |m| m.name.clone());
+                    let map_name = |i: usize| {
+                        inst.maps
+                            .get(i)
+                            .map_or("results".to_string(), |m| m.name.clone())
+                    };
                     for l in spec.program.disassemble(&tables::helper_name, &map_name) {
                         println!("{l}");
                     }
-                    println!("  context: {}", if spec.ctx.is_empty() { "none".to_string() } else { format!("{:?}", spec.ctx) });
-                    println!("  result map value: {} bytes; slots {:?}", spec.result_size, spec.slots.iter().map(|s| s.offset).collect::<Vec<_>>());
+                    println!(
+                        "  context: {}",
+                        if spec.ctx.is_empty() {
+                            "none".to_string()
+                        } else {
+                            format!("{:?}", spec.ctx)
+                        }
+                    );
+                    println!(
+                        "  result map value: {} bytes; slots {:?}",
+                        spec.result_size,
+                        spec.slots.iter().map(|s| s.offset).collect::<Vec<_>>()
+                    );
                 }
                 Err(e) => println!("  not compiled: {e}"),
             }
@@ -82,5 +118,11 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
 }
 
 fn not_found(message: String) -> CaseError {
-    CaseError { file: PathBuf::from("show"), line: 0, column: 0, path: ".".into(), message }
+    CaseError {
+        file: PathBuf::from("show"),
+        line: 0,
+        column: 0,
+        path: ".".into(),
+        message,
+    }
 }

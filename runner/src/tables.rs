@@ -13,13 +13,41 @@ pub struct MapType {
 }
 
 pub const MAP_TYPES: &[MapType] = &[
-    MapType { name: "hash", id: 1, local_storage: false },
-    MapType { name: "array", id: 2, local_storage: false },
-    MapType { name: "percpu_array", id: 6, local_storage: false },
-    MapType { name: "sk_storage", id: 24, local_storage: true },
-    MapType { name: "inode_storage", id: 28, local_storage: true },
-    MapType { name: "task_storage", id: 29, local_storage: true },
-    MapType { name: "cgrp_storage", id: 32, local_storage: true },
+    MapType {
+        name: "hash",
+        id: 1,
+        local_storage: false,
+    },
+    MapType {
+        name: "array",
+        id: 2,
+        local_storage: false,
+    },
+    MapType {
+        name: "percpu_array",
+        id: 6,
+        local_storage: false,
+    },
+    MapType {
+        name: "sk_storage",
+        id: 24,
+        local_storage: true,
+    },
+    MapType {
+        name: "inode_storage",
+        id: 28,
+        local_storage: true,
+    },
+    MapType {
+        name: "task_storage",
+        id: 29,
+        local_storage: true,
+    },
+    MapType {
+        name: "cgrp_storage",
+        id: 32,
+        local_storage: true,
+    },
 ];
 
 pub fn map_type(name: &str) -> Option<&'static MapType> {
@@ -78,10 +106,22 @@ pub struct Helper {
     pub id: i32,
 }
 
-pub const MAP_LOOKUP_ELEM: Helper = Helper { name: "bpf_map_lookup_elem", id: 1 };
-pub const TASK_STORAGE_GET: Helper = Helper { name: "bpf_task_storage_get", id: 156 };
-pub const TASK_STORAGE_DELETE: Helper = Helper { name: "bpf_task_storage_delete", id: 157 };
-pub const GET_CURRENT_TASK_BTF: Helper = Helper { name: "bpf_get_current_task_btf", id: 158 };
+pub const MAP_LOOKUP_ELEM: Helper = Helper {
+    name: "bpf_map_lookup_elem",
+    id: 1,
+};
+pub const TASK_STORAGE_GET: Helper = Helper {
+    name: "bpf_task_storage_get",
+    id: 156,
+};
+pub const TASK_STORAGE_DELETE: Helper = Helper {
+    name: "bpf_task_storage_delete",
+    id: 157,
+};
+pub const GET_CURRENT_TASK_BTF: Helper = Helper {
+    name: "bpf_get_current_task_btf",
+    id: 158,
+};
 
 pub const HELPERS: &[&Helper] = &[
     &MAP_LOOKUP_ELEM,

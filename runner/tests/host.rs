@@ -32,7 +32,9 @@ fn label() -> String {
 fn unavailable() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root (CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN): run scripts/test as root".into());
+        return Some(
+            "needs root (CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN): run scripts/test as root".into(),
+        );
     }
     let probe = bpf::map_create(&MapParams {
         map_type: 2,
@@ -44,7 +46,10 @@ fn unavailable() -> Option<String> {
     });
     match probe {
         Ok(_) => None,
-        Err(e) => Some(format!("this kernel refuses BPF_MAP_CREATE ({}): no BPF here", e.name())),
+        Err(e) => Some(format!(
+            "this kernel refuses BPF_MAP_CREATE ({}): no BPF here",
+            e.name()
+        )),
     }
 }
 
@@ -70,7 +75,10 @@ fn run_case(file: &Path, name: &str, label: &str) -> Result<Completion, Failed> 
             let obs: Observation = serde_json::from_value(o.clone())
                 .map_err(|e| Failed::from(format!("bad observation {o}: {e}")))?;
             if let Some(f) = v.get("verdict").and_then(|v| v.get("fail")) {
-                eprintln!("{label}::{name}: {} differs from its expectations: {f}", obs.id);
+                eprintln!(
+                    "{label}::{name}: {} differs from its expectations: {f}",
+                    obs.id
+                );
             }
             observations.push(obs);
         }

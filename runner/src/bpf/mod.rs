@@ -108,11 +108,19 @@ impl MapBtf {
                 Ok(id as u32)
             }
         };
-        let key_type = if key_size == 4 { int_id as u32 } else { array(key_size)? };
+        let key_type = if key_size == 4 {
+            int_id as u32
+        } else {
+            array(key_size)?
+        };
         let value_type = array(value_size)?;
         // SAFETY: valid btf object; loading creates a kernel BTF fd owned by the object.
         unit_result(unsafe { sys::btf__load_into_kernel(ptr) })?;
-        Ok(MapBtf { btf, key_type, value_type })
+        Ok(MapBtf {
+            btf,
+            key_type,
+            value_type,
+        })
     }
 
     fn fd(&self) -> RawFd {
@@ -167,21 +175,37 @@ pub fn map_create(p: &MapParams<'_>) -> Result<OwnedFd, Errno> {
     }
     // SAFETY: opts is initialised with its size; the name is NULL (allowed).
     fd_result(unsafe {
-        sys::bpf_map_create(p.map_type, std::ptr::null(), p.key_size, p.value_size, p.max_entries, &opts)
+        sys::bpf_map_create(
+            p.map_type,
+            std::ptr::null(),
+            p.key_size,
+            p.value_size,
+            p.max_entries,
+            &opts,
+        )
     })
 }
 
 pub fn map_update(map: &OwnedFd, key: &[u8], value: &[u8], flags: u64) -> Result<(), Errno> {
     // SAFETY: key and value point to buffers of the map's key and value size (callers size them).
     unit_result(unsafe {
-        sys::bpf_map_update_elem(map.as_raw_fd(), key.as_ptr().cast(), value.as_ptr().cast(), flags)
+        sys::bpf_map_update_elem(
+            map.as_raw_fd(),
+            key.as_ptr().cast(),
+            value.as_ptr().cast(),
+            flags,
+        )
     })
 }
 
 pub fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> Result<(), Errno> {
     // SAFETY: as for map_update; `value` has room for the map's value size.
     unit_result(unsafe {
-        sys::bpf_map_lookup_elem(map.as_raw_fd(), key.as_ptr().cast(), value.as_mut_ptr().cast())
+        sys::bpf_map_lookup_elem(
+            map.as_raw_fd(),
+            key.as_ptr().cast(),
+            value.as_mut_ptr().cast(),
+        )
     })
 }
 

@@ -71,13 +71,25 @@ pub fn parse(file: &Path, src: &str) -> Result<Case, CaseError> {
         Ok(cf) => cf,
         Err(e) => {
             let path = e.path().to_string();
+            let field_path = field_path(e.path());
             let inner = e.into_inner();
+            let message = strip_position(&inner.to_string());
+            // serde_json points just past the offending token; point at the value (or, for an
+            // unknown field, the key) itself when the text has it.
+            let (line, column) = match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let at_key = message.starts_with("unknown field");
+                    locate::locate(src, &field_path, at_key)
+                        .unwrap_or((inner.line(), inner.column()))
+                }
+                _ => (inner.line(), inner.column()),
+            };
             return Err(CaseError {
                 file: file.to_path_buf(),
-                line: inner.line(),
-                column: inner.column(),
+                line,
+                column,
                 path: if path.is_empty() { ".".into() } else { path },
-                message: strip_position(&inner.to_string()),
+                message,
             });
         }
     };
@@ -102,6 +114,19 @@ pub fn parse(file: &Path, src: &str) -> Result<Case, CaseError> {
         about: cf.about,
         instances,
     })
+}
+
+fn field_path(p: &serde_path_to_error::Path) -> FieldPath {
+    use serde_path_to_error::Segment;
+    let mut out = FieldPath::root();
+    for seg in p.iter() {
+        out = match seg {
+            Segment::Seq { index } => out.index(*index),
+            Segment::Map { key } | Segment::Enum { variant: key } => out.key(key),
+            Segment::Unknown => break,
+        };
+    }
+    out
 }
 
 /// serde_json appends " at line L column C"; the location is reported separately.

@@ -74,10 +74,33 @@ impl Width {
 /// the same program.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpSpec {
-    Get { name: String, map: usize, task: TaskArg, value: ValueArg, flags: FlagsArg },
-    Delete { name: String, map: usize, task: TaskArg },
-    Read { name: String, from: usize, offset: u32, width: Width, null_check: bool },
-    Write { name: String, to: usize, value: u64, offset: u32, width: Width, null_check: bool },
+    Get {
+        name: String,
+        map: usize,
+        task: TaskArg,
+        value: ValueArg,
+        flags: FlagsArg,
+    },
+    Delete {
+        name: String,
+        map: usize,
+        task: TaskArg,
+    },
+    Read {
+        name: String,
+        from: usize,
+        offset: u32,
+        width: Width,
+        null_check: bool,
+    },
+    Write {
+        name: String,
+        to: usize,
+        value: u64,
+        offset: u32,
+        width: Width,
+        null_check: bool,
+    },
 }
 
 impl OpSpec {
@@ -93,14 +116,44 @@ impl OpSpec {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StepSpec {
-    Prog { name: String, ops: Vec<OpSpec> },
-    Update { name: String, map: usize, key: KeyArg, value: Pattern, flags: u64 },
-    Lookup { name: String, map: usize, key: KeyArg },
-    Delete { name: String, map: usize, key: KeyArg },
-    NextKey { name: String, map: usize, key: Option<KeyArg> },
-    Spawn { name: String, child: String },
-    Exit { name: String, child: String },
-    Reap { name: String, child: String },
+    Prog {
+        name: String,
+        ops: Vec<OpSpec>,
+    },
+    Update {
+        name: String,
+        map: usize,
+        key: KeyArg,
+        value: Pattern,
+        flags: u64,
+    },
+    Lookup {
+        name: String,
+        map: usize,
+        key: KeyArg,
+    },
+    Delete {
+        name: String,
+        map: usize,
+        key: KeyArg,
+    },
+    NextKey {
+        name: String,
+        map: usize,
+        key: Option<KeyArg>,
+    },
+    Spawn {
+        name: String,
+        child: String,
+    },
+    Exit {
+        name: String,
+        child: String,
+    },
+    Reap {
+        name: String,
+        child: String,
+    },
 }
 
 /// One expectation for one instance: result `result` must match `pattern`.
@@ -259,7 +312,10 @@ fn check_ident(s: &str, path: &FieldPath, what: &str) -> Result<(), ResolveError
     if ok {
         Ok(())
     } else {
-        err(path.clone(), format!("{what} `{s}` may only use letters, digits, `_` and `-`"))
+        err(
+            path.clone(),
+            format!("{what} `{s}` may only use letters, digits, `_` and `-`"),
+        )
     }
 }
 
@@ -399,7 +455,9 @@ fn resolve(
 
     let ppath = root.key("program").key("type");
     let prog_type = ctx.typed(&cf.program.kind, &ppath, |v| {
-        let name = v.as_str().ok_or_else(|| format!("expected a name, found {}", kind_of(v)))?;
+        let name = v
+            .as_str()
+            .ok_or_else(|| format!("expected a name, found {}", kind_of(v)))?;
         tables::prog_type(name).ok_or_else(|| {
             format!(
                 "unknown program type `{name}`{}",
@@ -416,7 +474,9 @@ fn resolve(
     let map_index = |name: &str, path: FieldPath| -> Result<usize, ResolveError> {
         let v = Value::String(name.to_string());
         ctx.typed(&v, &path, |v| {
-            let n = v.as_str().ok_or_else(|| format!("expected a map name, found {}", kind_of(v)))?;
+            let n = v
+                .as_str()
+                .ok_or_else(|| format!("expected a map name, found {}", kind_of(v)))?;
             cf.maps
                 .get_index_of(n)
                 .ok_or_else(|| format!("unknown map `{n}`{}", known(cf.maps.keys().cloned())))
@@ -424,7 +484,11 @@ fn resolve(
     };
 
     let mut names = names.iter().cloned();
-    let mut next_name = || names.next().expect("one name per result, made by name_results");
+    let mut next_name = || {
+        names
+            .next()
+            .expect("one name per result, made by name_results")
+    };
     let mut children: Vec<String> = Vec::new();
     let mut steps = Vec::new();
     let spath = root.key("steps");
@@ -467,7 +531,13 @@ fn resolve(
                                 from: earlier_get(&out, &d.from, q.key("from"))?,
                                 offset: opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?,
                                 width: opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?,
-                                null_check: opt(ctx, &d.null_check, &q.key("null_check"), true, bool_leaf)?,
+                                null_check: opt(
+                                    ctx,
+                                    &d.null_check,
+                                    &q.key("null_check"),
+                                    true,
+                                    bool_leaf,
+                                )?,
                             }
                         }
                         Op::Write(d) => {
@@ -478,7 +548,13 @@ fn resolve(
                                 value: ctx.typed(&d.value, &q.key("value"), parse_u64)?,
                                 offset: opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?,
                                 width: opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?,
-                                null_check: opt(ctx, &d.null_check, &q.key("null_check"), true, bool_leaf)?,
+                                null_check: opt(
+                                    ctx,
+                                    &d.null_check,
+                                    &q.key("null_check"),
+                                    true,
+                                    bool_leaf,
+                                )?,
                             }
                         }
                     };
@@ -529,14 +605,33 @@ fn resolve(
             }
             Step::Spawn(c) => {
                 check_ident(c, &p.key("spawn"), "child name")?;
-                if children.contains(c) || ["current", "self", "null", "scalar", "not_pidfd", "closed_fd"].contains(&c.as_str()) {
+                if children.contains(c)
+                    || [
+                        "current",
+                        "self",
+                        "null",
+                        "scalar",
+                        "not_pidfd",
+                        "closed_fd",
+                    ]
+                    .contains(&c.as_str())
+                {
                     return err(p.key("spawn"), format!("child name `{c}` is already taken"));
                 }
                 children.push(c.clone());
-                StepSpec::Spawn { name: next_name(), child: c.clone() }
+                StepSpec::Spawn {
+                    name: next_name(),
+                    child: c.clone(),
+                }
             }
-            Step::Exit(c) => StepSpec::Exit { name: next_name(), child: child(&children, c, p.key("exit"))? },
-            Step::Reap(c) => StepSpec::Reap { name: next_name(), child: child(&children, c, p.key("reap"))? },
+            Step::Exit(c) => StepSpec::Exit {
+                name: next_name(),
+                child: child(&children, c, p.key("exit"))?,
+            },
+            Step::Reap(c) => StepSpec::Reap {
+                name: next_name(),
+                child: child(&children, c, p.key("reap"))?,
+            },
         };
         steps.push(spec);
     }
@@ -554,7 +649,10 @@ fn resolve(
                 return Err((
                     root.key("expect").index(i).key("then").key(result),
                     true,
-                    format!("`{result}` names no result{}", known(result_names.iter().cloned())),
+                    format!(
+                        "`{result}` names no result{}",
+                        known(result_names.iter().cloned())
+                    ),
                 ));
             }
         }
@@ -608,7 +706,14 @@ fn earlier_get(ops: &[OpSpec], name: &str, path: FieldPath) -> Result<usize, Res
         Some(_) => err(path, format!("`{name}` is not a get")),
         None => err(
             path,
-            format!("no earlier get named `{name}` in this program{}", known(ops.iter().filter(|o| matches!(o, OpSpec::Get { .. })).map(|o| o.name().to_string()))),
+            format!(
+                "no earlier get named `{name}` in this program{}",
+                known(
+                    ops.iter()
+                        .filter(|o| matches!(o, OpSpec::Get { .. }))
+                        .map(|o| o.name().to_string())
+                )
+            ),
         ),
     }
 }
@@ -631,20 +736,38 @@ fn bool_leaf(v: &Value) -> Result<bool, String> {
         .ok_or_else(|| format!("expected true or false, found {}", kind_of(v)))
 }
 
-fn resolve_map(ctx: &Ctx<'_>, name: &str, d: &MapDef, p: &FieldPath) -> Result<MapSpec, ResolveError> {
+fn resolve_map(
+    ctx: &Ctx<'_>,
+    name: &str,
+    d: &MapDef,
+    p: &FieldPath,
+) -> Result<MapSpec, ResolveError> {
     check_ident(name, p, "map name").map_err(|(p, _, m)| (p, true, m))?;
     let map_type = ctx.typed(&d.kind, &p.key("type"), |v| {
-        let n = v.as_str().ok_or_else(|| format!("expected a map type name, found {}", kind_of(v)))?;
+        let n = v
+            .as_str()
+            .ok_or_else(|| format!("expected a map type name, found {}", kind_of(v)))?;
         tables::map_type(n).ok_or_else(|| {
-            format!("unknown map type `{n}`{}", known(tables::MAP_TYPES.iter().map(|m| m.name.to_string())))
+            format!(
+                "unknown map type `{n}`{}",
+                known(tables::MAP_TYPES.iter().map(|m| m.name.to_string()))
+            )
         })
     })?;
     let value_size = ctx.typed(&d.value_size, &p.key("value_size"), |v| match v.as_str() {
         Some("max") => Ok(ValueSize::Max),
         Some("max+1") => Ok(ValueSize::MaxPlusOne),
-        _ => parse_u32(v).map(ValueSize::Fixed).map_err(|e| format!("{e}; or \"max\", \"max+1\"")),
+        _ => parse_u32(v)
+            .map(ValueSize::Fixed)
+            .map_err(|e| format!("{e}; or \"max\", \"max+1\"")),
     })?;
-    let flags = opt(ctx, &d.flags, &p.key("flags"), if map_type.local_storage { 1 } else { 0 }, parse_map_flags)?;
+    let flags = opt(
+        ctx,
+        &d.flags,
+        &p.key("flags"),
+        if map_type.local_storage { 1 } else { 0 },
+        parse_map_flags,
+    )?;
     let preset = match &d.preset {
         None => None,
         Some(v) => ctx.typed(v, &p.key("preset"), |v| match v {
@@ -664,7 +787,13 @@ fn resolve_map(ctx: &Ctx<'_>, name: &str, d: &MapDef, p: &FieldPath) -> Result<M
         map_type,
         key_size: opt(ctx, &d.key_size, &p.key("key_size"), 4, parse_u32)?,
         value_size,
-        max_entries: opt(ctx, &d.max_entries, &p.key("max_entries"), if map_type.local_storage { 0 } else { 1 }, parse_u32)?,
+        max_entries: opt(
+            ctx,
+            &d.max_entries,
+            &p.key("max_entries"),
+            if map_type.local_storage { 0 } else { 1 },
+            parse_u32,
+        )?,
         flags,
         btf: opt(ctx, &d.btf, &p.key("btf"), true, bool_leaf)?,
         preset,
@@ -681,7 +810,12 @@ fn parse_map_flags(v: &Value) -> Result<u32, String> {
                     .iter()
                     .find(|(name, _)| *name == n)
                     .map(|(_, b)| *b)
-                    .ok_or_else(|| format!("unknown map flag `{n}`{}", known(tables::MAP_FLAGS.iter().map(|(n, _)| n.to_string()))))?;
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown map flag `{n}`{}",
+                            known(tables::MAP_FLAGS.iter().map(|(n, _)| n.to_string()))
+                        )
+                    })?;
                 acc |= bit;
             }
             Ok(acc)
@@ -692,7 +826,10 @@ fn parse_map_flags(v: &Value) -> Result<u32, String> {
                 acc |= match tables::MAP_FLAGS.iter().find(|(name, _)| *name == part) {
                     Some((_, bit)) => *bit,
                     None => parse_u32(&Value::String(part.to_string())).map_err(|_| {
-                        format!("unknown map flag `{part}`{}", known(tables::MAP_FLAGS.iter().map(|(n, _)| n.to_string())))
+                        format!(
+                            "unknown map flag `{part}`{}",
+                            known(tables::MAP_FLAGS.iter().map(|(n, _)| n.to_string()))
+                        )
                     })?,
                 };
             }

@@ -1,1 +1,210 @@
+use std::path::Path;
 
+use super::value::{FlagsArg, KeyArg, Pattern, TaskArg, ValueArg};
+use super::*;
+
+fn parse_ok(src: &str) -> Case {
+    parse(Path::new("t.json"), src).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn parse_err(src: &str) -> CaseError {
+    parse(Path::new("t.json"), src).expect_err("the case must be refused")
+}
+
+const MAPS: &str = r#""maps": { "st": { "type": "task_storage", "value_size": 8 } }"#;
+
+#[test]
+fn matrix_expands_in_order_with_readable_ids() {
+    let c = parse_ok(&format!(
+        r#"{{ "about": "a", {MAPS},
+            "matrix": {{ "flags": [0, "1<<63"], "task": ["current", null] }},
+            "steps": [ {{ "prog": [ {{ "get": {{ "map": "st", "task": "$task", "flags": "$flags" }} }} ] }} ] }}"#
+    ));
+    let ids: Vec<&str> = c.instances.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "t/flags=0x0/task=current",
+            "t/flags=0x0/task=null",
+            "t/flags=1<<63/task=current",
+            "t/flags=1<<63/task=null",
+        ]
+    );
+    let StepSpec::Prog { name, ops } = &c.instances[2].steps[0] else {
+        panic!("a prog step")
+    };
+    assert_eq!(name, "load");
+    assert_eq!(
+        ops[0],
+        OpSpec::Get {
+            name: "get".into(),
+            map: 0,
+            task: TaskArg::Current,
+            value: ValueArg::Null,
+            flags: FlagsArg::Const(1 << 63)
+        }
+    );
+    assert_eq!(
+        c.instances[0].maps[0].flags, 1,
+        "task storage defaults to BPF_F_NO_PREALLOC"
+    );
+    assert_eq!(c.instances[0].maps[0].max_entries, 0);
+}
+
+#[test]
+fn exclude_rules_drop_matching_combinations() {
+    let c = parse_ok(&format!(
+        r#"{{ "about": "a", {MAPS},
+            "matrix": {{ "flags": [0, 1, 2], "task": ["current", null] }},
+            "exclude": [ {{ "flags": [1, "0x2"], "task": null }} ],
+            "steps": [ {{ "prog": [ {{ "get": {{ "map": "st", "task": "$task", "flags": "$flags" }} }} ] }} ] }}"#
+    ));
+    assert_eq!(c.instances.len(), 4);
+    assert!(c
+        .instances
+        .iter()
+        .all(|i| i.id != "t/flags=0x1/task=null" && i.id != "t/flags=0x2/task=null"));
+}
+
+#[test]
+fn results_are_named_by_kind_map_and_number() {
+    let c = parse_ok(&format!(
+        r#"{{ "about": "a", {MAPS},
+            "steps": [
+              {{ "spawn": "c" }},
+              {{ "prog": [ {{ "get": {{ "map": "st", "task": "c", "flags": 1 }} }},
+                           {{ "get": {{ "map": "st", "task": "current", "flags": 1, "as": "mine" }} }},
+                           {{ "read": {{ "from": "mine" }} }} ] }},
+              {{ "prog": [ {{ "delete": {{ "map": "st", "task": "current" }} }} ] }},
+              {{ "lookup": {{ "map": "st", "task": "c" }} }},
+              {{ "update": {{ "map": "st", "task": "self", "value": "fill:0xaa", "flags": "noexist" }} }}
+            ] }}"#
+    ));
+    let names: Vec<String> = c.instances[0]
+        .steps
+        .iter()
+        .flat_map(resolve::step_names)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "spawn:c",
+            "load#1",
+            "get",
+            "mine",
+            "read",
+            "load#2",
+            "delete",
+            "st.lookup",
+            "st.update"
+        ]
+    );
+    let StepSpec::Update {
+        key, value, flags, ..
+    } = &c.instances[0].steps[4]
+    else {
+        panic!("an update")
+    };
+    assert_eq!(
+        (key, value, *flags),
+        (&KeyArg::SelfTask, &Pattern::Fill(0xaa), 1)
+    );
+}
+
+#[test]
+fn expectations_apply_by_label_and_any_of() {
+    let c = parse_ok(&format!(
+        r#"{{ "about": "a", {MAPS},
+            "matrix": {{ "flags": [0, 2, 3] }},
+            "steps": [ {{ "prog": [ {{ "get": {{ "map": "st", "task": "current", "flags": "$flags" }} }} ] }} ],
+            "expect": [ {{ "when": {{ "flags": ["0x2", 3] }}, "then": {{ "get": "NULL" }}, "because": "invalid flags" }},
+                        {{ "then": {{ "load": "ok" }} }} ] }}"#
+    ));
+    let rules: Vec<usize> = c.instances.iter().map(|i| i.rules.len()).collect();
+    assert_eq!(rules, [1, 2, 2]);
+    assert_eq!(
+        c.instances[1].rules[0].because.as_deref(),
+        Some("invalid flags")
+    );
+}
+
+#[test]
+fn semantic_errors_carry_path_and_position() {
+    let e = parse_err(&format!(
+        "{{ \"about\": \"a\", {MAPS},\n \"steps\": [ {{ \"prog\": [ {{ \"get\": {{ \"map\": \"nope\", \"task\": \"current\", \"flags\": 0 }} }} ] }} ] }}"
+    ));
+    assert_eq!((e.line, e.path.as_str()), (2, "steps[0].prog[0].get.map"));
+    assert!(
+        e.message.contains("unknown map `nope` (known: st)"),
+        "{}",
+        e.message
+    );
+
+    let e = parse_err(&format!(
+        "{{ \"about\": \"a\", {MAPS},\n \"steps\": [ {{ \"prog\": [ {{ \"read\": {{ \"from\": \"g\" }} }} ] }} ] }}"
+    ));
+    assert_eq!(e.path, "steps[0].prog[0].read.from");
+    assert!(
+        e.message.contains("no earlier get named `g`"),
+        "{}",
+        e.message
+    );
+
+    let e = parse_err(&format!(
+        "{{ \"about\": \"a\", {MAPS},\n \"steps\": [ {{ \"exit\": \"c\" }} ] }}"
+    ));
+    assert_eq!(e.path, "steps[0].exit");
+
+    let e = parse_err(&format!(
+        "{{ \"about\": \"a\", {MAPS}, \"steps\": [ {{ \"lookup\": {{ \"map\": \"st\", \"task\": \"self\" }} }} ],\n \"expect\": [ {{ \"then\": {{ \"nothing\": \"ok\" }} }} ] }}"
+    ));
+    assert_eq!((e.line, e.path.as_str()), (2, "expect[0].then.nothing"));
+
+    let e = parse_err(&format!(
+        "{{ \"about\": \"a\", {MAPS}, \"matrix\": {{ \"f\": [] }}, \"steps\": [ {{ \"lookup\": {{ \"map\": \"st\", \"task\": \"self\" }} }} ] }}"
+    ));
+    assert_eq!(e.path, "matrix.f");
+
+    let e = parse_err("{ \"about\": \"a\", \"maps\": { \"st\": { \"type\": \"task_storage\", \"value_size\": 8, \"preset\": 1, \"flags\": \"no_such\" } }, \"steps\": [ { \"lookup\": { \"map\": \"st\", \"task\": \"self\" } } ] }");
+    assert_eq!(e.path, "maps.st.flags");
+}
+
+#[test]
+fn a_value_that_does_not_fit_names_the_dimension() {
+    let e = parse_err(&format!(
+        r#"{{ "about": "a", {MAPS}, "matrix": {{ "v": ["big"] }},
+            "steps": [ {{ "prog": [ {{ "get": {{ "map": "st", "task": "current", "value": "$v", "flags": 0 }} }} ] }} ] }}"#
+    ));
+    assert_eq!(e.path, "steps[0].prog[0].get.value");
+    assert!(
+        e.message
+            .starts_with("matrix value \"big\" of `$v` does not fit"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn a_panic_free_parse_of_odd_input() {
+    for src in [
+        "",
+        "[]",
+        "null",
+        "{",
+        "{\"about\": \"a\", \"steps\": [{}]}",
+        "{\"about\":\"a\",\"steps\":[{\"prog\":[]}]}",
+    ] {
+        assert!(parse(Path::new("t.json"), src).is_err(), "{src:?}");
+    }
+}
+
+#[test]
+fn schema_names_every_step() {
+    let s = schema();
+    for step in [
+        "prog", "update", "lookup", "delete", "next_key", "spawn", "exit", "reap", "get", "read",
+        "write",
+    ] {
+        assert!(s.contains(&format!("\"{step}\"")), "schema lacks {step}");
+    }
+}

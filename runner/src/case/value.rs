@@ -97,9 +97,9 @@ impl Pattern {
                     .map_err(|_| format!("fill byte {n:#x} does not fit in a byte"));
             }
         }
-        parse_u64(v)
-            .map(Pattern::Number)
-            .map_err(|e| format!("{e}; a value is a number (stored little-endian) or \"fill:0xNN\""))
+        parse_u64(v).map(Pattern::Number).map_err(|e| {
+            format!("{e}; a value is a number (stored little-endian) or \"fill:0xNN\"")
+        })
     }
 
     /// The pattern laid out over `size` bytes.
@@ -156,7 +156,9 @@ impl FlagsArg {
     pub fn parse(v: &Value) -> Result<FlagsArg, String> {
         if let Value::String(s) = v {
             if s == "runtime" {
-                return Err("\"runtime\" needs the value passed at run time: \"runtime:0x1\"".into());
+                return Err(
+                    "\"runtime\" needs the value passed at run time: \"runtime:0x1\"".into(),
+                );
             }
             if let Some(rest) = s.strip_prefix("runtime:") {
                 return parse_u64_expr(rest).map(FlagsArg::Runtime);
@@ -288,21 +290,38 @@ mod tests {
 
     #[test]
     fn patterns_and_args() {
-        assert_eq!(Pattern::parse(&json!("0x0102")).unwrap().bytes(4), vec![2, 1, 0, 0]);
-        assert_eq!(Pattern::parse(&json!("fill:0xaa")).unwrap().bytes(3), vec![0xaa; 3]);
+        assert_eq!(
+            Pattern::parse(&json!("0x0102")).unwrap().bytes(4),
+            vec![2, 1, 0, 0]
+        );
+        assert_eq!(
+            Pattern::parse(&json!("fill:0xaa")).unwrap().bytes(3),
+            vec![0xaa; 3]
+        );
         assert_eq!(Pattern::Number(0x0102).bytes(1), vec![2]);
         assert!(Pattern::parse(&json!("fill:0x100")).is_err());
         assert_eq!(ValueArg::parse(&json!(null)), Ok(ValueArg::Null));
         assert_eq!(ValueArg::parse(&json!("small")), Ok(ValueArg::Small));
         assert_eq!(ValueArg::parse(&json!("uninit")), Ok(ValueArg::Uninit));
         assert!(ValueArg::parse(&json!("big")).is_err());
-        assert_eq!(FlagsArg::parse(&json!("runtime:1")), Ok(FlagsArg::Runtime(1)));
-        assert_eq!(FlagsArg::parse(&json!("1<<63")), Ok(FlagsArg::Const(1 << 63)));
+        assert_eq!(
+            FlagsArg::parse(&json!("runtime:1")),
+            Ok(FlagsArg::Runtime(1))
+        );
+        assert_eq!(
+            FlagsArg::parse(&json!("1<<63")),
+            Ok(FlagsArg::Const(1 << 63))
+        );
         assert!(FlagsArg::parse(&json!("runtime")).is_err());
         let kids = vec!["c".to_string()];
-        assert_eq!(TaskArg::parse(&json!("c"), &kids), Ok(TaskArg::Child("c".into())));
+        assert_eq!(
+            TaskArg::parse(&json!("c"), &kids),
+            Ok(TaskArg::Child("c".into()))
+        );
         assert_eq!(TaskArg::parse(&json!(null), &kids), Ok(TaskArg::Null));
-        assert!(TaskArg::parse(&json!("d"), &kids).unwrap_err().contains("(c)"));
+        assert!(TaskArg::parse(&json!("d"), &kids)
+            .unwrap_err()
+            .contains("(c)"));
         assert_eq!(KeyArg::parse(&json!("self"), &kids), Ok(KeyArg::SelfTask));
         assert!(KeyArg::parse(&json!(3), &kids).is_err());
         assert_eq!(parse_update_flags(&json!("noexist")), Ok(1));

@@ -8,8 +8,8 @@
 pub mod asm;
 
 use crate::case::value::TaskArg;
-use crate::case::{OpSpec, Width};
 use crate::case::value::{FlagsArg, ValueArg};
+use crate::case::{OpSpec, Width};
 use crate::tables::{self, Helper, ProgType};
 use asm::{Asm, Cond, Reg, Size};
 
@@ -119,7 +119,11 @@ impl Gen {
     }
     /// Puts the task argument in r7 (child) or leaves it to `task_to_r2`. Returns the label
     /// to jump to when a child's task is not found.
-    fn task_prepare(&mut self, task: &TaskArg, slot: u32) -> Result<Option<asm::Label>, CompileError> {
+    fn task_prepare(
+        &mut self,
+        task: &TaskArg,
+        slot: u32,
+    ) -> Result<Option<asm::Label>, CompileError> {
         match task {
             TaskArg::Child(name) => {
                 let off = self.ctx_field(CtxField::ChildPid(name.clone()));
@@ -210,7 +214,11 @@ pub fn compile(
     let top = ops
         .iter()
         .filter_map(|o| match o {
-            OpSpec::Get { map, value: ValueArg::Small, .. } => Some(value_sizes[*map].div_ceil(8) * 8),
+            OpSpec::Get {
+                map,
+                value: ValueArg::Small,
+                ..
+            } => Some(value_sizes[*map].div_ceil(8) * 8),
             _ => None,
         })
         .max()
@@ -219,9 +227,11 @@ pub fn compile(
     let mut buffers = Vec::with_capacity(ops.len());
     for op in ops {
         buffers.push(match op {
-            OpSpec::Get { value: ValueArg::Small, map, .. } => {
-                Some(-(value_sizes[*map].saturating_sub(1) as i32))
-            }
+            OpSpec::Get {
+                value: ValueArg::Small,
+                map,
+                ..
+            } => Some(-(value_sizes[*map].saturating_sub(1) as i32)),
             OpSpec::Get { map, value, .. } if *value != ValueArg::Null => {
                 depth += value_sizes[*map].div_ceil(8) * 8;
                 Some(-(depth as i32))
@@ -253,10 +263,19 @@ pub fn compile(
     for (i, op) in ops.iter().enumerate() {
         let payload = payload_of(op, value_sizes);
         let slot = offset;
-        slots.push(Slot { offset: slot, payload });
+        slots.push(Slot {
+            offset: slot,
+            payload,
+        });
         offset += 16 + payload;
         match op {
-            OpSpec::Get { map, task, value, flags, .. } => {
+            OpSpec::Get {
+                map,
+                task,
+                value,
+                flags,
+                ..
+            } => {
                 let vs = value_sizes[*map];
                 // The value buffer is written before any call: calls clobber r1-r5.
                 let buf = buffers[i];
@@ -291,8 +310,16 @@ pub fn compile(
                 // every later use; when a later operation deliberately skips the check, the
                 // result is copied out at the end of the program instead.
                 let unchecked_use = ops.iter().any(|o| match o {
-                    OpSpec::Read { from: t, null_check: false, .. }
-                    | OpSpec::Write { to: t, null_check: false, .. } => *t == i,
+                    OpSpec::Read {
+                        from: t,
+                        null_check: false,
+                        ..
+                    }
+                    | OpSpec::Write {
+                        to: t,
+                        null_check: false,
+                        ..
+                    } => *t == i,
                     _ => false,
                 });
                 if unchecked_use {
@@ -311,7 +338,13 @@ pub fn compile(
                 g.put(slot, state::DONE as i32)?;
                 g.task_release(task, missing);
             }
-            OpSpec::Read { from, offset: at, width: w, null_check, .. } => {
+            OpSpec::Read {
+                from,
+                offset: at,
+                width: w,
+                null_check,
+                ..
+            } => {
                 g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill_at(*from));
                 let skip = null_guard(&mut g, *null_check, slot)?;
                 g.a.ldx(width(*w), Reg::R2, Reg::R1, off16(*at)?);
@@ -321,7 +354,14 @@ pub fn compile(
                     g.a.place(l);
                 }
             }
-            OpSpec::Write { to, value, offset: at, width: w, null_check, .. } => {
+            OpSpec::Write {
+                to,
+                value,
+                offset: at,
+                width: w,
+                null_check,
+                ..
+            } => {
                 g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill_at(*to));
                 let skip = null_guard(&mut g, *null_check, slot)?;
                 g.load_const(Reg::R2, *value);

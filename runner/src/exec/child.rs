@@ -81,7 +81,12 @@ impl Child {
         // SAFETY: waitid with a zeroed siginfo buffer; WNOWAIT leaves the child unreaped.
         let r = unsafe {
             let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(libc::P_PID, self.pid as u32, &mut info, libc::WEXITED | libc::WNOWAIT)
+            libc::waitid(
+                libc::P_PID,
+                self.pid as u32,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
         };
         if r < 0 {
             return Err(last());
@@ -93,7 +98,11 @@ impl Child {
     /// Reaps an exited child.
     pub fn reap(&mut self) -> Result<(), Errno> {
         if self.state != State::Exited {
-            return Err(Errno(if self.state == State::Alive { libc::EBUSY } else { libc::ECHILD }));
+            return Err(Errno(if self.state == State::Alive {
+                libc::EBUSY
+            } else {
+                libc::ECHILD
+            }));
         }
         // SAFETY: waits for our own child.
         if unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) } < 0 {

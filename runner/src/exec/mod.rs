@@ -102,7 +102,10 @@ impl Env {
         let outcome = match self.run_live(&mut live) {
             Ok(()) | Err(Stop::MapFailed) => Outcome::Ran,
             Err(Stop::Unsupported(reason)) => Outcome::Unsupported { reason },
-            Err(Stop::Refused(e, what)) => Outcome::Refused { errno: e.name(), what },
+            Err(Stop::Refused(e, what)) => Outcome::Refused {
+                errno: e.name(),
+                what,
+            },
             Err(Stop::Error(message)) => Outcome::Error { message },
         };
         let results = std::mem::take(&mut live.results);
@@ -118,7 +121,12 @@ impl Env {
         for m in &live.inst.maps {
             self.create_map(live, m)?;
         }
-        if live.inst.steps.iter().any(|s| matches!(s, StepSpec::Prog { .. })) {
+        if live
+            .inst
+            .steps
+            .iter()
+            .any(|s| matches!(s, StepSpec::Prog { .. }))
+        {
             // Sized for the largest program; zeroed before each run.
             let mut size = 8;
             for s in &live.inst.steps {
@@ -152,7 +160,11 @@ impl Env {
                     Ok(n) => n,
                     Err(e) => return self.map_failed(live, m, e),
                 };
-                Some(if m.value_size == ValueSize::Max { max } else { max + 1 })
+                Some(if m.value_size == ValueSize::Max {
+                    max
+                } else {
+                    max + 1
+                })
             }
         };
         let value_size = match (m.value_size, measured) {
@@ -162,11 +174,19 @@ impl Env {
         };
         match create(m, value_size) {
             Ok(fd) => {
-                live.results.push((m.name.clone(), Res::Created { value_size: measured }));
+                live.results.push((
+                    m.name.clone(),
+                    Res::Created {
+                        value_size: measured,
+                    },
+                ));
                 if let Some(p) = &m.preset {
-                    let key = live.key(&KeyArg::SelfTask, m.key_size).map_err(|e| env_stop(e, "opening a pidfd"))?;
+                    let key = live
+                        .key(&KeyArg::SelfTask, m.key_size)
+                        .map_err(|e| env_stop(e, "opening a pidfd"))?;
                     if let Err(e) = bpf::map_update(&fd, &key, &p.bytes(value_size as usize), 0) {
-                        live.results.push((format!("{}.preset", m.name), Res::Err { errno: e.name() }));
+                        live.results
+                            .push((format!("{}.preset", m.name), Res::Err { errno: e.name() }));
                     }
                 }
                 live.maps.push(fd);
@@ -176,8 +196,14 @@ impl Env {
             }
             Err(e) => {
                 if measured.is_some() {
-                    live.results.push((m.name.clone(), Res::Err { errno: e.name() }));
-                    live.results.push((format!("{}.value_size", m.name), Res::Ret { value: value_size as i64 }));
+                    live.results
+                        .push((m.name.clone(), Res::Err { errno: e.name() }));
+                    live.results.push((
+                        format!("{}.value_size", m.name),
+                        Res::Ret {
+                            value: value_size as i64,
+                        },
+                    ));
                     return Err(Stop::MapFailed);
                 }
                 self.map_failed(live, m, e)
@@ -187,14 +213,21 @@ impl Env {
 
     fn map_failed(&mut self, live: &mut Live<'_>, m: &MapSpec, e: Errno) -> Result<(), Stop> {
         if e.0 == EPERM {
-            return Err(Stop::Refused(e, format!("creating {} map `{}`", m.map_type.name, m.name)));
+            return Err(Stop::Refused(
+                e,
+                format!("creating {} map `{}`", m.map_type.name, m.name),
+            ));
         }
         let id = m.map_type.id;
-        let known = *self.map_types.entry(id).or_insert_with(|| bpf::probe_map_type(id));
+        let known = *self
+            .map_types
+            .entry(id)
+            .or_insert_with(|| bpf::probe_map_type(id));
         if !known {
             return Err(Stop::Unsupported(format!("map type {}", m.map_type.name)));
         }
-        live.results.push((m.name.clone(), Res::Err { errno: e.name() }));
+        live.results
+            .push((m.name.clone(), Res::Err { errno: e.name() }));
         Err(Stop::MapFailed)
     }
 
@@ -227,7 +260,13 @@ impl Env {
     fn step(&mut self, live: &mut Live<'_>, step: &StepSpec) -> Result<(), Stop> {
         match step {
             StepSpec::Prog { name, ops } => self.prog(live, name, ops),
-            StepSpec::Update { name, map, key, value, flags } => {
+            StepSpec::Update {
+                name,
+                map,
+                key,
+                value,
+                flags,
+            } => {
                 let res = live.with_key(key, *map, |fd, k, vs| {
                     bpf::map_update(fd, k, &value.bytes(vs as usize), *flags).map(|()| Res::Ok)
                 });
@@ -251,7 +290,9 @@ impl Env {
                 Ok(())
             }
             StepSpec::Delete { name, map, key } => {
-                let res = live.with_key(key, *map, |fd, k, _| bpf::map_delete(fd, k).map(|()| Res::Ok));
+                let res = live.with_key(key, *map, |fd, k, _| {
+                    bpf::map_delete(fd, k).map(|()| Res::Ok)
+                });
                 live.results.push((name.clone(), res));
                 Ok(())
             }
@@ -279,7 +320,12 @@ impl Env {
                         live.children.push(c);
                         Res::Ok
                     }
-                    Err(e) => return Err(Stop::Error(format!("spawning child `{child}`: {}", e.name()))),
+                    Err(e) => {
+                        return Err(Stop::Error(format!(
+                            "spawning child `{child}`: {}",
+                            e.name()
+                        )))
+                    }
                 };
                 live.results.push((name.clone(), res));
                 Ok(())
@@ -290,7 +336,11 @@ impl Env {
                     .iter_mut()
                     .find(|c| &c.name == child)
                     .ok_or_else(|| Stop::Error(format!("child `{child}` was not spawned")))?;
-                let r = if matches!(step, StepSpec::Exit { .. }) { c.exit() } else { c.reap() };
+                let r = if matches!(step, StepSpec::Exit { .. }) {
+                    c.exit()
+                } else {
+                    c.reap()
+                };
                 let res = match r {
                     Ok(()) => Res::Ok,
                     Err(e) => Res::Err { errno: e.name() },
@@ -306,7 +356,12 @@ impl Env {
         let spec = match compile::compile(pt, ops, &live.value_sizes) {
             Ok(s) => s,
             Err(e) => {
-                live.results.push((name.to_string(), Res::NotCompiled { reason: e.to_string() }));
+                live.results.push((
+                    name.to_string(),
+                    Res::NotCompiled {
+                        reason: e.to_string(),
+                    },
+                ));
                 return Ok(());
             }
         };
@@ -324,17 +379,26 @@ impl Env {
             Ok(fd) => fd,
             Err(e) => {
                 if e.errno.0 == EPERM {
-                    return Err(Stop::Refused(e.errno, format!("loading a {} program", pt.name)));
+                    return Err(Stop::Refused(
+                        e.errno,
+                        format!("loading a {} program", pt.name),
+                    ));
                 }
                 self.explain_rejection(pt, &spec)?;
                 live.results.push((
                     name.to_string(),
-                    Res::Rejected { errno: e.errno.name(), line: verifier::key_line(&e.log) },
+                    Res::Rejected {
+                        errno: e.errno.name(),
+                        line: verifier::key_line(&e.log),
+                    },
                 ));
                 return Ok(());
             }
         };
-        let result_map = live.result_map.as_ref().ok_or_else(|| Stop::Error("no result map".into()))?;
+        let result_map = live
+            .result_map
+            .as_ref()
+            .ok_or_else(|| Stop::Error("no result map".into()))?;
         let key = 0u32.to_ne_bytes();
         let mut buf = vec![0u8; live.result_size];
         bpf::map_update(result_map, &key, &buf, 0)
@@ -343,7 +407,8 @@ impl Env {
         match bpf::test_run(&prog, &mut ctx) {
             Ok(_) => live.results.push((name.to_string(), Res::Loaded)),
             Err(e) => {
-                live.results.push((name.to_string(), Res::RunFailed { errno: e.name() }));
+                live.results
+                    .push((name.to_string(), Res::RunFailed { errno: e.name() }));
                 return Ok(());
             }
         }
@@ -362,7 +427,15 @@ impl Env {
                 },
                 _ => None,
             };
-            if let (OpSpec::Get { value: ValueArg::Uninit, map, .. }, Res::Ptr { .. }) = (op, &res) {
+            if let (
+                OpSpec::Get {
+                    value: ValueArg::Uninit,
+                    map,
+                    ..
+                },
+                Res::Ptr { .. },
+            ) = (op, &res)
+            {
                 live.tainted[*map] = true;
             }
             if map.is_some_and(|m| live.tainted[m]) {
@@ -378,13 +451,22 @@ impl Env {
     }
 
     /// Patches map fds and kfunc ids into the program.
-    fn link(&mut self, live: &Live<'_>, spec: &ProgramSpec) -> Result<Vec<compile::asm::Insn>, Stop> {
+    fn link(
+        &mut self,
+        live: &Live<'_>,
+        spec: &ProgramSpec,
+    ) -> Result<Vec<compile::asm::Insn>, Stop> {
         let mut kfunc_ids = HashMap::new();
         if !spec.kfuncs.is_empty() {
             let btf = self.vmlinux.get_or_insert_with(VmlinuxBtf::load);
             let btf = match btf {
                 Ok(b) => b,
-                Err(e) => return Err(Stop::Unsupported(format!("kernel BTF (vmlinux): {}", e.name()))),
+                Err(e) => {
+                    return Err(Stop::Unsupported(format!(
+                        "kernel BTF (vmlinux): {}",
+                        e.name()
+                    )))
+                }
             };
             for k in &spec.kfuncs {
                 match btf.func_id(k) {
@@ -407,7 +489,10 @@ impl Env {
     /// A refused load is "unsupported" when the kernel lacks the program type or a helper for
     /// it (probed, cached); otherwise the verifier's answer is the observation.
     fn explain_rejection(&mut self, pt: &'static ProgType, spec: &ProgramSpec) -> Result<(), Stop> {
-        let known = *self.prog_types.entry(pt.id).or_insert_with(|| bpf::probe_prog_type(pt.id));
+        let known = *self
+            .prog_types
+            .entry(pt.id)
+            .or_insert_with(|| bpf::probe_prog_type(pt.id));
         if !known {
             return Err(Stop::Unsupported(format!("program type {}", pt.name)));
         }
@@ -417,7 +502,10 @@ impl Env {
                 .entry((pt.id, h.id))
                 .or_insert_with(|| bpf::probe_helper(pt.id, h.id));
             if r == Ok(false) {
-                return Err(Stop::Unsupported(format!("helper {} in {} programs", h.name, pt.name)));
+                return Err(Stop::Unsupported(format!(
+                    "helper {} in {} programs",
+                    h.name, pt.name
+                )));
             }
         }
         Ok(())
@@ -425,7 +513,11 @@ impl Env {
 }
 
 fn create(m: &MapSpec, value_size: u32) -> Result<OwnedFd, Errno> {
-    let btf = if m.btf { Some(MapBtf::new(m.key_size, value_size)?) } else { None };
+    let btf = if m.btf {
+        Some(MapBtf::new(m.key_size, value_size)?)
+    } else {
+        None
+    };
     bpf::map_create(&MapParams {
         map_type: m.map_type.id,
         key_size: m.key_size,
@@ -447,7 +539,9 @@ fn env_stop(e: Errno, what: &str) -> Stop {
 fn result_size(ops: &[OpSpec], value_sizes: &[u32]) -> u32 {
     // The layout is the compiler's; ask it rather than re-deriving it. A program that does not
     // compile needs no room.
-    let pt = crate::tables::PROG_TYPES.first().expect("the program type table is not empty");
+    let pt = crate::tables::PROG_TYPES
+        .first()
+        .expect("the program type table is not empty");
     compile::compile(pt, ops, value_sizes).map_or(8, |s| s.result_size)
 }
 
@@ -469,11 +563,16 @@ fn decode(op: &OpSpec, slot: &compile::Slot, buf: &[u8], value_sizes: &[u32]) ->
             } else {
                 let vs = value_sizes[*map];
                 let n = vs.min(compile::MAX_PAYLOAD) as usize;
-                Res::Ptr { bytes: buf[at + 16..at + 16 + n].to_vec(), total: vs }
+                Res::Ptr {
+                    bytes: buf[at + 16..at + 16 + n].to_vec(),
+                    total: vs,
+                }
             }
         }
         OpSpec::Delete { .. } => Res::Ret { value: ret as i64 },
-        OpSpec::Read { width, .. } => Res::Value { bytes: ret.to_le_bytes()[..width.bytes() as usize].to_vec() },
+        OpSpec::Read { width, .. } => Res::Value {
+            bytes: ret.to_le_bytes()[..width.bytes() as usize].to_vec(),
+        },
         OpSpec::Write { .. } => Res::Ok,
     }
 }
@@ -495,7 +594,8 @@ impl Live<'_> {
                 .map_or(-1, |c| c.pidfd.as_raw_fd()),
             KeyArg::NotPidfd => {
                 if self.not_pidfd.is_none() {
-                    self.not_pidfd = Some(std::fs::File::open("/dev/null").map_err(io_errno)?.into());
+                    self.not_pidfd =
+                        Some(std::fs::File::open("/dev/null").map_err(io_errno)?.into());
                 }
                 self.not_pidfd.as_ref().map_or(-1, |f| f.as_raw_fd())
             }

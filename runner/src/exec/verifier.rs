@@ -17,7 +17,10 @@ pub fn key_line(log: &str) -> String {
         let digits = l.bytes().take_while(u8::is_ascii_digit).count();
         digits > 0 && l[digits..].starts_with(':')
     };
-    let start = body.iter().rposition(|l| is_trace(l)).map_or(body.len(), |i| i + 1);
+    let start = body
+        .iter()
+        .rposition(|l| is_trace(l))
+        .map_or(body.len(), |i| i + 1);
     let mut msg: Vec<&str> = body[start..]
         .iter()
         .copied()
@@ -31,7 +34,13 @@ pub fn key_line(log: &str) -> String {
         .collect();
     if msg.is_empty() {
         // No trace (e.g. a refusal before verification): the last meaningful line.
-        msg = body.iter().rev().copied().filter(|l| !l.is_empty()).take(1).collect();
+        msg = body
+            .iter()
+            .rev()
+            .copied()
+            .filter(|l| !l.is_empty())
+            .take(1)
+            .collect();
     }
     normalize(&msg.join("; "))
 }
@@ -54,7 +63,9 @@ pub fn normalize(line: &str) -> String {
                 continue;
             }
         }
-        if line[i..].starts_with("id=") && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'_') {
+        if line[i..].starts_with("id=")
+            && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'_')
+        {
             let mut j = i + 3;
             while j < b.len() && b[j].is_ascii_digit() {
                 j += 1;
@@ -94,12 +105,18 @@ mod tests {
     #[test]
     fn ignores_the_suggestion_block() {
         let log = "5: (85) call bpf_task_storage_get#156\ncannot pass map_type 1 into func bpf_task_storage_get#156\nprocessed 6 insns (limit 1000000)\n\nVerification failed at insn 5\nSuggestion: use a task storage map\n";
-        assert_eq!(key_line(log), "cannot pass map_type 1 into func bpf_task_storage_get#156");
+        assert_eq!(
+            key_line(log),
+            "cannot pass map_type 1 into func bpf_task_storage_get#156"
+        );
     }
 
     #[test]
     fn without_statistics_takes_the_last_line() {
-        assert_eq!(key_line("a\nunknown func bpf_x#1\n\n"), "unknown func bpf_x#1");
+        assert_eq!(
+            key_line("a\nunknown func bpf_x#1\n\n"),
+            "unknown func bpf_x#1"
+        );
         assert_eq!(key_line(""), "");
     }
 

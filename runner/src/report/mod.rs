@@ -12,7 +12,9 @@ use crate::exec::{Observation, Outcome, Res};
 pub fn render(r: &Res) -> String {
     match r {
         Res::Created { value_size: None } | Res::Ok | Res::Loaded => "ok".into(),
-        Res::Created { value_size: Some(n) } => format!("ok(value_size={n})"),
+        Res::Created {
+            value_size: Some(n),
+        } => format!("ok(value_size={n})"),
         Res::Err { errno } => errno.clone(),
         Res::RunFailed { errno } => format!("run-failed({errno})"),
         Res::Rejected { errno, line } => format!("rejected({errno}: {line})"),
@@ -58,7 +60,11 @@ pub fn hex(bytes: &[u8], total: usize) -> String {
         while j < words.len() && words[j] == words[i] {
             j += 1;
         }
-        parts.push(if j - i > 1 { format!("{}*{}", words[i], j - i) } else { words[i].clone() });
+        parts.push(if j - i > 1 {
+            format!("{}*{}", words[i], j - i)
+        } else {
+            words[i].clone()
+        });
         i = j;
     }
     let mut s = parts.join(",");
@@ -137,11 +143,19 @@ pub fn verdict(inst: &Instance, obs: &Observation) -> Verdict {
     };
     let mut fails = Vec::new();
     for r in &inst.rules {
-        let got = obs.result(&r.result).map_or_else(|| "absent".to_string(), render);
+        let got = obs
+            .result(&r.result)
+            .map_or_else(|| "absent".to_string(), render);
         let ok = glob::Pattern::new(&r.pattern).is_ok_and(|p| p.matches_with(&got, opts));
         if !ok {
-            let because = r.because.as_ref().map_or(String::new(), |b| format!(" ({b})"));
-            fails.push(format!("{}: expected {}, got {}{}", r.result, r.pattern, got, because));
+            let because = r
+                .because
+                .as_ref()
+                .map_or(String::new(), |b| format!(" ({b})"));
+            fails.push(format!(
+                "{}: expected {}, got {}{}",
+                r.result, r.pattern, got, because
+            ));
         }
     }
     if fails.is_empty() {

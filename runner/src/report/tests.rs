@@ -1,0 +1,189 @@
+use super::*;
+use crate::exec::{Observation, Outcome, Res};
+
+fn obs(results: Vec<(&str, Res)>) -> Observation {
+    Observation {
+        id: "case/flags=0x1".into(),
+        outcome: Outcome::Ran,
+        results: results
+            .into_iter()
+            .map(|(n, r)| (n.to_string(), r))
+            .collect(),
+    }
+}
+
+#[test]
+fn renders_each_kind_of_result() {
+    let cases = [
+        (Res::Created { value_size: None }, "ok"),
+        (
+            Res::Created {
+                value_size: Some(65407),
+            },
+            "ok(value_size=65407)",
+        ),
+        (
+            Res::Err {
+                errno: "ENOENT".into(),
+            },
+            "ENOENT",
+        ),
+        (
+            Res::Rejected {
+                errno: "EACCES".into(),
+                line: "R1 invalid mem access 'scalar'".into(),
+            },
+            "rejected(EACCES: R1 invalid mem access 'scalar')",
+        ),
+        (
+            Res::Ptr {
+                bytes: 0x1122334455667788u64.to_le_bytes().to_vec(),
+                total: 8,
+            },
+            "ptr:0x1122334455667788",
+        ),
+        (
+            Res::Ptr {
+                bytes: vec![0; 64],
+                total: 100,
+            },
+            "ptr:0x0*8,+36 bytes",
+        ),
+        (Res::Null, "NULL"),
+        (Res::Ret { value: -2 }, "-ENOENT"),
+        (Res::Ret { value: 0 }, "0"),
+        (Res::Ret { value: -5000 }, "-5000"),
+        (
+            Res::Value {
+                bytes: vec![0x11, 0x22, 0x33, 0x44],
+            },
+            "0x44332211",
+        ),
+        (
+            Res::Value {
+                bytes: vec![1, 0, 0, 0, 0, 0, 0, 0, 2, 0],
+            },
+            "0x1,0x2",
+        ),
+        (Res::SkippedNull, "skipped(NULL)"),
+        (Res::NoTask, "no-task"),
+        (Res::NotReached, "not-reached"),
+        (Res::PtrUninit { total: 8 }, "ptr:(uninit)"),
+        (Res::Uninit, "(uninit)"),
+        (
+            Res::RunFailed {
+                errno: "EINVAL".into(),
+            },
+            "run-failed(EINVAL)",
+        ),
+    ];
+    for (r, want) in cases {
+        assert_eq!(render(&r), want, "{r:?}");
+    }
+}
+
+#[test]
+fn a_line_hides_scenery_but_not_failures() {
+    let o = obs(vec![
+        ("spawn:c", Res::Ok),
+        ("load", Res::Loaded),
+        ("get", Res::Null),
+        (
+            "exit:c",
+            Res::Err {
+                errno: "ESRCH".into(),
+            },
+        ),
+    ]);
+    assert_eq!(line(&o, None), "flags=0x1 → load=ok get=NULL exit:c=ESRCH");
+    let mut u = o.clone();
+    u.outcome = Outcome::Unsupported {
+        reason: "map type task_storage".into(),
+    };
+    assert_eq!(
+        line(&u, None),
+        "flags=0x1 → unsupported(map type task_storage)"
+    );
+    u.outcome = Outcome::Refused {
+        errno: "EPERM".into(),
+        what: "loading a syscall program".into(),
+    };
+    assert_eq!(
+        line(&u, None),
+        "flags=0x1 → refused(EPERM: loading a syscall program)"
+    );
+}
+
+fn instance(rules: Vec<(&str, &str)>) -> crate::case::Instance {
+    let src = r#"{ "about": "a", "maps": { "st": { "type": "task_storage", "value_size": 8 } },
+        "steps": [ { "prog": [ { "get": { "map": "st", "task": "current", "flags": 1 } } ] } ] }"#;
+    let mut c = crate::case::parse(std::path::Path::new("case.json"), src).expect("valid");
+    let mut i = c.instances.remove(0);
+    i.rules = rules
+        .into_iter()
+        .map(|(r, p)| crate::case::Rule {
+            result: r.into(),
+            pattern: p.into(),
+            because: Some("doc".into()),
+        })
+        .collect();
+    i
+}
+
+#[test]
+fn verdicts_compare_rendered_results_with_globs() {
+    let o = obs(vec![
+        ("load", Res::Loaded),
+        (
+            "get",
+            Res::Ptr {
+                bytes: vec![0; 8],
+                total: 8,
+            },
+        ),
+    ]);
+    assert_eq!(verdict(&instance(vec![]), &o), Verdict::NoRule);
+    assert_eq!(
+        verdict(&instance(vec![("get", "ptr:*"), ("load", "ok")]), &o),
+        Verdict::Pass
+    );
+    assert_eq!(
+        verdict(&instance(vec![("get", "NULL"), ("missing", "ok")]), &o),
+        Verdict::Fail(vec![
+            "get: expected NULL, got ptr:0x0 (doc)".into(),
+            "missing: expected ok, got absent (doc)".into()
+        ])
+    );
+    let mut not_run = o.clone();
+    not_run.outcome = Outcome::Refused {
+        errno: "EPERM".into(),
+        what: "x".into(),
+    };
+    assert_eq!(
+        verdict(&instance(vec![("get", "NULL")]), &not_run),
+        Verdict::NotRun
+    );
+}
+
+#[test]
+fn summary_counts_programs_outcomes_and_verdicts() {
+    let mut s = Summary::default();
+    s.add(&obs(vec![("load", Res::Loaded)]), &Verdict::Pass);
+    s.add(
+        &obs(vec![(
+            "load",
+            Res::Rejected {
+                errno: "EACCES".into(),
+                line: String::new(),
+            },
+        )]),
+        &Verdict::Fail(vec![]),
+    );
+    let mut u = obs(vec![]);
+    u.outcome = Outcome::Unsupported { reason: "x".into() };
+    s.add(&u, &Verdict::NotRun);
+    assert_eq!(
+        s.to_string(),
+        "3 instances: programs 1 accepted, 1 rejected; 1 unsupported, 0 refused, 0 errors; expectations 1 pass, 1 fail, 0 without rule"
+    );
+}

@@ -1,0 +1,174 @@
+//! The case files and the command line, without a kernel: the committed schema is current,
+//! every shipped case is valid, and bad input is reported with its location, exit status 2,
+//! before anything runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bpfcase(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpfcase"))
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .expect("bpfcase starts")
+}
+
+#[test]
+fn committed_schema_is_current() {
+    let committed =
+        std::fs::read_to_string(workspace().join("cases/case.schema.json")).unwrap_or_default();
+    assert!(
+        committed == bpfcase::case::schema(),
+        "cases/case.schema.json is stale: regenerate it with `bpfcase schema > cases/case.schema.json`"
+    );
+}
+
+#[test]
+fn every_shipped_case_is_valid_and_ids_are_unique() {
+    let files = bpfcase::case::discover(&[workspace().join("cases")]).expect("cases/ is readable");
+    assert!(
+        files.len() >= 10,
+        "expected the shipped task storage cases, found {files:?}"
+    );
+    let mut ids = std::collections::BTreeSet::new();
+    for f in files {
+        let c = bpfcase::case::load(&f).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.instances.is_empty(), "{} has no instances", f.display());
+        for i in &c.instances {
+            assert!(ids.insert(i.id.clone()), "duplicate id {}", i.id);
+        }
+    }
+}
+
+#[test]
+fn list_and_filter_select_instances_by_id() {
+    let out = bpfcase(&[
+        "list",
+        "cases",
+        "--filter",
+        "get_flags/flags=0x2/*/task=null/*",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        ids.lines().collect::<Vec<_>>(),
+        vec![
+            "get_flags/flags=0x2/value=null/task=null/storage=absent",
+            "get_flags/flags=0x2/value=null/task=null/storage=0x5555aaaa5555aaaa",
+            "get_flags/flags=0x2/value=0x1122334455667788/task=null/storage=absent",
+            "get_flags/flags=0x2/value=0x1122334455667788/task=null/storage=0x5555aaaa5555aaaa",
+        ]
+    );
+}
+
+/// Writes `text` as a case file and runs `bpfcase run` on it: it must fail with status 2 and
+/// print `file:line:col: path: message`.
+fn bad(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("bpfcase-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.json"));
+    std::fs::write(&file, text).unwrap();
+    let out = bpfcase(&["run", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{name}: nothing may run, got {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    err.replace(&format!("{}/", dir.display()), "")
+}
+
+const GOOD_MAPS: &str = r#""maps": { "st": { "type": "task_storage", "value_size": 8 } }"#;
+
+#[test]
+fn malformed_json_is_located() {
+    let err = bad("malformed", "{\n  \"about\": \"x\",\n  \"steps\": [ }\n");
+    assert_eq!(
+        err.trim(),
+        "bpfcase: malformed.json:3:14: steps[0]: expected value"
+    );
+}
+
+#[test]
+fn unknown_field_is_located_with_its_path() {
+    let text = format!(
+        "{{ \"about\": \"x\", {GOOD_MAPS},\n  \"steps\": [ {{ \"prog\": [ {{ \"get\": {{ \"map\": \"st\", \"task\": \"current\", \"flags\": 0, \"colour\": 1 }} }} ] }} ] }}"
+    );
+    let err = bad("unknown_field", &text);
+    assert!(err.starts_with("bpfcase: unknown_field.json:2:"), "{err}");
+    assert!(
+        err.contains("steps[0].prog[0].get.colour: unknown field `colour`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_step_is_located() {
+    let text =
+        format!("{{ \"about\": \"x\", {GOOD_MAPS},\n  \"steps\": [ {{ \"jump\": {{}} }} ] }}");
+    let err = bad("unknown_step", &text);
+    assert!(err.starts_with("bpfcase: unknown_step.json:2:"), "{err}");
+    assert!(err.contains("unknown variant `jump`"), "{err}");
+}
+
+#[test]
+fn a_reference_to_no_dimension_is_located() {
+    let text = format!(
+        "{{ \"about\": \"x\", {GOOD_MAPS}, \"matrix\": {{ \"flags\": [0] }},\n  \"steps\": [ {{ \"prog\": [ {{ \"get\": {{ \"map\": \"st\", \"task\": \"$tsk\", \"flags\": \"$flags\" }} }} ] }} ] }}"
+    );
+    let err = bad("bad_var", &text);
+    assert_eq!(
+        err.trim(),
+        "bpfcase: bad_var.json:2:58: steps[0].prog[0].get.task: `$tsk` is not a matrix dimension (known: $flags)"
+    );
+}
+
+#[test]
+fn a_matrix_value_that_does_not_fit_is_located() {
+    let text = format!(
+        "{{ \"about\": \"x\", {GOOD_MAPS}, \"matrix\": {{ \"flags\": [0, \"1<<64\"] }},\n  \"steps\": [ {{ \"prog\": [ {{ \"get\": {{ \"map\": \"st\", \"task\": \"current\", \"flags\": \"$flags\" }} }} ] }} ] }}"
+    );
+    let err = bad("bad_value", &text);
+    assert!(err.starts_with("bpfcase: bad_value.json:2:"), "{err}");
+    assert!(
+        err.contains("steps[0].prog[0].get.flags: matrix value \"1<<64\" of `$flags` does not fit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unused_dimension_is_an_error() {
+    let text = format!(
+        "{{ \"about\": \"x\", {GOOD_MAPS},\n  \"matrix\": {{ \"unused\": [1, 2] }},\n  \"steps\": [ {{ \"lookup\": {{ \"map\": \"st\", \"task\": \"self\" }} }} ] }}"
+    );
+    let err = bad("unused", &text);
+    assert_eq!(err.trim(), "bpfcase: unused.json:2:15: matrix.unused: dimension `unused` is not used by any map or step");
+}
+
+#[test]
+fn one_bad_file_stops_the_whole_run() {
+    let dir = std::env::temp_dir().join(format!("bpfcase-mixed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        workspace().join("cases/task_storage/user_keys.json"),
+        dir.join("a.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("b.json"), "{ \"about\": 1 }").unwrap();
+    let out = bpfcase(&["run", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stdout.is_empty(),
+        "a.json must not run when b.json is invalid"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("b.json:1:12: about: invalid type"));
+}
