@@ -24,6 +24,8 @@ pub use observation::{Observation, Outcome, Res};
 
 const EPERM: i32 = libc::EPERM;
 const LOG_SIZE: usize = 1 << 20;
+/// BPF_MAP_TYPE_ARRAY: the result map, whose value the compiled program addresses directly.
+const RESULT_MAP_TYPE: u32 = 2;
 
 /// State kept across instances: probe answers, the kernel's BTF, a log buffer. Nothing that a
 /// case can observe is kept: maps, programs, pidfds and children live for one instance only.
@@ -121,21 +123,26 @@ impl Env {
         for m in &live.inst.maps {
             self.create_map(live, m)?;
         }
-        if live
+        // Every program is compiled once, up front: the result map is sized for the largest.
+        let pt = live.inst.prog_type;
+        let compiled: Vec<Option<Result<ProgramSpec, compile::CompileError>>> = live
             .inst
             .steps
             .iter()
-            .any(|s| matches!(s, StepSpec::Prog { .. }))
-        {
-            // Sized for the largest program; zeroed before each run.
-            let mut size = 8;
-            for s in &live.inst.steps {
-                if let StepSpec::Prog { ops, .. } = s {
-                    size = size.max(result_size(ops, &live.value_sizes));
-                }
-            }
+            .map(|s| match s {
+                StepSpec::Prog { ops, .. } => Some(compile::compile(pt, ops, &live.value_sizes)),
+                _ => None,
+            })
+            .collect();
+        let size = compiled
+            .iter()
+            .flatten()
+            .filter_map(|c| c.as_ref().ok())
+            .map(|s| s.result_size)
+            .max();
+        if let Some(size) = size {
             let fd = bpf::map_create(&MapParams {
-                map_type: 2,
+                map_type: RESULT_MAP_TYPE,
                 key_size: 4,
                 value_size: size,
                 max_entries: 1,
@@ -146,8 +153,11 @@ impl Env {
             live.result_map = Some(fd);
             live.result_size = size as usize;
         }
-        for step in &live.inst.steps {
-            self.step(live, step)?;
+        for (step, spec) in live.inst.steps.iter().zip(&compiled) {
+            match (step, spec) {
+                (StepSpec::Prog { name, ops }, Some(spec)) => self.prog(live, name, ops, spec)?,
+                _ => self.step(live, step)?,
+            }
         }
         Ok(())
     }
@@ -259,7 +269,9 @@ impl Env {
 
     fn step(&mut self, live: &mut Live<'_>, step: &StepSpec) -> Result<(), Stop> {
         match step {
-            StepSpec::Prog { name, ops } => self.prog(live, name, ops),
+            StepSpec::Prog { .. } => Err(Stop::Error(
+                "a program step without its compiled program".into(),
+            )),
             StepSpec::Update {
                 name,
                 map,
@@ -351,9 +363,15 @@ impl Env {
         }
     }
 
-    fn prog(&mut self, live: &mut Live<'_>, name: &str, ops: &[OpSpec]) -> Result<(), Stop> {
+    fn prog(
+        &mut self,
+        live: &mut Live<'_>,
+        name: &str,
+        ops: &[OpSpec],
+        spec: &Result<ProgramSpec, compile::CompileError>,
+    ) -> Result<(), Stop> {
         let pt = live.inst.prog_type;
-        let spec = match compile::compile(pt, ops, &live.value_sizes) {
+        let spec = match spec {
             Ok(s) => s,
             Err(e) => {
                 live.results.push((
@@ -365,8 +383,10 @@ impl Env {
                 return Ok(());
             }
         };
-        let insns = self.link(live, &spec)?;
-        let log_level = if self.keep_logs { 1 | 4 } else { 0 };
+        let insns = self.link(live, spec)?;
+        // `show` wants the full trace (level 2) and statistics (4); a run wants speed: libbpf
+        // reloads a refused program with level 1 to fetch the reason.
+        let log_level = if self.keep_logs { 2 | 4 } else { 0 };
         let loaded = bpf::prog_load(pt.id, &insns, pt.sleepable, &mut self.log, log_level);
         if self.keep_logs {
             let log = match &loaded {
@@ -384,7 +404,7 @@ impl Env {
                         format!("loading a {} program", pt.name),
                     ));
                 }
-                self.explain_rejection(pt, &spec)?;
+                self.explain_rejection(pt, spec)?;
                 live.results.push((
                     name.to_string(),
                     Res::Rejected {
@@ -534,15 +554,6 @@ fn env_stop(e: Errno, what: &str) -> Stop {
     } else {
         Stop::Error(format!("{what}: {}", e.name()))
     }
-}
-
-fn result_size(ops: &[OpSpec], value_sizes: &[u32]) -> u32 {
-    // The layout is the compiler's; ask it rather than re-deriving it. A program that does not
-    // compile needs no room.
-    let pt = crate::tables::PROG_TYPES
-        .first()
-        .expect("the program type table is not empty");
-    compile::compile(pt, ops, value_sizes).map_or(8, |s| s.result_size)
 }
 
 fn decode(op: &OpSpec, slot: &compile::Slot, buf: &[u8], value_sizes: &[u32]) -> Res {
