@@ -76,6 +76,10 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` ends the process quietly, as for any Unix tool, instead of
+    // panicking in println!.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Run { sel, format } => run(&sel, format),

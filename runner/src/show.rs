@@ -104,7 +104,7 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
                 Err(e) => println!("  not compiled: {e}"),
             }
         } else {
-            println!("\nstep: {step:?}");
+            println!("\nuser space: {}", describe(inst, step));
         }
     }
     let mut env = Env::new();
@@ -115,6 +115,42 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
     }
     println!("\nobservation: {}", report::line(&obs, Some(inst)));
     Ok(ExitCode::SUCCESS)
+}
+
+/// A user-space or process step in words.
+fn describe(inst: &bpfcase::case::Instance, step: &StepSpec) -> String {
+    let map = |i: &usize| inst.maps.get(*i).map_or("?", |m| m.name.as_str());
+    match step {
+        StepSpec::Prog { name, .. } => format!("program `{name}`"),
+        StepSpec::Update {
+            name,
+            map: m,
+            key,
+            value,
+            flags,
+        } => {
+            format!(
+                "`{name}`: bpf_map_update_elem({}, key {key:?}, value {value:?}, flags {flags:#x})",
+                map(m)
+            )
+        }
+        StepSpec::Lookup { name, map: m, key } => {
+            format!("`{name}`: bpf_map_lookup_elem({}, key {key:?})", map(m))
+        }
+        StepSpec::Delete { name, map: m, key } => {
+            format!("`{name}`: bpf_map_delete_elem({}, key {key:?})", map(m))
+        }
+        StepSpec::NextKey { name, map: m, key } => {
+            format!("`{name}`: bpf_map_get_next_key({}, key {key:?})", map(m))
+        }
+        StepSpec::Spawn { child, .. } => {
+            format!("fork child `{child}` (it waits) and open its pidfd")
+        }
+        StepSpec::Exit { child, .. } => {
+            format!("let child `{child}` exit; wait until it is a zombie")
+        }
+        StepSpec::Reap { child, .. } => format!("reap child `{child}`"),
+    }
 }
 
 fn not_found(message: String) -> CaseError {
