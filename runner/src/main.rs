@@ -165,7 +165,7 @@ fn run(sel: &Selection, format: Format) -> Result<ExitCode, CaseError> {
                     let _ = writeln!(out, "{mark}{}", report::line(&obs, Some(inst)));
                     if let Verdict::Fail(fails) = &v {
                         for f in fails {
-                            let _ = writeln!(out, "      expected {f}");
+                            let _ = writeln!(out, "      {f}");
                         }
                     }
                 }

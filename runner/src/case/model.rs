@@ -21,6 +21,15 @@ enum NumLeaf {
 #[derive(JsonSchema)]
 #[serde(untagged)]
 #[allow(dead_code)]
+enum BoolLeaf {
+    Bool(bool),
+    /// A `"$var"`.
+    Var(String),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
 enum NullableLeaf {
     Null(()),
     Int(i128),
@@ -32,7 +41,8 @@ enum NullableLeaf {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaseFile {
-    /// Case name used in instance ids and snapshot names; defaults to the file stem.
+    /// Case name used in instance ids; defaults to the file stem. (Snapshot files are named
+    /// after the file's path under `cases/`.)
     #[serde(default)]
     pub name: Option<String>,
     /// What the case checks, in one sentence.
@@ -61,8 +71,8 @@ pub struct CaseFile {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MapDef {
-    /// `task_storage`, `hash`, `array`, `percpu_array`, `sk_storage`, `inode_storage`,
-    /// `cgrp_storage`, or a map type number.
+    /// `task_storage`, `hash`, `array`, `percpu_array`, `sk_storage`, `inode_storage` or
+    /// `cgrp_storage`.
     #[serde(rename = "type")]
     #[schemars(with = "NumLeaf")]
     pub kind: Value,
@@ -84,7 +94,7 @@ pub struct MapDef {
     pub flags: Option<Value>,
     /// Give the map BTF for its key (`int`) and value (`unsigned char[value_size]`). Default true.
     #[serde(default)]
-    #[schemars(with = "Option<Value>")]
+    #[schemars(with = "Option<BoolLeaf>")]
     pub btf: Option<Value>,
     /// Storage of the runner's own task before the steps run (task storage only): a value, or
     /// null / `"absent"` for none.
@@ -190,7 +200,7 @@ pub struct ReadDef {
     pub size: Option<Value>,
     /// Skip the read when the pointer is NULL. Default true; false asks the verifier.
     #[serde(default)]
-    #[schemars(with = "Option<bool>")]
+    #[schemars(with = "Option<BoolLeaf>")]
     pub null_check: Option<Value>,
     #[serde(default, rename = "as")]
     pub name: Option<String>,
@@ -212,7 +222,7 @@ pub struct WriteDef {
     #[schemars(with = "Option<NumLeaf>")]
     pub size: Option<Value>,
     #[serde(default)]
-    #[schemars(with = "Option<bool>")]
+    #[schemars(with = "Option<BoolLeaf>")]
     pub null_check: Option<Value>,
     #[serde(default, rename = "as")]
     pub name: Option<String>,

@@ -408,12 +408,9 @@ fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
         bases.push((base, explicit, p));
     }
     let mut names = Vec::with_capacity(bases.len());
-    let mut seen_explicit: BTreeSet<String> = cf.maps.keys().cloned().collect();
     for (base, explicit, path) in &bases {
         if *explicit {
-            if !seen_explicit.insert(base.clone()) {
-                return err(path.clone(), format!("result name `{base}` is used twice"));
-            }
+            check_ident(base, path, "result name")?;
             names.push(base.clone());
             continue;
         }
@@ -428,13 +425,22 @@ fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
             names.push(format!("{base}#{}", nth + 1));
         }
     }
+    // Every result must be addressable by its name: `as` may not repeat a name, a generated
+    // name or a map's name.
+    let mut seen: BTreeSet<&str> = cf.maps.keys().map(String::as_str).collect();
+    for (name, (_, _, path)) in names.iter().zip(&bases) {
+        if !seen.insert(name) {
+            return err(path.clone(), format!("result name `{name}` is used twice"));
+        }
+    }
     Ok(names)
 }
 
 fn user_name(map: &str, call: &str, as_: &Option<String>) -> (String, bool) {
     match as_ {
         Some(n) => (n.clone(), true),
-        None => (format!("{map}.{call}"), false),
+        // A map chosen by a dimension (`"$map"`) is named after the dimension.
+        None => (format!("{}.{call}", map.trim_start_matches('$')), false),
     }
 }
 
@@ -639,7 +645,7 @@ fn resolve(
     let result_names: BTreeSet<String> = cf
         .maps
         .keys()
-        .cloned()
+        .flat_map(|m| [m.clone(), format!("{m}.preset"), format!("{m}.value_size")])
         .chain(steps.iter().flat_map(step_names))
         .collect();
     let mut rules = Vec::new();

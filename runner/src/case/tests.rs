@@ -208,3 +208,18 @@ fn schema_names_every_step() {
         assert!(s.contains(&format!("\"{step}\"")), "schema lacks {step}");
     }
 }
+
+#[test]
+fn result_names_must_be_unique() {
+    let e = parse_err(&format!(
+        r#"{{ "about": "a", {MAPS},
+            "steps": [ {{ "prog": [ {{ "get": {{ "map": "st", "task": "current", "flags": 1, "as": "load" }} }} ] }} ] }}"#
+    ));
+    assert_eq!(e.path, "steps[0].prog[0].get.as");
+    assert!(e.message.contains("`load` is used twice"), "{}", e.message);
+    let e = parse_err(&format!(
+        r#"{{ "about": "a", {MAPS},
+            "steps": [ {{ "lookup": {{ "map": "st", "task": "self", "as": "st" }} }} ] }}"#
+    ));
+    assert!(e.message.contains("`st` is used twice"), "{}", e.message);
+}

@@ -39,7 +39,8 @@ pub struct Env {
     prog_types: HashMap<u32, bool>,
     map_types: HashMap<u32, bool>,
     helpers: HashMap<(u32, i32), Result<bool, Errno>>,
-    max_value: HashMap<(u32, u32, u32, bool), Result<u32, Errno>>,
+    /// (map type, key size, max entries, flags, BTF) → largest value size.
+    max_value: HashMap<(u32, u32, u32, u32, bool), Result<u32, Errno>>,
 }
 
 impl Default for Env {
@@ -243,7 +244,7 @@ impl Env {
 
     /// The largest value size the kernel accepts for this map, by bisection.
     fn max_value_size(&mut self, m: &MapSpec) -> Result<u32, Errno> {
-        let key = (m.map_type.id, m.key_size, m.flags, m.btf);
+        let key = (m.map_type.id, m.key_size, m.max_entries, m.flags, m.btf);
         if let Some(r) = self.max_value.get(&key) {
             return *r;
         }
