@@ -39,8 +39,7 @@ pub struct Env {
     prog_types: HashMap<u32, bool>,
     map_types: HashMap<u32, bool>,
     helpers: HashMap<(u32, i32), Result<bool, Errno>>,
-    /// (map type, key size, max entries, flags, BTF) → largest value size.
-    max_value: HashMap<(u32, u32, u32, u32, bool), Result<u32, Errno>>,
+    max_value: HashMap<MapShape, Result<u32, Errno>>,
 }
 
 impl Default for Env {
@@ -48,6 +47,10 @@ impl Default for Env {
         Self::new()
     }
 }
+
+/// What the largest accepted value size depends on: (map type, key size, max entries, flags,
+/// BTF).
+type MapShape = (u32, u32, u32, u32, bool);
 
 /// Why an instance stopped early.
 enum Stop {
