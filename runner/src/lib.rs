@@ -10,3 +10,4 @@ pub mod compile;
 pub mod exec;
 pub mod report;
 pub mod tables;
+pub mod vm;

@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use bpfcase::case::{self, Case, CaseError, Instance};
+use bpfcase::case::{self, Case, CaseError};
 use bpfcase::exec::Env;
 use bpfcase::report::{self, Summary, Verdict};
 
 mod bench;
 mod show;
+mod vm_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +47,26 @@ enum Cmd {
         /// Case files or folders (default: ./cases).
         cases: Vec<PathBuf>,
     },
+    /// Boot kernels in QEMU and run the cases inside them; needs no root.
+    Vm {
+        /// `debian:<series>` (e.g. debian:6.1), a kernel image path (bzImage/vmlinuz), `host`
+        /// (the running kernel, natively), or `default` (the manifest's default set).
+        /// Repeatable; comma-separated lists work too.
+        #[arg(long = "kernel", required = true, value_delimiter = ',')]
+        kernels: Vec<String>,
+        #[command(flatten)]
+        sel: Selection,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        #[command(flatten)]
+        guest: vm_cmd::GuestArgs,
+    },
+    /// Download kernels into the cache (for offline use later) and print what they are.
+    Fetch {
+        /// `debian:<series>`, a path, or `default`.
+        #[arg(required = true, value_delimiter = ',')]
+        kernels: Vec<String>,
+    },
     /// Print the JSON Schema of case files.
     Schema,
     /// Measure the cost of one instance against the raw libbpf-sys floor.
@@ -59,12 +80,12 @@ enum Cmd {
 }
 
 #[derive(clap::Args)]
-struct Selection {
+pub struct Selection {
     /// Case files or folders (default: ./cases).
-    cases: Vec<PathBuf>,
+    pub cases: Vec<PathBuf>,
     /// Keep instances whose id matches this glob (`*` crosses `/`); repeatable.
     #[arg(long)]
-    filter: Vec<String>,
+    pub filter: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -80,11 +101,27 @@ fn main() -> ExitCode {
     // panicking in println!.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    if bpfcase::vm::guest::is_init() {
+        bpfcase::vm::guest::main();
+    }
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Run { sel, format } => run(&sel, format),
         Cmd::List { sel } => list(&sel),
         Cmd::Show { id, cases } => show::show(&id, &cases),
+        Cmd::Vm {
+            kernels,
+            sel,
+            format,
+            guest,
+        } => vm_cmd::vm(
+            &kernels,
+            &sel.cases,
+            &sel.filter,
+            matches!(format, Format::Json),
+            &guest,
+        ),
+        Cmd::Fetch { kernels } => vm_cmd::fetch(&kernels),
         Cmd::Schema => {
             print!("{}", case::schema());
             Ok(ExitCode::SUCCESS)
@@ -170,7 +207,7 @@ fn run(sel: &Selection, format: Format) -> Result<ExitCode, CaseError> {
                     }
                 }
                 Format::Json => {
-                    let _ = writeln!(out, "{}", observation_json(inst, &obs, &v));
+                    let _ = writeln!(out, "{}", report::json_line(inst, &obs, &v));
                 }
             }
         }
@@ -188,14 +225,4 @@ fn run(sel: &Selection, format: Format) -> Result<ExitCode, CaseError> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn observation_json(inst: &Instance, obs: &bpfcase::exec::Observation, v: &Verdict) -> String {
-    let verdict = match v {
-        Verdict::Pass => serde_json::json!("pass"),
-        Verdict::Fail(f) => serde_json::json!({ "fail": f }),
-        Verdict::NoRule => serde_json::json!("no-rule"),
-        Verdict::NotRun => serde_json::json!("not-run"),
-    };
-    serde_json::json!({ "case": inst.case, "observation": obs, "verdict": verdict }).to_string()
 }

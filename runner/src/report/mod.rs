@@ -165,8 +165,20 @@ pub fn verdict(inst: &Instance, obs: &Observation) -> Verdict {
     }
 }
 
+/// The JSON record of one instance, as `run --format json` prints it and a guest sends it:
+/// `{"case", "observation", "verdict"}`.
+pub fn json_line(inst: &Instance, obs: &Observation, v: &Verdict) -> serde_json::Value {
+    let verdict = match v {
+        Verdict::Pass => serde_json::json!("pass"),
+        Verdict::Fail(f) => serde_json::json!({ "fail": f }),
+        Verdict::NoRule => serde_json::json!("no-rule"),
+        Verdict::NotRun => serde_json::json!("not-run"),
+    };
+    serde_json::json!({ "case": inst.case, "observation": obs, "verdict": verdict })
+}
+
 /// Counts over a run.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     pub instances: usize,
     /// Programs the verifier accepted / refused.

@@ -1,0 +1,398 @@
+//! VM layer: run the suite inside any kernel. A kernel image (a path, or a Debian kernel from the
+//! machine's own mirror, see `kernels`) boots under QEMU with an initramfs built in memory whose
+//! `/init` is this very (static) binary plus the case files; the guest streams observations back
+//! over a dedicated serial port; a watchdog bounds every guest. A panic, oops, WARN splat, hang
+//! or early death becomes data for that kernel.
+//!
+//! Owns: initramfs contents, starting and watching QEMU, collecting frames and console
+//! problems. Must not: need root on the host, or interpret observations (that is `report`).
+
+pub mod cpio;
+pub mod frame;
+pub mod guest;
+pub mod kernels;
+pub mod qemu;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use guest::{Config, Hello, ObsFrame};
+use kernels::Kernel;
+use qemu::Accel;
+
+use crate::report::Summary;
+
+/// How guests are started.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub memory_mb: u32,
+    pub cpus: u32,
+    /// The watchdog: a guest still running after this is killed and reported as hung.
+    pub timeout: Duration,
+    /// None: KVM when it actually boots a kernel, else TCG.
+    pub accel: Option<Accel>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            memory_mb: 512,
+            cpus: 1,
+            timeout: Duration::from_secs(300),
+            accel: None,
+        }
+    }
+}
+
+/// How long a KVM guest may take to say hello before KVM is judged unable to boot kernels
+/// here (a KVM boot takes about a second; some hosts accept KVM but never run a guest).
+const KVM_PROBE: Duration = Duration::from_secs(10);
+
+/// Set once KVM failed to boot a guest in this process.
+static KVM_BROKEN: AtomicBool = AtomicBool::new(false);
+
+/// What one guest did.
+#[derive(Debug)]
+pub struct GuestRun {
+    /// Which kernel, exactly.
+    pub origin: String,
+    pub accel: Accel,
+    pub hello: Option<Hello>,
+    /// (index of the case file, the `run --format json` record).
+    pub records: Vec<(usize, serde_json::Value)>,
+    pub summary: Option<Summary>,
+    /// Kernel panics, oopses, WARN splats, hangs, early deaths, guest errors.
+    pub problems: Vec<String>,
+    /// Why this kernel cannot serve (no BPF, no BTF), if so.
+    pub unusable: Option<String>,
+    /// The last lines of the kernel console.
+    pub console_tail: String,
+    pub initramfs: Duration,
+    pub boot_to_hello: Option<Duration>,
+    pub total: Duration,
+}
+
+impl GuestRun {
+    /// `<major>.<minor>` of the guest kernel, the snapshot label.
+    pub fn label(&self) -> Option<String> {
+        self.hello.as_ref().map(|h| label(&h.release))
+    }
+}
+
+/// `<major>.<minor>` from a kernel release such as `6.1.0-56-cloud-amd64`.
+pub fn label(release: &str) -> String {
+    let mut parts = release.split(['.', '-']);
+    let major = parts.next().unwrap_or("0");
+    let minor = parts.next().unwrap_or("0");
+    format!("{major}.{minor}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("no qemu-system-x86_64 on PATH (install qemu-system-x86, or set BPFCASE_QEMU)")]
+    NoQemu,
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {
+    let what = what.into();
+    move |source| VmError::Io { what, source }
+}
+
+/// The initramfs: `/init` (this binary), device nodes for the consoles, the case files and
+/// the guest's configuration. Deterministic for the same inputs.
+pub fn initramfs(init: &[u8], cases: &[PathBuf], filters: &[String]) -> Result<Vec<u8>, VmError> {
+    let mut a = cpio::Archive::new();
+    for d in ["dev", "proc", "sys", "tmp", "bpfcase", "bpfcase/cases"] {
+        a.dir(d, 0o755);
+    }
+    a.char_dev("dev/console", 0o600, 5, 1);
+    a.char_dev("dev/null", 0o666, 1, 3);
+    a.char_dev("dev/ttyS0", 0o600, 4, 64);
+    a.char_dev("dev/ttyS1", 0o600, 4, 65);
+    a.file("init", 0o755, init);
+    let mut cfg = Config {
+        cases: Vec::new(),
+        filters: filters.to_vec(),
+    };
+    for (i, c) in cases.iter().enumerate() {
+        let name = c
+            .file_name()
+            .map_or("case.json".into(), |n| n.to_string_lossy().into_owned());
+        let dir = format!("bpfcase/cases/{i}");
+        a.dir(&dir, 0o755);
+        let path = format!("{dir}/{name}");
+        a.file(
+            &path,
+            0o644,
+            &std::fs::read(c).map_err(io(format!("reading {}", c.display())))?,
+        );
+        cfg.cases.push(path);
+    }
+    let cfg = serde_json::to_vec(&cfg).expect("the guest config serializes");
+    a.file(guest::CONFIG, 0o644, &cfg);
+    Ok(a.finish())
+}
+
+/// Boots `kernel` with the cases and collects what the guest reported.
+pub fn boot(
+    kernel: &Kernel,
+    cases: &[PathBuf],
+    filters: &[String],
+    opts: &Options,
+) -> Result<GuestRun, VmError> {
+    let qemu_bin = qemu::find_qemu().ok_or(VmError::NoQemu)?;
+    let t0 = Instant::now();
+    let exe = std::env::current_exe().map_err(io("finding this binary"))?;
+    let init = std::fs::read(&exe).map_err(io(format!("reading {}", exe.display())))?;
+    let image = initramfs(&init, cases, filters)?;
+    let initramfs_time = t0.elapsed();
+
+    let work = workdir()?;
+    let initrd = work.join("initrd.cpio");
+    std::fs::write(&initrd, &image).map_err(io("writing the initramfs"))?;
+    let mut accel = opts.accel.unwrap_or_else(|| {
+        if qemu::kvm_available() && !KVM_BROKEN.load(Ordering::Relaxed) {
+            Accel::Kvm
+        } else {
+            Accel::Tcg
+        }
+    });
+    let run = loop {
+        let g = qemu::Guest {
+            qemu: qemu_bin.clone(),
+            accel,
+            kernel: kernel.image.clone(),
+            initrd: initrd.clone(),
+            memory_mb: opts.memory_mb,
+            cpus: opts.cpus,
+            console: work.join("console.log"),
+            results: work.join("results.bin"),
+        };
+        let probe = (accel == Accel::Kvm && opts.accel.is_none()).then_some(KVM_PROBE);
+        let r = watch(&g, opts.timeout, probe)?;
+        if r.hello.is_none() && probe.is_some() {
+            // KVM accepted the guest but did not boot it: fall back to emulation.
+            KVM_BROKEN.store(true, Ordering::Relaxed);
+            accel = Accel::Tcg;
+            continue;
+        }
+        break r;
+    };
+    let _ = std::fs::remove_dir_all(&work);
+    let mut problems = console_problems(&run.console);
+    problems.extend(run.problems);
+    let unusable = run.hello.as_ref().and_then(|h| {
+        if let Some(e) = &h.bpf_error {
+            Some(format!(
+                "no BPF: bpf(BPF_MAP_CREATE) fails with {e} (CONFIG_BPF_SYSCALL?)"
+            ))
+        } else if !h.btf {
+            Some("no kernel BTF: /sys/kernel/btf/vmlinux is missing (CONFIG_DEBUG_INFO_BTF)".into())
+        } else {
+            None
+        }
+    });
+    Ok(GuestRun {
+        origin: kernel.origin.clone(),
+        accel,
+        hello: run.hello,
+        records: run.records,
+        summary: run.summary,
+        problems,
+        unusable,
+        console_tail: tail(&run.console, 30),
+        initramfs: initramfs_time,
+        boot_to_hello: run.boot_to_hello,
+        total: t0.elapsed(),
+    })
+}
+
+struct Watched {
+    hello: Option<Hello>,
+    records: Vec<(usize, serde_json::Value)>,
+    summary: Option<Summary>,
+    problems: Vec<String>,
+    console: String,
+    boot_to_hello: Option<Duration>,
+}
+
+/// Runs QEMU until it exits, the watchdog fires, or (with `probe`) no hello came in time.
+fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<Watched, VmError> {
+    let _ = std::fs::remove_file(&g.console);
+    let _ = std::fs::remove_file(&g.results);
+    let start = Instant::now();
+    let mut child = qemu::command(g)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(io(format!("starting {}", g.qemu.display())))?;
+    let mut problems = Vec::new();
+    let mut boot_to_hello = None;
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(io("waiting for QEMU"))? {
+            break Some(st);
+        }
+        let elapsed = start.elapsed();
+        if boot_to_hello.is_none() {
+            let bytes = std::fs::read(&g.results).unwrap_or_default();
+            if frame::decode(&bytes).0.iter().any(|f| f.kind == "hello") {
+                boot_to_hello = Some(elapsed);
+            } else if probe.is_some_and(|p| elapsed > p) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+        if elapsed > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            problems.push(format!(
+                "hang: the guest was still running after {} s and was killed",
+                timeout.as_secs()
+            ));
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(if boot_to_hello.is_some() {
+            20
+        } else {
+            5
+        }));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    if let Some(st) = status {
+        if !st.success() {
+            problems.push(format!("QEMU exited with {st}: {}", stderr.trim()));
+        }
+    }
+    let bytes = std::fs::read(&g.results).unwrap_or_default();
+    let console =
+        String::from_utf8_lossy(&std::fs::read(&g.console).unwrap_or_default()).into_owned();
+    let (frames, truncated) = frame::decode(&bytes);
+    let mut w = Watched {
+        hello: None,
+        records: Vec::new(),
+        summary: None,
+        problems,
+        console,
+        boot_to_hello,
+    };
+    for f in frames {
+        match f.kind.as_str() {
+            "hello" => w.hello = serde_json::from_slice(&f.payload).ok(),
+            "obs" => match serde_json::from_slice::<ObsFrame>(&f.payload) {
+                Ok(o) => w.records.push((o.file, o.line)),
+                Err(e) => w
+                    .problems
+                    .push(format!("unreadable observation frame: {e}")),
+            },
+            "done" => w.summary = serde_json::from_slice(&f.payload).ok(),
+            "error" => w.problems.push(format!(
+                "guest error: {}",
+                String::from_utf8_lossy(&f.payload)
+            )),
+            other => w.problems.push(format!("unknown frame kind `{other}`")),
+        }
+    }
+    if truncated {
+        w.problems
+            .push("the result stream ends inside a frame: the guest died while writing".into());
+    }
+    if w.hello.is_none() && probe.is_none() {
+        w.problems
+            .push("the guest never started the runner (no hello frame): see the console".into());
+    } else if w.hello.is_some() && w.summary.is_none() {
+        w.problems
+            .push("the guest stopped before finishing the cases".into());
+    }
+    Ok(w)
+}
+
+/// Lines of the kernel console that say something went wrong in the kernel.
+pub fn console_problems(console: &str) -> Vec<String> {
+    const MARKERS: &[&str] = &[
+        "Kernel panic - not syncing",
+        "BUG: ",
+        "kernel BUG at",
+        "Oops: ",
+        "WARNING: ",
+        "general protection fault",
+        "Unable to handle kernel",
+        "INFO: task ",
+        "watchdog: BUG: soft lockup",
+        "RCU stall",
+    ];
+    console
+        .lines()
+        .map(|l| strip_timestamp(l.trim_end_matches('\r')))
+        .filter(|l| MARKERS.iter().any(|m| l.contains(m)))
+        .map(|l| format!("kernel: {l}"))
+        .collect()
+}
+
+/// `[    1.234567] msg` → `msg`: timestamps differ between boots.
+fn strip_timestamp(l: &str) -> &str {
+    if l.starts_with('[') {
+        if let Some(i) = l.find("] ") {
+            return &l[i + 2..];
+        }
+    }
+    l
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn workdir() -> Result<PathBuf, VmError> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "bpfcase-vm-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).map_err(io(format!("creating {}", d.display())))?;
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_from_releases() {
+        assert_eq!(label("6.1.0-56-cloud-amd64"), "6.1");
+        assert_eq!(label("7.3.4+deb13-cloud-amd64"), "7.3");
+        assert_eq!(label("5.10.0-46-cloud-amd64"), "5.10");
+        assert_eq!(label("7.3.0-rc7"), "7.3");
+    }
+
+    #[test]
+    fn console_problems_are_found_without_timestamps() {
+        let c = "[    0.000000] Linux version 6.1\n[    2.5] WARNING: CPU: 0 PID: 1 at kernel/bpf/x.c:10 f+0x1/0x2\r\nok\n[ 3.1] Kernel panic - not syncing: Attempted to kill init!\n";
+        assert_eq!(
+            console_problems(c),
+            vec![
+                "kernel: WARNING: CPU: 0 PID: 1 at kernel/bpf/x.c:10 f+0x1/0x2",
+                "kernel: Kernel panic - not syncing: Attempted to kill init!"
+            ]
+        );
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc", 2), "b\nc");
+        assert_eq!(tail("", 2), "");
+    }
+}

@@ -1,0 +1,161 @@
+//! The QEMU command line, assembled from small pure functions that each return one argument
+//! group, and the accelerator choice.
+//!
+//! Owns: how a guest is started. Must not: wait for or interpret the guest (that is `vm`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How instructions run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    /// Software emulation: slower, works everywhere (and where KVM cannot boot stock kernels).
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// Everything a guest is started with.
+#[derive(Clone, Debug)]
+pub struct Guest {
+    pub qemu: PathBuf,
+    pub accel: Accel,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub memory_mb: u32,
+    pub cpus: u32,
+    /// Where the kernel console (ttyS0) goes.
+    pub console: PathBuf,
+    /// Where the results port (ttyS1) goes.
+    pub results: PathBuf,
+}
+
+/// KVM uses the host CPU; TCG emulates the most capable CPU it knows (`max`), which Debian
+/// kernels from 5.10 on boot with.
+pub fn accel_args(a: Accel) -> Vec<String> {
+    match a {
+        Accel::Kvm => args(&["-accel", "kvm", "-cpu", "host"]),
+        Accel::Tcg => args(&["-accel", "tcg", "-cpu", "max"]),
+    }
+}
+
+/// No default devices, no display, no user config: nothing but what the guest needs.
+/// `-no-reboot` turns the guest's reboot (and `panic=-1`) into QEMU exiting.
+pub fn machine_args(memory_mb: u32, cpus: u32) -> Vec<String> {
+    let mut v = args(&[
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    v.extend([
+        "-m".into(),
+        format!("{memory_mb}M"),
+        "-smp".into(),
+        cpus.to_string(),
+    ]);
+    v
+}
+
+/// The kernel command line: console on ttyS0; a panic reboots at once (and so ends QEMU);
+/// loglevel 5 keeps warnings (WARN splats are KERN_WARNING) but drops the chatter that slows
+/// an emulated serial port.
+pub fn cmdline() -> String {
+    "console=ttyS0 panic=-1 loglevel=5 rdinit=/init".to_string()
+}
+
+pub fn kernel_args(kernel: &Path, initrd: &Path) -> Vec<String> {
+    vec![
+        "-kernel".into(),
+        kernel.display().to_string(),
+        "-initrd".into(),
+        initrd.display().to_string(),
+        "-append".into(),
+        cmdline(),
+    ]
+}
+
+/// Two serial ports, each a file: ttyS0 for the console, ttyS1 for results, so that kernel
+/// messages never mix with the framed results.
+pub fn serial_args(console: &Path, results: &Path) -> Vec<String> {
+    vec![
+        "-serial".into(),
+        format!("file:{}", console.display()),
+        "-serial".into(),
+        format!("file:{}", results.display()),
+    ]
+}
+
+pub fn command(g: &Guest) -> Command {
+    let mut c = Command::new(&g.qemu);
+    c.args(accel_args(g.accel))
+        .args(machine_args(g.memory_mb, g.cpus))
+        .args(kernel_args(&g.kernel, &g.initrd))
+        .args(serial_args(&g.console, &g.results));
+    c
+}
+
+/// Whether KVM is worth trying: `/dev/kvm` opens read-write. Whether it can boot a stock
+/// kernel is only known by trying (see `vm`).
+pub fn kvm_available() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+/// The QEMU binary: `$BPFCASE_QEMU`, else `qemu-system-x86_64` from PATH.
+pub fn find_qemu() -> Option<PathBuf> {
+    if let Some(q) = std::env::var_os("BPFCASE_QEMU") {
+        return Some(PathBuf::from(q));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("qemu-system-x86_64"))
+        .find(|p| p.is_file())
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_groups() {
+        let g = Guest {
+            qemu: "qemu-system-x86_64".into(),
+            accel: Accel::Tcg,
+            kernel: "k/vmlinuz".into(),
+            initrd: "w/initrd".into(),
+            memory_mb: 512,
+            cpus: 1,
+            console: "w/console".into(),
+            results: "w/results".into(),
+        };
+        let c = command(&g);
+        let a: Vec<String> = c
+            .get_args()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            a.join(" "),
+            "-accel tcg -cpu max -nodefaults -no-user-config -display none -no-reboot -m 512M -smp 1 \
+             -kernel k/vmlinuz -initrd w/initrd -append console=ttyS0 panic=-1 loglevel=5 rdinit=/init \
+             -serial file:w/console -serial file:w/results"
+        );
+        assert_eq!(accel_args(Accel::Kvm), ["-accel", "kvm", "-cpu", "host"]);
+    }
+}

@@ -1,0 +1,343 @@
+//! `bpfcase vm` and `bpfcase fetch`: resolve kernels, boot them (a few in parallel), print what
+//! each guest observed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bpfcase::case::{self, CaseError, Instance};
+use bpfcase::exec::Observation;
+use bpfcase::report::{self, Summary, Verdict};
+use bpfcase::vm::kernels::{self, KernelSpec, Manifest};
+use bpfcase::vm::qemu::Accel;
+use bpfcase::vm::{self, GuestRun, Options};
+
+#[derive(clap::Args)]
+pub struct GuestArgs {
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 512)]
+    memory: u32,
+    /// Guest CPUs.
+    #[arg(long, default_value_t = 1)]
+    cpus: u32,
+    /// Watchdog: seconds a guest may run before it is killed and reported as hung.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// kvm or tcg; default: KVM when it boots a kernel here, else TCG.
+    #[arg(long, value_parser = ["kvm", "tcg"])]
+    accel: Option<String>,
+    /// Guests running at the same time.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// The kernel manifest (default set and pinned versions).
+    #[arg(long, default_value = "kernels.json")]
+    manifest: PathBuf,
+}
+
+fn bad(file: &str, message: String) -> CaseError {
+    CaseError {
+        file: PathBuf::from(file),
+        line: 0,
+        column: 0,
+        path: ".".into(),
+        message,
+    }
+}
+
+/// Expands `default` and parses the specs.
+fn specs(words: &[String], manifest: Option<&Manifest>) -> Result<Vec<KernelSpec>, CaseError> {
+    let mut out = Vec::new();
+    for w in words {
+        if w == "default" {
+            let m = manifest.ok_or_else(|| {
+                bad(
+                    "--kernel",
+                    "`default` needs the kernel manifest (kernels.json)".into(),
+                )
+            })?;
+            for d in &m.default {
+                out.push(
+                    d.parse()
+                        .map_err(|e| bad("kernels.json", format!("default kernel `{d}`: {e}")))?,
+                );
+            }
+        } else {
+            out.push(
+                w.parse()
+                    .map_err(|e| bad("--kernel", format!("`{w}`: {e}")))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn manifest(path: &Path) -> Result<Option<Manifest>, CaseError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    Manifest::load(path)
+        .map(Some)
+        .map_err(|e| bad(&path.display().to_string(), e.to_string()))
+}
+
+pub fn fetch(words: &[String]) -> Result<ExitCode, CaseError> {
+    let m = manifest(Path::new("kernels.json"))?;
+    let cache = kernels::cache_dir();
+    let mut code = ExitCode::SUCCESS;
+    for spec in specs(words, m.as_ref())? {
+        match kernels::resolve(&spec, m.as_ref(), &cache) {
+            Ok(Some(k)) => {
+                for w in &k.warnings {
+                    eprintln!("warning: {spec}: {w}");
+                }
+                println!("{spec}: {} ({})", k.image.display(), k.origin);
+            }
+            Ok(None) => println!("{spec}: the running kernel"),
+            Err(e) => {
+                eprintln!("{spec}: {e}");
+                code = ExitCode::from(1);
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// What one kernel gave: a guest run, the host run, or why it could not run.
+enum KernelResult {
+    Guest(Box<GuestRun>),
+    Host {
+        label: String,
+        records: Vec<(usize, serde_json::Value)>,
+    },
+    Failed(String),
+}
+
+pub fn vm(
+    words: &[String],
+    cases: &[PathBuf],
+    filters: &[String],
+    json: bool,
+    args: &GuestArgs,
+) -> Result<ExitCode, CaseError> {
+    // Validate everything before booting anything.
+    let loaded = crate::load(cases, filters)?;
+    let files: Vec<PathBuf> = loaded.iter().map(|c| c.file.clone()).collect();
+    let m = manifest(&args.manifest)?;
+    let specs = specs(words, m.as_ref())?;
+    let opts = Options {
+        memory_mb: args.memory,
+        cpus: args.cpus,
+        timeout: Duration::from_secs(args.timeout),
+        accel: args
+            .accel
+            .as_deref()
+            .map(|a| if a == "kvm" { Accel::Kvm } else { Accel::Tcg }),
+    };
+    // Kernel supply runs one at a time (apt); guests run `jobs` at a time.
+    let cache = kernels::cache_dir();
+    let mut resolved = Vec::new();
+    for spec in &specs {
+        resolved.push(match kernels::resolve(spec, m.as_ref(), &cache) {
+            Ok(k) => Ok(k),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    let mut results: Vec<Option<KernelResult>> = (0..specs.len()).map(|_| None).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<KernelResult>>> = (0..specs.len())
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..args.jobs.max(1).min(specs.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= specs.len() {
+                    break;
+                }
+                let r = match &resolved[i] {
+                    Err(e) => KernelResult::Failed(e.clone()),
+                    Ok(None) => KernelResult::Failed(String::new()), // host: run below, on the main thread
+                    Ok(Some(k)) => match vm::boot(k, &files, filters, &opts) {
+                        Ok(g) => KernelResult::Guest(Box::new(g)),
+                        Err(e) => KernelResult::Failed(e.to_string()),
+                    },
+                };
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    for (i, slot) in slots.into_iter().enumerate() {
+        results[i] = slot.into_inner().ok().flatten();
+    }
+    // The host runs natively on the main thread ("current" = "self").
+    for (i, spec) in specs.iter().enumerate() {
+        if *spec == KernelSpec::Host {
+            results[i] = Some(host_run(&loaded));
+        }
+    }
+
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for (spec, r) in specs.iter().zip(results) {
+        let r = r.unwrap_or_else(|| KernelResult::Failed("not run".into()));
+        failed |= print_kernel(&mut out, spec, &r, &loaded, json);
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn host_run(loaded: &[case::Case]) -> KernelResult {
+    let mut env = bpfcase::exec::Env::new();
+    let mut records = Vec::new();
+    for (i, c) in loaded.iter().enumerate() {
+        for inst in &c.instances {
+            let obs = env.run(inst);
+            let v = report::verdict(inst, &obs);
+            records.push((i, report::json_line(inst, &obs, &v)));
+        }
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    KernelResult::Host {
+        label: format!("host-{}", vm::label(release.trim())),
+        records,
+    }
+}
+
+/// Prints one kernel's results; true when something failed (an expectation, a guest problem,
+/// a kernel that cannot serve).
+fn print_kernel(
+    out: &mut dyn Write,
+    spec: &KernelSpec,
+    r: &KernelResult,
+    loaded: &[case::Case],
+    json: bool,
+) -> bool {
+    let (label, records, mut failed) = match r {
+        KernelResult::Failed(e) => {
+            if json {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "kernel": { "spec": spec.to_string(), "error": e } })
+                );
+            } else {
+                let _ = writeln!(out, "## {spec}: cannot run: {e}");
+            }
+            return true;
+        }
+        KernelResult::Host { label, records } => {
+            if json {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "kernel": { "spec": spec.to_string(), "label": label, "origin": "the running kernel" } })
+                );
+            } else {
+                let _ = writeln!(out, "## {label} (the running kernel)");
+            }
+            (label.clone(), records, false)
+        }
+        KernelResult::Guest(g) => {
+            let label = g.label().unwrap_or_else(|| "unknown".into());
+            let secs = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0);
+            if json {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "kernel": {
+                        "spec": spec.to_string(), "label": label, "origin": g.origin,
+                        "release": g.hello.as_ref().map(|h| h.release.clone()),
+                        "accel": g.accel.name(), "initramfs_s": secs(Some(g.initramfs)),
+                        "boot_to_hello_s": secs(g.boot_to_hello), "total_s": secs(Some(g.total)),
+                        "problems": g.problems, "unusable": g.unusable, "console_tail": g.console_tail,
+                    } })
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "## {label} ({}; release {}; {}; boot to runner {}; total {:.1} s)",
+                    g.origin,
+                    g.hello.as_ref().map_or("?", |h| h.release.as_str()),
+                    g.accel.name(),
+                    g.boot_to_hello
+                        .map_or("-".into(), |d| format!("{:.1} s", d.as_secs_f64())),
+                    g.total.as_secs_f64()
+                );
+                if let Some(u) = &g.unusable {
+                    let _ = writeln!(out, "!! this kernel cannot serve: {u}");
+                }
+                for p in &g.problems {
+                    let _ = writeln!(out, "!! {p}");
+                }
+                if g.hello.is_none() || !g.problems.is_empty() {
+                    let _ = writeln!(out, "-- console (last lines):\n{}\n--", g.console_tail);
+                }
+            }
+            (
+                label,
+                &g.records,
+                g.unusable.is_some() || !g.problems.is_empty(),
+            )
+        }
+    };
+    let mut summary = Summary::default();
+    let mut current = usize::MAX;
+    for (file, rec) in records.iter() {
+        let Some(c) = loaded.get(*file) else { continue };
+        let Ok(obs) = serde_json::from_value::<Observation>(rec["observation"].clone()) else {
+            continue;
+        };
+        let inst: Option<&Instance> = c.instances.iter().find(|i| i.id == obs.id);
+        let v = inst.map_or(Verdict::NoRule, |i| report::verdict(i, &obs));
+        summary.add(&obs, &v);
+        failed |= matches!(v, Verdict::Fail(_));
+        if json {
+            let mut rec = rec.clone();
+            rec["kernel"] = serde_json::json!(label);
+            let _ = writeln!(out, "{rec}");
+            continue;
+        }
+        if *file != current {
+            current = *file;
+            let _ = writeln!(out, "# {} ({}): {}", c.name, c.file.display(), c.about);
+        }
+        let mark = if matches!(v, Verdict::Fail(_)) {
+            "✗ "
+        } else {
+            "  "
+        };
+        let _ = writeln!(out, "{mark}{}", report::line(&obs, inst));
+        if let Verdict::Fail(fails) = &v {
+            for f in fails {
+                let _ = writeln!(out, "      {f}");
+            }
+        }
+    }
+    let expected: usize = loaded.iter().map(|c| c.instances.len()).sum();
+    if summary.instances < expected {
+        failed = true;
+        if !json {
+            let _ = writeln!(
+                out,
+                "!! {} of {expected} instances did not report",
+                expected - summary.instances
+            );
+        }
+    }
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "summary": summary, "kernel": label })
+        );
+    } else {
+        let _ = writeln!(out, "{label}: {summary}");
+    }
+    failed
+}
