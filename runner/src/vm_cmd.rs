@@ -300,6 +300,7 @@ fn print_kernel(
         if json {
             let mut rec = rec.clone();
             rec["kernel"] = serde_json::json!(label);
+            rec["file"] = serde_json::json!(c.file.display().to_string());
             let _ = writeln!(out, "{rec}");
             continue;
         }

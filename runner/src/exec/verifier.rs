@@ -32,6 +32,11 @@ pub fn key_line(log: &str) -> String {
                 && !l.starts_with("Verification failed")
         })
         .collect();
+    // 7.3+ explains the error in a block ("Reason:", "At:", "Suggestion:" …) that quotes
+    // instructions; the error itself is what comes before it.
+    if let Some(i) = msg.iter().position(|l| EXPLANATION.contains(l)) {
+        msg.truncate(i);
+    }
     if msg.is_empty() {
         // No trace (e.g. a refusal before verification): the last meaningful line.
         msg = body
@@ -44,6 +49,15 @@ pub fn key_line(log: &str) -> String {
     }
     normalize(&msg.join("; "))
 }
+
+/// Headings of the explanation block newer verifiers append to an error.
+const EXPLANATION: &[&str] = &[
+    "Reason:",
+    "At:",
+    "Causal path:",
+    "Instruction context:",
+    "Suggestion:",
+];
 
 /// Redacts what differs between runs of the same kernel: hex addresses and `id=N`.
 pub fn normalize(line: &str) -> String {
@@ -108,6 +122,15 @@ mod tests {
         assert_eq!(
             key_line(log),
             "cannot pass map_type 1 into func bpf_task_storage_get#156"
+        );
+    }
+
+    #[test]
+    fn drops_the_explanation_block() {
+        let log = "9: (85) call bpf_task_storage_get#156\nR2 type=scalar expected=ptr_, trusted_ptr_, rcu_ptr_\nReason:\nThe second argument (R2) to bpf_task_storage_get does not satisfy the verifier contract\nAt:\ninsn 9\n | ^-- error\nSuggestion:\nPass a pointer.\nprocessed 12 insns (limit 1000000)\n";
+        assert_eq!(
+            key_line(log),
+            "R2 type=scalar expected=ptr_, trusted_ptr_, rcu_ptr_"
         );
     }
 
