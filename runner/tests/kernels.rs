@@ -94,7 +94,7 @@ fn parse_records(
     stdout: &str,
 ) -> Result<(Vec<serde_json::Value>, HashMap<String, Vec<Observation>>), Failed> {
     let mut kernels = Vec::new();
-    let mut by_file: HashMap<String, Vec<Observation>> = HashMap::new();
+    let mut by_file = ByFile::new();
     for line in stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| Failed::from(format!("bad output line {line:?}: {e}")))?;
@@ -140,7 +140,7 @@ fn host_case(file: &Path, rel: &Path, label: &str) -> Result<Completion, Failed>
 }
 
 /// One guest kernel's run, shared by its tests: (label, observations by case file) or why it failed.
-type GuestResult = Result<(String, HashMap<String, Vec<Observation>>), String>;
+type GuestResult = Result<(String, ByFile), String>;
 
 fn guest_run(spec: &str) -> GuestResult {
     let out = Command::new(env!("CARGO_BIN_EXE_bpfcase"))
