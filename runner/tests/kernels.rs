@@ -89,10 +89,11 @@ fn assert_snapshot(
     Ok(Completion::Completed)
 }
 
-/// Observations from `run`/`vm --format json` output lines, by case file.
-fn parse_records(
-    stdout: &str,
-) -> Result<(Vec<serde_json::Value>, HashMap<String, Vec<Observation>>), Failed> {
+/// Observations by case file.
+type ByFile = HashMap<String, Vec<Observation>>;
+
+/// Kernel records and observations from `run`/`vm --format json` output lines.
+fn parse_records(stdout: &str) -> Result<(Vec<serde_json::Value>, ByFile), Failed> {
     let mut kernels = Vec::new();
     let mut by_file = ByFile::new();
     for line in stdout.lines() {
