@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bpfcase::bpf;
 use bpfcase::case::CaseError;
 use bpfcase::exec::{Env, Outcome};
+use bpfcase::vm::{self, kernels};
 
 pub fn bench(cases: &[PathBuf], filters: &[String], rounds: usize) -> Result<ExitCode, CaseError> {
     let cases = crate::load(cases, filters)?;
@@ -67,6 +68,102 @@ pub fn bench(cases: &[PathBuf], filters: &[String], rounds: usize) -> Result<Exi
         "whole selection per round: {:.1} ms",
         total.as_secs_f64() * 1e3
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Boots `kernel` `rounds` times with the whole selection and `rounds` times with its first
+/// instance only; the difference gives the cost of an instance inside the guest.
+pub fn bench_vm(
+    kernel: &str,
+    cases: &[PathBuf],
+    filters: &[String],
+    rounds: usize,
+) -> Result<ExitCode, CaseError> {
+    let loaded = crate::load(cases, filters)?;
+    let files: Vec<PathBuf> = loaded.iter().map(|c| c.file.clone()).collect();
+    let n: usize = loaded.iter().map(|c| c.instances.len()).sum();
+    let Some(first) = loaded.iter().flat_map(|c| c.instances.first()).next() else {
+        eprintln!("bench: no instance selected");
+        return Ok(ExitCode::from(2));
+    };
+    let spec: kernels::KernelSpec = match kernel.parse() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench: --kernel {kernel}: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let manifest = kernels::Manifest::load(std::path::Path::new("kernels.json")).ok();
+    let k = match kernels::resolve(&spec, manifest.as_ref(), &kernels::cache_dir()) {
+        Ok(Some(k)) => k,
+        Ok(None) => {
+            eprintln!("bench: --kernel host: use `bpfcase bench` without --kernel");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let opts = vm::Options::default();
+    let one = vec![first.id.clone()];
+    let (mut full, mut single, mut hello, mut initramfs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        for (filter, into) in [(filters.to_vec(), &mut full), (one.clone(), &mut single)] {
+            let g = match vm::boot(&k, &files, &filter, &opts) {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("bench: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            if g.summary.is_none() || !g.problems.is_empty() {
+                eprintln!(
+                    "bench: the guest did not finish: {:?}\n{}",
+                    g.problems, g.console_tail
+                );
+                return Ok(ExitCode::from(1));
+            }
+            into.push(g.total);
+            hello.extend(g.boot_to_hello);
+            initramfs.push(g.initramfs);
+            eprintln!(
+                "bench: {} instance(s) in {:.2} s ({})",
+                if filter == one { 1 } else { n },
+                g.total.as_secs_f64(),
+                g.accel.name()
+            );
+        }
+    }
+    let f = median(&mut full);
+    let o = median(&mut single);
+    let per = f.saturating_sub(o).as_secs_f64() / (n.max(2) - 1) as f64;
+    println!("kernel: {}", k.origin);
+    println!(
+        "boots: {} with {n} instances, {} with 1",
+        full.len(),
+        single.len()
+    );
+    println!(
+        "initramfs build: median {:.1} ms",
+        median(&mut initramfs).as_secs_f64() * 1e3
+    );
+    println!(
+        "boot to runner: median {:.2} s",
+        median(&mut hello).as_secs_f64()
+    );
+    println!(
+        "boot to result, {n} instances: median {:.2} s (min {:.2}, max {:.2})",
+        f.as_secs_f64(),
+        full[0].as_secs_f64(),
+        full[full.len() - 1].as_secs_f64()
+    );
+    println!(
+        "boot to result, 1 instance: median {:.2} s",
+        o.as_secs_f64()
+    );
+    println!("per extra instance in the guest: {:.2} ms", per * 1e3);
     Ok(ExitCode::SUCCESS)
 }
 

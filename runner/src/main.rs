@@ -69,11 +69,15 @@ enum Cmd {
     },
     /// Print the JSON Schema of case files.
     Schema,
-    /// Measure the cost of one instance against the raw libbpf-sys floor.
+    /// Measure the cost of one instance against the raw libbpf-sys floor; with --kernel, a
+    /// guest's boot-to-result, its cost per extra instance and the initramfs build.
     Bench {
-        /// Rounds over the selected instances.
+        /// Rounds over the selected instances (or guest boots per measurement).
         #[arg(long, default_value_t = 20)]
         rounds: usize,
+        /// Benchmark guests of this kernel instead of the running kernel.
+        #[arg(long)]
+        kernel: Option<String>,
         #[command(flatten)]
         sel: Selection,
     },
@@ -126,7 +130,16 @@ fn main() -> ExitCode {
             print!("{}", case::schema());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Bench { rounds, sel } => bench::bench(&sel.cases, &sel.filter, rounds),
+        Cmd::Bench {
+            rounds,
+            kernel: None,
+            sel,
+        } => bench::bench(&sel.cases, &sel.filter, rounds),
+        Cmd::Bench {
+            rounds,
+            kernel: Some(k),
+            sel,
+        } => bench::bench_vm(&k, &sel.cases, &sel.filter, rounds),
     };
     match r {
         Ok(code) => code,
