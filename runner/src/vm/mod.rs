@@ -249,6 +249,11 @@ fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<
                 let _ = child.wait();
                 break None;
             }
+        } else if finished(&g.results) {
+            // Every result is in: the guest's power-off adds nothing but time.
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
         }
         if elapsed > timeout {
             let _ = child.kill();
@@ -316,6 +321,14 @@ fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<
             .push("the guest stopped before finishing the cases".into());
     }
     Ok(w)
+}
+
+/// Whether the results file holds the final `done` frame (checked cheaply on its tail first).
+fn finished(results: &std::path::Path) -> bool {
+    let bytes = std::fs::read(results).unwrap_or_default();
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(14).any(|w| w == b"@@bpfcase done")
+        && frame::decode(&bytes).0.iter().any(|f| f.kind == "done")
 }
 
 /// Lines of the kernel console that say something went wrong in the kernel.
