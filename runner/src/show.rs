@@ -34,15 +34,17 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
         }
     };
     println!("instance {}", inst.id);
+    let pt = inst.prog_type;
     println!(
-        "program type {} (id {}){}",
-        inst.prog_type.name,
-        inst.prog_type.id,
-        if inst.prog_type.sleepable {
-            ", sleepable"
-        } else {
-            ""
-        }
+        "program type {} (id {}{}{}{}), runs by {:?}",
+        pt.name,
+        pt.id,
+        pt.expected_attach_type
+            .map_or(String::new(), |a| format!(", expected attach type {a}")),
+        pt.attach_btf
+            .map_or(String::new(), |t| format!(", attached to {t}")),
+        if pt.sleepable { ", sleepable" } else { "" },
+        pt.run
     );
     println!("\nmaps:");
     for m in &inst.maps {
@@ -88,17 +90,11 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
                         println!("{l}");
                     }
                     println!(
-                        "  context: {}",
-                        if spec.ctx.is_empty() {
-                            "none".to_string()
-                        } else {
-                            format!("{:?}", spec.ctx)
-                        }
-                    );
-                    println!(
-                        "  result map value: {} bytes; slots {:?}",
+                        "  result map value: {} bytes: finished flag at 0, slots at {:?}, params at {} {:?}",
                         spec.result_size,
-                        spec.slots.iter().map(|s| s.offset).collect::<Vec<_>>()
+                        spec.slots.iter().map(|s| s.offset).collect::<Vec<_>>(),
+                        spec.params_offset,
+                        spec.params
                     );
                 }
                 Err(e) => println!("  not compiled: {e}"),

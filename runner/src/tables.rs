@@ -69,30 +69,203 @@ pub const MAP_FLAGS: &[(&str, u32)] = &[
     ("mmapable", 1 << 10),
 ];
 
-/// How a program type is made to run.
+/// How a program of a type is made to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunMode {
-    /// BPF_PROG_TEST_RUN with a context buffer (`ctx_in`).
-    TestRunCtx,
+    /// BPF_PROG_TEST_RUN with an 8-byte context.
+    TestRun,
+    /// BPF_PROG_TEST_RUN with a packet (socket filters, XDP, tc, cgroup skb).
+    TestRunPacket,
+    /// Attached to its BTF target, then BPF_PROG_TEST_RUN, which calls the kernel's test
+    /// functions (`bpf_fentry_test1`, `bpf_modify_return_test`) that the program is attached to.
+    AttachTestRun(Attach),
+    /// Attached, then the runner makes the kernel run it.
+    AttachTrigger(Attach, Trigger),
+    /// No way to run it here: the verifier's answer is the observation.
+    LoadOnly,
 }
 
-/// A program type.
+/// How a program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// BPF_RAW_TRACEPOINT_OPEN on the BTF target given at load (fentry/fexit/fmod_ret, LSM,
+    /// tp_btf).
+    BtfTarget,
+    /// A perf event for the tracepoint `category/name` (its id from tracefs), PERF_EVENT_IOC_SET_BPF.
+    PerfTracepoint(&'static str),
+    /// A perf kprobe event on a kernel function.
+    PerfKprobe(&'static str),
+    /// A software cpu-clock perf event sampling the runner every tick.
+    PerfSoftware,
+}
+
+/// What the runner does so that the kernel runs an attached program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// `getpid(2)`.
+    Getpid,
+    /// Open a file (`/dev/null`).
+    OpenFile,
+    /// Spin on the CPU until the program ran (or a second passed).
+    Spin,
+}
+
+/// A program type, as a case names it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ProgType {
     pub name: &'static str,
     /// `enum bpf_prog_type`.
     pub id: u32,
+    /// `enum bpf_attach_type` given at load, when the type needs one.
+    pub expected_attach_type: Option<u32>,
+    /// The kernel function (or `btf_trace_*` typedef) the program attaches to, by BTF name.
+    pub attach_btf: Option<&'static str>,
     /// Loaded with BPF_F_SLEEPABLE (SYSCALL programs must be).
     pub sleepable: bool,
     pub run: RunMode,
+    /// Listed by the helper's documentation as able to call bpf_task_storage_get.
+    pub documented: bool,
 }
 
-pub const PROG_TYPES: &[ProgType] = &[ProgType {
-    name: "syscall",
-    id: 31,
-    sleepable: true,
-    run: RunMode::TestRunCtx,
-}];
+impl ProgType {
+    /// Whether the program runs on kernel events rather than on the runner's request.
+    pub fn attached(&self) -> bool {
+        matches!(
+            self.run,
+            RunMode::AttachTestRun(_) | RunMode::AttachTrigger(..)
+        )
+    }
+}
+
+const fn pt(name: &'static str, id: u32, run: RunMode, documented: bool) -> ProgType {
+    ProgType {
+        name,
+        id,
+        expected_attach_type: None,
+        attach_btf: None,
+        sleepable: false,
+        run,
+        documented,
+    }
+}
+
+const fn btf_pt(
+    name: &'static str,
+    id: u32,
+    attach_type: u32,
+    target: &'static str,
+    sleepable: bool,
+    run: RunMode,
+) -> ProgType {
+    ProgType {
+        name,
+        id,
+        expected_attach_type: Some(attach_type),
+        attach_btf: Some(target),
+        sleepable,
+        run,
+        documented: true,
+    }
+}
+
+/// Every program type a case can name. `enum bpf_prog_type`: KPROBE 2, SCHED_CLS 3,
+/// TRACEPOINT 5, XDP 6, PERF_EVENT 7, CGROUP_SKB 8, RAW_TRACEPOINT 17,
+/// RAW_TRACEPOINT_WRITABLE 24, TRACING 26, LSM 29, SYSCALL 31, SOCKET_FILTER 1.
+/// `enum bpf_attach_type`: BPF_TRACE_RAW_TP 23, BPF_TRACE_FENTRY 24, BPF_TRACE_FEXIT 25,
+/// BPF_MODIFY_RETURN 26, BPF_LSM_MAC 27, BPF_CGROUP_INET_INGRESS 0.
+pub const PROG_TYPES: &[ProgType] = &[
+    ProgType {
+        sleepable: true,
+        ..pt("syscall", 31, RunMode::TestRun, true)
+    },
+    pt("raw_tp", 17, RunMode::TestRun, true),
+    // The only writable raw tracepoints belong to drivers (nbd): load only.
+    pt("raw_tp_writable", 24, RunMode::LoadOnly, true),
+    pt(
+        "tracepoint",
+        5,
+        RunMode::AttachTrigger(
+            Attach::PerfTracepoint("syscalls/sys_enter_getpid"),
+            Trigger::Getpid,
+        ),
+        true,
+    ),
+    pt(
+        "kprobe",
+        2,
+        RunMode::AttachTrigger(Attach::PerfKprobe("__x64_sys_getpid"), Trigger::Getpid),
+        true,
+    ),
+    pt(
+        "perf_event",
+        7,
+        RunMode::AttachTrigger(Attach::PerfSoftware, Trigger::Spin),
+        true,
+    ),
+    btf_pt(
+        "fentry",
+        26,
+        24,
+        "bpf_fentry_test1",
+        false,
+        RunMode::AttachTestRun(Attach::BtfTarget),
+    ),
+    btf_pt(
+        "fexit",
+        26,
+        25,
+        "bpf_fentry_test1",
+        false,
+        RunMode::AttachTestRun(Attach::BtfTarget),
+    ),
+    btf_pt(
+        "fmod_ret",
+        26,
+        26,
+        "bpf_modify_return_test",
+        false,
+        RunMode::AttachTestRun(Attach::BtfTarget),
+    ),
+    btf_pt(
+        "fentry.s",
+        26,
+        24,
+        "bpf_fentry_test1",
+        true,
+        RunMode::AttachTestRun(Attach::BtfTarget),
+    ),
+    btf_pt(
+        "tp_btf",
+        26,
+        23,
+        "btf_trace_sys_enter",
+        false,
+        RunMode::AttachTrigger(Attach::BtfTarget, Trigger::Getpid),
+    ),
+    btf_pt(
+        "lsm",
+        29,
+        27,
+        "bpf_lsm_file_open",
+        false,
+        RunMode::AttachTrigger(Attach::BtfTarget, Trigger::OpenFile),
+    ),
+    btf_pt(
+        "lsm.s",
+        29,
+        27,
+        "bpf_lsm_file_open",
+        true,
+        RunMode::AttachTrigger(Attach::BtfTarget, Trigger::OpenFile),
+    ),
+    pt("socket_filter", 1, RunMode::TestRunPacket, false),
+    pt("xdp", 6, RunMode::TestRunPacket, false),
+    pt("sched_cls", 3, RunMode::TestRunPacket, false),
+    ProgType {
+        expected_attach_type: Some(0),
+        ..pt("cgroup_skb", 8, RunMode::TestRunPacket, false)
+    },
+];
 
 pub fn prog_type(name: &str) -> Option<&'static ProgType> {
     PROG_TYPES.iter().find(|p| p.name == name)
@@ -110,6 +283,10 @@ pub const MAP_LOOKUP_ELEM: Helper = Helper {
     name: "bpf_map_lookup_elem",
     id: 1,
 };
+pub const GET_CURRENT_PID_TGID: Helper = Helper {
+    name: "bpf_get_current_pid_tgid",
+    id: 14,
+};
 pub const TASK_STORAGE_GET: Helper = Helper {
     name: "bpf_task_storage_get",
     id: 156,
@@ -125,6 +302,7 @@ pub const GET_CURRENT_TASK_BTF: Helper = Helper {
 
 pub const HELPERS: &[&Helper] = &[
     &MAP_LOOKUP_ELEM,
+    &GET_CURRENT_PID_TGID,
     &TASK_STORAGE_GET,
     &TASK_STORAGE_DELETE,
     &GET_CURRENT_TASK_BTF,
@@ -152,6 +330,17 @@ mod tests {
         }
         assert_eq!(map_type("task_storage").map(|m| m.id), Some(29));
         assert_eq!(prog_type("syscall").map(|p| p.id), Some(31));
+        for p in PROG_TYPES {
+            assert_eq!(prog_type(p.name), Some(p), "{} is listed once", p.name);
+            assert_eq!(
+                p.attach_btf.is_some(),
+                p.expected_attach_type.is_some() && p.id != 8,
+                "{}",
+                p.name
+            );
+        }
+        assert!(prog_type("fentry").is_some_and(ProgType::attached));
+        assert!(!prog_type("syscall").is_some_and(ProgType::attached));
         assert_eq!(helper_name(156), Some("bpf_task_storage_get"));
         assert_eq!(helper_name(9999), None);
     }

@@ -145,9 +145,18 @@ impl VmlinuxBtf {
 
     /// The BTF id of function `name`, if the kernel has it.
     pub fn func_id(&self, name: &str) -> Option<i32> {
+        self.find(name, sys::BTF_KIND_FUNC)
+    }
+
+    /// The BTF id of typedef `name` (e.g. `btf_trace_sys_enter`), if the kernel has it.
+    pub fn typedef_id(&self, name: &str) -> Option<i32> {
+        self.find(name, sys::BTF_KIND_TYPEDEF)
+    }
+
+    fn find(&self, name: &str, kind: u32) -> Option<i32> {
         let c = CString::new(name).ok()?;
         // SAFETY: valid btf object and NUL-terminated name.
-        let id = unsafe { sys::btf__find_by_name_kind(self.0.ptr, c.as_ptr(), sys::BTF_KIND_FUNC) };
+        let id = unsafe { sys::btf__find_by_name_kind(self.0.ptr, c.as_ptr(), kind) };
         (id > 0).then_some(id)
     }
 }
@@ -228,16 +237,25 @@ pub struct LoadError {
 
 const _: () = assert!(std::mem::size_of::<sys::bpf_insn>() == 8);
 
+/// What `BPF_PROG_LOAD` needs besides the instructions.
+pub struct LoadParams<'a> {
+    pub prog_type: u32,
+    pub expected_attach_type: Option<u32>,
+    /// BTF id (in vmlinux) of the attach target, for tracing and LSM programs.
+    pub attach_btf_id: Option<u32>,
+    pub sleepable: bool,
+    pub insns: &'a [Insn],
+}
+
 /// Loads a program. The verifier log is only produced when the load fails (libbpf retries the
 /// load with log level 1 into `log_buf`), so a successful load costs one verification.
 pub fn prog_load(
-    prog_type: u32,
-    insns: &[Insn],
-    sleepable: bool,
+    p: &LoadParams<'_>,
     log_buf: &mut [u8],
     log_level: u32,
 ) -> Result<OwnedFd, LoadError> {
-    let raw: Vec<sys::bpf_insn> = insns
+    let raw: Vec<sys::bpf_insn> = p
+        .insns
         .iter()
         .map(|i| {
             let b = i.to_bytes();
@@ -250,7 +268,9 @@ pub fn prog_load(
     }
     let mut opts = sys::bpf_prog_load_opts {
         sz: std::mem::size_of::<sys::bpf_prog_load_opts>() as _,
-        prog_flags: if sleepable { sys::BPF_F_SLEEPABLE } else { 0 },
+        prog_flags: if p.sleepable { sys::BPF_F_SLEEPABLE } else { 0 },
+        expected_attach_type: p.expected_attach_type.unwrap_or(0),
+        attach_btf_id: p.attach_btf_id.unwrap_or(0),
         log_buf: log_buf.as_mut_ptr().cast(),
         log_size: log_buf.len() as u32,
         log_level,
@@ -259,7 +279,7 @@ pub fn prog_load(
     // SAFETY: insns outlive the call; opts is sized and its log buffer is valid for log_size.
     let ret = unsafe {
         sys::bpf_prog_load(
-            prog_type,
+            p.prog_type,
             c"bpfcase".as_ptr(),
             c"GPL".as_ptr(),
             raw.as_ptr(),
@@ -279,19 +299,108 @@ pub fn log_text(buf: &[u8]) -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// BPF_PROG_TEST_RUN with a context buffer; returns the program's return value.
-pub fn test_run(prog: &OwnedFd, ctx: &mut [u8]) -> Result<u32, Errno> {
+/// BPF_PROG_TEST_RUN with a context buffer and/or a packet; returns the program's return value.
+pub fn test_run(prog: &OwnedFd, ctx: Option<&mut [u8]>, data: Option<&[u8]>) -> Result<u32, Errno> {
     let mut opts = sys::bpf_test_run_opts {
         sz: std::mem::size_of::<sys::bpf_test_run_opts>() as _,
         ..Default::default()
     };
-    if !ctx.is_empty() {
+    if let Some(ctx) = ctx {
         opts.ctx_in = ctx.as_ptr().cast();
         opts.ctx_size_in = ctx.len() as u32;
     }
-    // SAFETY: ctx outlives the call and its size is given.
+    if let Some(d) = data {
+        opts.data_in = d.as_ptr().cast();
+        opts.data_size_in = d.len() as u32;
+    }
+    // SAFETY: ctx and data outlive the call and their sizes are given.
     unit_result(unsafe { sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) })?;
     Ok(opts.retval)
+}
+
+/// Attaches a tracing, LSM or tp_btf program to the BTF target it was loaded for
+/// (BPF_RAW_TRACEPOINT_OPEN without a name); the returned fd is the attachment.
+pub fn attach_btf_target(prog: &OwnedFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: NULL name: the target comes from the program's attach_btf_id.
+    fd_result(unsafe { sys::bpf_raw_tracepoint_open(std::ptr::null(), prog.as_raw_fd()) })
+}
+
+fn perf_event_open(attr: &mut sys::perf_event_attr, pid: i32, cpu: i32) -> Result<OwnedFd, Errno> {
+    attr.size = std::mem::size_of::<sys::perf_event_attr>() as u32;
+    // SAFETY: a sized, initialised attr; the kernel copies it.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr as *mut sys::perf_event_attr,
+            pid,
+            cpu,
+            -1,
+            sys::PERF_FLAG_FD_CLOEXEC,
+        )
+    } as i32;
+    if fd < 0 {
+        Err(Errno::last())
+    } else {
+        // SAFETY: a new fd we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+/// A perf event for a tracepoint id (from tracefs `events/<category>/<name>/id`), on CPU 0 of
+/// every process (tracepoint programs filter on the runner's pid themselves).
+pub fn perf_tracepoint(id: u64) -> Result<OwnedFd, Errno> {
+    let mut attr = sys::perf_event_attr {
+        type_: sys::PERF_TYPE_TRACEPOINT,
+        config: id,
+        ..Default::default()
+    };
+    attr.__bindgen_anon_1.sample_period = 1;
+    attr.__bindgen_anon_2.wakeup_events = 1;
+    perf_event_open(&mut attr, -1, 0)
+}
+
+/// A kprobe perf event on `func` (the `kprobe` PMU's type from sysfs).
+pub fn perf_kprobe(pmu_type: u32, func: &std::ffi::CStr) -> Result<OwnedFd, Errno> {
+    let mut attr = sys::perf_event_attr {
+        type_: pmu_type,
+        ..Default::default()
+    };
+    attr.__bindgen_anon_3.kprobe_func = func.as_ptr() as u64;
+    attr.__bindgen_anon_4.probe_offset = 0;
+    attr.__bindgen_anon_1.sample_period = 1;
+    perf_event_open(&mut attr, -1, 0)
+}
+
+/// A software cpu-clock event on the calling process, sampling every 100 µs of CPU time.
+pub fn perf_software() -> Result<OwnedFd, Errno> {
+    let mut attr = sys::perf_event_attr {
+        type_: sys::PERF_TYPE_SOFTWARE,
+        config: sys::PERF_COUNT_SW_CPU_CLOCK as u64,
+        ..Default::default()
+    };
+    attr.__bindgen_anon_1.sample_period = 100_000;
+    perf_event_open(&mut attr, 0, -1)
+}
+
+/// Runs `prog` on every sample of `perf` and enables the event.
+pub fn perf_attach(perf: &OwnedFd, prog: &OwnedFd) -> Result<(), Errno> {
+    const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
+    const PERF_EVENT_IOC_SET_BPF: u64 = 0x4004_2408;
+    // SAFETY: ioctls on a perf fd we own with an fd argument / no argument.
+    unsafe {
+        if libc::ioctl(
+            perf.as_raw_fd(),
+            PERF_EVENT_IOC_SET_BPF as _,
+            prog.as_raw_fd(),
+        ) < 0
+        {
+            return Err(Errno::last());
+        }
+        if libc::ioctl(perf.as_raw_fd(), PERF_EVENT_IOC_ENABLE as _, 0) < 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
 }
 
 /// `pidfd_open(pid, 0)`.
@@ -354,7 +463,7 @@ pub fn floor_once() -> Result<(), Errno> {
         )
     })?;
     let mut ctx = [0u8; 8];
-    test_run(&fd, &mut ctx)?;
+    test_run(&fd, Some(&mut ctx), None)?;
     Ok(())
 }
 

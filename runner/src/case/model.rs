@@ -106,7 +106,8 @@ pub struct MapDef {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgramDef {
-    /// Program type; `syscall` (BPF_PROG_TYPE_SYSCALL, sleepable, run by BPF_PROG_TEST_RUN).
+    /// Program type (see `bpfcase types`): `syscall`, `raw_tp`, `fentry`, `lsm`, `kprobe`, … or
+    /// a `"$dim"`, so that the program type is a matrix dimension.
     #[serde(rename = "type")]
     #[schemars(with = "String")]
     pub kind: Value,
@@ -150,6 +151,8 @@ pub enum Op {
     Get(GetDef),
     /// `bpf_task_storage_delete(map, task)`.
     Delete(DeleteDef),
+    /// `bpf_get_current_task_btf()` alone: `ptr` or `NULL`.
+    CurrentTask(NameDef),
     /// Read through the pointer an earlier `get` returned.
     Read(ReadDef),
     /// Write through the pointer an earlier `get` returned.
@@ -181,6 +184,13 @@ pub struct DeleteDef {
     pub map: String,
     #[schemars(with = "NullableLeaf")]
     pub task: Value,
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NameDef {
     #[serde(default, rename = "as")]
     pub name: Option<String>,
 }

@@ -81,6 +81,8 @@ pub enum OpSpec {
         value: ValueArg,
         flags: FlagsArg,
     },
+    /// `bpf_get_current_task_btf()` alone.
+    CurrentTask { name: String },
     Delete {
         name: String,
         map: usize,
@@ -107,6 +109,7 @@ impl OpSpec {
     pub fn name(&self) -> &str {
         match self {
             OpSpec::Get { name, .. }
+            | OpSpec::CurrentTask { name }
             | OpSpec::Delete { name, .. }
             | OpSpec::Read { name, .. }
             | OpSpec::Write { name, .. } => name,
@@ -385,6 +388,7 @@ fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
                 for (j, op) in ops.iter().enumerate() {
                     let (kind, as_) = match op {
                         Op::Get(d) => ("get", &d.name),
+                        Op::CurrentTask(d) => ("current_task", &d.name),
                         Op::Delete(d) => ("delete", &d.name),
                         Op::Read(d) => ("read", &d.name),
                         Op::Write(d) => ("write", &d.name),
@@ -520,6 +524,7 @@ fn resolve(
                                 flags: ctx.typed(&d.flags, &q.key("flags"), FlagsArg::parse)?,
                             }
                         }
+                        Op::CurrentTask(_) => OpSpec::CurrentTask { name: op_name },
                         Op::Delete(d) => {
                             let q = op_path.key("delete");
                             OpSpec::Delete {

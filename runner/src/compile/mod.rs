@@ -37,13 +37,17 @@ pub struct Slot {
     pub payload: u32,
 }
 
-/// What the program reads from its context (`ctx_in`), one u64 per field.
+/// What the program reads at run time, one u64 each, from the result map after the slots
+/// (user space writes them before the program runs): values the verifier must not know, and
+/// values only known at run time. Programs of every type read them the same way.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CtxField {
+pub enum Param {
     /// A flags value the verifier cannot know.
     Flags(u64),
     /// The pid of a child process, for `bpf_task_from_pid`.
     ChildPid(String),
+    /// The runner's tgid: attached programs run only for the runner's own events.
+    RunnerTgid,
 }
 
 /// One loadable program and everything needed to run and observe it.
@@ -52,10 +56,12 @@ pub struct ProgramSpec {
     pub prog_type: &'static ProgType,
     /// Map relocations index the instance's maps; index `maps.len()` is the result map.
     pub program: asm::Program,
-    pub ctx: Vec<CtxField>,
+    /// Values user space writes at `params_offset` before every run.
+    pub params: Vec<Param>,
+    pub params_offset: u32,
     /// One slot per operation, in order.
     pub slots: Vec<Slot>,
-    /// Size of the result map's value: a u64 "finished" word, then the slots.
+    /// Size of the result map's value: a u64 "finished" word, the slots, then the params.
     pub result_size: u32,
     /// Helpers the program calls (probed before loading).
     pub helpers: Vec<&'static Helper>,
@@ -77,7 +83,8 @@ struct Gen {
     a: Asm,
     helpers: Vec<&'static Helper>,
     kfuncs: Vec<&'static str>,
-    ctx: Vec<CtxField>,
+    params: Vec<Param>,
+    params_offset: u32,
     result_map: usize,
 }
 
@@ -94,15 +101,16 @@ impl Gen {
         }
         self.a.call_kfunc(name);
     }
-    fn ctx_field(&mut self, f: CtxField) -> i16 {
-        let i = match self.ctx.iter().position(|x| *x == f) {
+    /// Offset from r9 of a parameter's u64.
+    fn param(&mut self, f: Param) -> Result<i16, CompileError> {
+        let i = match self.params.iter().position(|x| *x == f) {
             Some(i) => i,
             None => {
-                self.ctx.push(f);
-                self.ctx.len() - 1
+                self.params.push(f);
+                self.params.len() - 1
             }
         };
-        (i * 8) as i16
+        off16(self.params_offset + i as u32 * 8)
     }
     /// `*(u64 *)(r9 + off) = imm`
     fn put(&mut self, off: u32, imm: i32) -> Result<(), CompileError> {
@@ -126,8 +134,8 @@ impl Gen {
     ) -> Result<Option<asm::Label>, CompileError> {
         match task {
             TaskArg::Child(name) => {
-                let off = self.ctx_field(CtxField::ChildPid(name.clone()));
-                self.a.ldx(Size::W, Reg::R1, Reg::R6, off);
+                let off = self.param(Param::ChildPid(name.clone()))?;
+                self.a.ldx(Size::W, Reg::R1, Reg::R9, off);
                 self.kfunc(tables::KFUNC_TASK_FROM_PID);
                 let found = self.a.new_label();
                 let missing = self.a.new_label();
@@ -197,7 +205,7 @@ fn payload_of(op: &OpSpec, value_sizes: &[u32]) -> u32 {
     match op {
         OpSpec::Get { map, .. } => value_sizes[*map].min(MAX_PAYLOAD).div_ceil(8) * 8,
         OpSpec::Read { .. } => 8,
-        OpSpec::Delete { .. } | OpSpec::Write { .. } => 0,
+        OpSpec::Delete { .. } | OpSpec::Write { .. } | OpSpec::CurrentTask { .. } => 0,
     }
 }
 
@@ -244,30 +252,42 @@ pub fn compile(
     }
     let spill_at = |i: usize| -((top + (i as u32 + 1) * 8) as i16);
 
+    // Result map value: [finished u64][one slot per op][params].
+    let mut slots = Vec::with_capacity(ops.len());
+    let mut offset = 8u32;
+    for op in ops {
+        let payload = payload_of(op, value_sizes);
+        slots.push(Slot { offset, payload });
+        offset += 16 + payload;
+    }
     let mut g = Gen {
         a: Asm::new(),
         helpers: Vec::new(),
         kfuncs: Vec::new(),
-        ctx: Vec::new(),
+        params: Vec::new(),
+        params_offset: offset,
         result_map: value_sizes.len(),
     };
+    let out = g.a.new_label();
     g.a.mov64_reg(Reg::R6, Reg::R1);
     g.a.ld_map_value(Reg::R9, g.result_map, 0);
+    if prog_type.attached() {
+        // An attached program sees everyone's events: act on the runner's only, and once.
+        g.helper(&tables::GET_CURRENT_PID_TGID);
+        g.a.alu64_imm(asm::Alu::Rsh, Reg::R0, 32);
+        let tgid = g.param(Param::RunnerTgid)?;
+        g.a.ldx(Size::DW, Reg::R1, Reg::R9, tgid);
+        g.a.jmp_reg(Cond::Ne, Reg::R0, Reg::R1, out);
+        g.a.ldx(Size::DW, Reg::R1, Reg::R9, 0);
+        g.a.jmp_imm(Cond::Ne, Reg::R1, 0, out);
+    }
     for i in 0..ops.len() {
         g.a.st_imm(Size::DW, Reg::R10, spill_at(i), 0);
     }
 
-    let mut slots = Vec::with_capacity(ops.len());
     let mut deferred = Vec::new();
-    let mut offset = 8u32;
     for (i, op) in ops.iter().enumerate() {
-        let payload = payload_of(op, value_sizes);
-        let slot = offset;
-        slots.push(Slot {
-            offset: slot,
-            payload,
-        });
-        offset += 16 + payload;
+        let slot = slots[i].offset;
         match op {
             OpSpec::Get {
                 map,
@@ -299,8 +319,8 @@ pub fn compile(
                 match flags {
                     FlagsArg::Const(f) => g.load_const(Reg::R4, *f),
                     FlagsArg::Runtime(f) => {
-                        let off = g.ctx_field(CtxField::Flags(*f));
-                        g.a.ldx(Size::DW, Reg::R4, Reg::R6, off);
+                        let off = g.param(Param::Flags(*f))?;
+                        g.a.ldx(Size::DW, Reg::R4, Reg::R9, off);
                     }
                 }
                 g.helper(&tables::TASK_STORAGE_GET);
@@ -328,6 +348,14 @@ pub fn compile(
                     copy_result(&mut g, Reg::R0, slot, vs)?;
                 }
                 g.task_release(task, missing);
+            }
+            OpSpec::CurrentTask { .. } => {
+                g.helper(&tables::GET_CURRENT_TASK_BTF);
+                let null = g.a.new_label();
+                g.put(slot, state::DONE as i32)?;
+                g.a.jmp_imm(Cond::Eq, Reg::R0, 0, null);
+                g.put(slot + 8, 1)?;
+                g.a.place(null);
             }
             OpSpec::Delete { map, task, .. } => {
                 let missing = g.task_prepare(task, slot)?;
@@ -378,14 +406,16 @@ pub fn compile(
         copy_result(&mut g, Reg::R2, slot, vs)?;
     }
     g.put(0, 1)?;
+    g.a.place(out);
     g.a.mov64_imm(Reg::R0, 0);
     g.a.exit();
     Ok(ProgramSpec {
         prog_type,
         program: g.a.finish()?,
-        ctx: g.ctx,
+        result_size: g.params_offset + g.params.len() as u32 * 8,
+        params: g.params,
+        params_offset: g.params_offset,
         slots,
-        result_size: offset,
         helpers: g.helpers,
         kfuncs: g.kfuncs,
     })

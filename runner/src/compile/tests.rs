@@ -161,7 +161,7 @@ fn single_get_exact_program() {
         helper_names(&spec),
         ["bpf_get_current_task_btf", "bpf_task_storage_get"]
     );
-    assert!(spec.kfuncs.is_empty() && spec.ctx.is_empty());
+    assert!(spec.kfuncs.is_empty() && spec.params.is_empty());
     assert_eq!(spec.slots, [slot(8, 8)]);
     assert_eq!(spec.result_size, 32);
     assert_eq!(spec.prog_type.name, "syscall");
@@ -193,27 +193,30 @@ fn single_get_exact_program() {
 }
 
 #[test]
-fn runtime_flags_come_from_the_context() {
+fn runtime_flags_come_from_the_params() {
     let runtime = |f| get(Current, ValueArg::Null, FlagsArg::Runtime(f));
     let spec = ok(&[runtime(2), runtime(2)], &[8]);
-    // Both gets read the same context field.
-    assert_eq!(spec.ctx, [CtxField::Flags(2)]);
+    // Both gets read the same parameter, after the two 24-byte slots.
+    assert_eq!(spec.params, [Param::Flags(2)]);
+    assert_eq!((spec.params_offset, spec.result_size), (56, 64));
     let lines = text(&spec);
-    assert_eq!(all(&lines, "r4 = *(u64 *)(r6 +0)").len(), 2);
-    assert!(!any(&lines, |l| l.starts_with("r4 = ") && !l.contains("(r6 +0)")));
+    assert_eq!(all(&lines, "r4 = *(u64 *)(r9 +56)").len(), 2);
+    assert!(!any(&lines, |l| l.starts_with("r4 = ")
+        && !l.contains("(r9 +56)")));
     let spec = ok(&[runtime(2), runtime(3)], &[8]);
-    assert_eq!(spec.ctx, [CtxField::Flags(2), CtxField::Flags(3)]);
-    find(&text(&spec), "r4 = *(u64 *)(r6 +8)");
+    assert_eq!(spec.params, [Param::Flags(2), Param::Flags(3)]);
+    find(&text(&spec), "r4 = *(u64 *)(r9 +64)");
 }
 
 #[test]
 fn child_task_found_by_pid_and_released() {
     let spec = ok(&[get(child(), ValueArg::Null, FlagsArg::Const(0))], &[8]);
-    assert_eq!(spec.ctx, [CtxField::ChildPid("c".into())]);
+    assert_eq!(spec.params, [Param::ChildPid("c".into())]);
     assert_eq!(spec.kfuncs, ["bpf_task_from_pid", "bpf_task_release"]);
     assert_eq!(helper_names(&spec), ["bpf_task_storage_get"]);
     let lines = text(&spec);
-    let pid = find(&lines, "r1 = *(u32 *)(r6 +0)");
+    assert_eq!(spec.params_offset, 32);
+    let pid = find(&lines, "r1 = *(u32 *)(r9 +32)");
     let found = "call kfunc bpf_task_from_pid; if r0 != 0x0 goto pc+2";
     let no_task = "*(u64 *)(r9 +8) = 2; goto pc+15; r7 = r0; r2 = r7";
     assert_eq!(run(&lines, pid + 1, 6), format!("{found}; {no_task}"));
@@ -455,7 +458,7 @@ fn deterministic() {
     assert_eq!(a, b);
     assert_eq!(a.program.to_bytes(), b.program.to_bytes());
     assert_eq!(a.program.to_bytes().len(), a.program.insns.len() * 8);
-    assert_eq!(a.ctx, [CtxField::ChildPid("c".into()), CtxField::Flags(1)]);
+    assert_eq!(a.params, [Param::ChildPid("c".into()), Param::Flags(1)]);
     assert_eq!(a.kfuncs, ["bpf_task_from_pid", "bpf_task_release"]);
     // The result map is index 2, after the instance's two maps.
     assert_eq!(
@@ -466,4 +469,32 @@ fn deterministic() {
             offset: 0
         }
     );
+}
+
+#[test]
+fn attached_programs_run_once_and_only_for_the_runner() {
+    let fentry = crate::tables::prog_type("fentry").unwrap();
+    let op = OpSpec::CurrentTask { name: "t".into() };
+    let spec = compile(fentry, &[op], &[]).unwrap();
+    assert_eq!(spec.params, [Param::RunnerTgid]);
+    assert_eq!(
+        (spec.slots[0].offset, spec.params_offset, spec.result_size),
+        (8, 24, 32)
+    );
+    let lines = text(&spec);
+    let prologue = "call bpf_get_current_pid_tgid#14; r0 >>= 32; r1 = *(u64 *)(r9 +24); \
+                    if r0 != r1 goto pc+8; r1 = *(u64 *)(r9 +0); if r1 != 0x0 goto pc+6";
+    assert_eq!(run(&lines, 2, 6), prologue);
+    let body = "call bpf_get_current_task_btf#158; *(u64 *)(r9 +8) = 1; if r0 == 0x0 goto pc+1; \
+                *(u64 *)(r9 +16) = 1; *(u64 *)(r9 +0) = 1; r0 = 0; exit";
+    assert_eq!(run(&lines, 9, 7), body);
+    assert_eq!(
+        helper_names(&spec),
+        ["bpf_get_current_pid_tgid", "bpf_get_current_task_btf"]
+    );
+    // A program the runner runs itself has no prologue.
+    let syscall = crate::tables::prog_type("syscall").unwrap();
+    let spec = compile(syscall, &[OpSpec::CurrentTask { name: "t".into() }], &[]).unwrap();
+    assert!(spec.params.is_empty());
+    assert_eq!(find(&text(&spec), "call bpf_get_current_task_btf#158"), 3);
 }

@@ -9,16 +9,16 @@
 
 mod child;
 pub mod observation;
+mod run;
 pub mod verifier;
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::bpf::{self, Errno, MapBtf, MapParams, VmlinuxBtf};
-use crate::case::value::{KeyArg, ValueArg};
-use crate::case::{Instance, MapSpec, OpSpec, StepSpec, ValueSize};
-use crate::compile::{self, state, CtxField, ProgramSpec};
-use crate::tables::ProgType;
+use crate::case::value::KeyArg;
+use crate::case::{Instance, MapSpec, StepSpec, ValueSize};
+use crate::compile::{self, ProgramSpec};
 use child::Child;
 pub use observation::{Observation, Outcome, Res};
 
@@ -38,7 +38,6 @@ pub struct Env {
     vmlinux: Option<Result<VmlinuxBtf, Errno>>,
     prog_types: HashMap<u32, bool>,
     map_types: HashMap<u32, bool>,
-    helpers: HashMap<(u32, i32), Result<bool, Errno>>,
     max_value: HashMap<MapShape, Result<u32, Errno>>,
 }
 
@@ -86,7 +85,6 @@ impl Env {
             vmlinux: None,
             prog_types: HashMap::new(),
             map_types: HashMap::new(),
-            helpers: HashMap::new(),
             max_value: HashMap::new(),
         }
     }
@@ -366,174 +364,6 @@ impl Env {
             }
         }
     }
-
-    fn prog(
-        &mut self,
-        live: &mut Live<'_>,
-        name: &str,
-        ops: &[OpSpec],
-        spec: &Result<ProgramSpec, compile::CompileError>,
-    ) -> Result<(), Stop> {
-        let pt = live.inst.prog_type;
-        let spec = match spec {
-            Ok(s) => s,
-            Err(e) => {
-                live.results.push((
-                    name.to_string(),
-                    Res::NotCompiled {
-                        reason: e.to_string(),
-                    },
-                ));
-                return Ok(());
-            }
-        };
-        let insns = self.link(live, spec)?;
-        // `show` wants the full trace (level 2) and statistics (4); a run wants speed: libbpf
-        // reloads a refused program with level 1 to fetch the reason.
-        let log_level = if self.keep_logs { 2 | 4 } else { 0 };
-        let loaded = bpf::prog_load(pt.id, &insns, pt.sleepable, &mut self.log, log_level);
-        if self.keep_logs {
-            let log = match &loaded {
-                Ok(_) => bpf::log_text(&self.log),
-                Err(e) => e.log.clone(),
-            };
-            self.logs.push((name.to_string(), log));
-        }
-        let prog = match loaded {
-            Ok(fd) => fd,
-            Err(e) => {
-                if e.errno.0 == EPERM {
-                    return Err(Stop::Refused(
-                        e.errno,
-                        format!("loading a {} program", pt.name),
-                    ));
-                }
-                self.explain_rejection(pt, spec)?;
-                live.results.push((
-                    name.to_string(),
-                    Res::Rejected {
-                        errno: e.errno.name(),
-                        line: verifier::key_line(&e.log),
-                    },
-                ));
-                return Ok(());
-            }
-        };
-        let result_map = live
-            .result_map
-            .as_ref()
-            .ok_or_else(|| Stop::Error("no result map".into()))?;
-        let key = 0u32.to_ne_bytes();
-        let mut buf = vec![0u8; live.result_size];
-        bpf::map_update(result_map, &key, &buf, 0)
-            .map_err(|e| Stop::Error(format!("clearing the result map: {}", e.name())))?;
-        let mut ctx = live.ctx(&spec.ctx);
-        match bpf::test_run(&prog, &mut ctx) {
-            Ok(_) => live.results.push((name.to_string(), Res::Loaded)),
-            Err(e) => {
-                live.results
-                    .push((name.to_string(), Res::RunFailed { errno: e.name() }));
-                return Ok(());
-            }
-        }
-        drop(prog);
-        bpf::map_lookup(result_map, &key, &mut buf)
-            .map_err(|e| Stop::Error(format!("reading the result map: {}", e.name())))?;
-        for (op, slot) in ops.iter().zip(&spec.slots) {
-            let mut res = decode(op, slot, &buf, &live.value_sizes);
-            // Storage created from an uninitialised buffer holds stack garbage: never record
-            // it (it may be a kernel address, and it differs between runs).
-            let map = match op {
-                OpSpec::Get { map, .. } => Some(*map),
-                OpSpec::Read { from, .. } => match &ops[*from] {
-                    OpSpec::Get { map, .. } => Some(*map),
-                    _ => None,
-                },
-                _ => None,
-            };
-            if let (
-                OpSpec::Get {
-                    value: ValueArg::Uninit,
-                    map,
-                    ..
-                },
-                Res::Ptr { .. },
-            ) = (op, &res)
-            {
-                live.tainted[*map] = true;
-            }
-            if map.is_some_and(|m| live.tainted[m]) {
-                res = match res {
-                    Res::Ptr { total, .. } => Res::PtrUninit { total },
-                    Res::Value { .. } => Res::Uninit,
-                    other => other,
-                };
-            }
-            live.results.push((op.name().to_string(), res));
-        }
-        Ok(())
-    }
-
-    /// Patches map fds and kfunc ids into the program.
-    fn link(
-        &mut self,
-        live: &Live<'_>,
-        spec: &ProgramSpec,
-    ) -> Result<Vec<compile::asm::Insn>, Stop> {
-        let mut kfunc_ids = HashMap::new();
-        if !spec.kfuncs.is_empty() {
-            let btf = self.vmlinux.get_or_insert_with(VmlinuxBtf::load);
-            let btf = match btf {
-                Ok(b) => b,
-                Err(e) => {
-                    return Err(Stop::Unsupported(format!(
-                        "kernel BTF (vmlinux): {}",
-                        e.name()
-                    )))
-                }
-            };
-            for k in &spec.kfuncs {
-                match btf.func_id(k) {
-                    Some(id) => {
-                        kfunc_ids.insert(*k, id);
-                    }
-                    None => return Err(Stop::Unsupported(format!("kfunc {k}"))),
-                }
-            }
-        }
-        let result_fd = live.result_map.as_ref().map_or(-1, |f| f.as_raw_fd());
-        spec.program
-            .patched(
-                |i| live.maps.get(i).map_or(result_fd, |f| f.as_raw_fd()),
-                |n| kfunc_ids.get(n).copied(),
-            )
-            .map_err(|k| Stop::Unsupported(format!("kfunc {k}")))
-    }
-
-    /// A refused load is "unsupported" when the kernel lacks the program type or a helper for
-    /// it (probed, cached); otherwise the verifier's answer is the observation.
-    fn explain_rejection(&mut self, pt: &'static ProgType, spec: &ProgramSpec) -> Result<(), Stop> {
-        let known = *self
-            .prog_types
-            .entry(pt.id)
-            .or_insert_with(|| bpf::probe_prog_type(pt.id));
-        if !known {
-            return Err(Stop::Unsupported(format!("program type {}", pt.name)));
-        }
-        for h in &spec.helpers {
-            let r = *self
-                .helpers
-                .entry((pt.id, h.id))
-                .or_insert_with(|| bpf::probe_helper(pt.id, h.id));
-            if r == Ok(false) {
-                return Err(Stop::Unsupported(format!(
-                    "helper {} in {} programs",
-                    h.name, pt.name
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 fn create(m: &MapSpec, value_size: u32) -> Result<OwnedFd, Errno> {
@@ -557,38 +387,6 @@ fn env_stop(e: Errno, what: &str) -> Stop {
         Stop::Refused(e, what.to_string())
     } else {
         Stop::Error(format!("{what}: {}", e.name()))
-    }
-}
-
-fn decode(op: &OpSpec, slot: &compile::Slot, buf: &[u8], value_sizes: &[u32]) -> Res {
-    let at = slot.offset as usize;
-    let word = |o: usize| u64::from_ne_bytes(buf[o..o + 8].try_into().expect("8-byte slice"));
-    let st = word(at);
-    let ret = word(at + 8);
-    match st {
-        state::NOT_REACHED => return Res::NotReached,
-        state::NO_TASK => return Res::NoTask,
-        state::SKIPPED_NULL => return Res::SkippedNull,
-        _ => {}
-    }
-    match op {
-        OpSpec::Get { map, .. } => {
-            if ret == 0 {
-                Res::Null
-            } else {
-                let vs = value_sizes[*map];
-                let n = vs.min(compile::MAX_PAYLOAD) as usize;
-                Res::Ptr {
-                    bytes: buf[at + 16..at + 16 + n].to_vec(),
-                    total: vs,
-                }
-            }
-        }
-        OpSpec::Delete { .. } => Res::Ret { value: ret as i64 },
-        OpSpec::Read { width, .. } => Res::Value {
-            bytes: ret.to_le_bytes()[..width.bytes() as usize].to_vec(),
-        },
-        OpSpec::Write { .. } => Res::Ok,
     }
 }
 
@@ -641,23 +439,6 @@ impl Live<'_> {
             Ok(r) => r,
             Err(e) => Res::Err { errno: e.name() },
         }
-    }
-
-    /// The context buffer: one u64 per field, at least 8 bytes.
-    fn ctx(&self, fields: &[CtxField]) -> Vec<u8> {
-        let mut ctx = vec![0u8; (fields.len() * 8).max(8)];
-        for (i, f) in fields.iter().enumerate() {
-            let v = match f {
-                CtxField::Flags(v) => *v,
-                CtxField::ChildPid(name) => self
-                    .children
-                    .iter()
-                    .find(|c| &c.name == name)
-                    .map_or(0, |c| c.pid as u64),
-            };
-            ctx[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
-        }
-        ctx
     }
 }
 

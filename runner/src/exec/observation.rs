@@ -15,6 +15,10 @@ pub enum Res {
     Ok,
     /// The program loaded and ran.
     Loaded,
+    /// The program loaded; its type cannot be run here.
+    LoadOnly,
+    /// A task pointer came back (`bpf_get_current_task_btf`).
+    TaskPtr,
     /// The program loaded but BPF_PROG_TEST_RUN failed.
     RunFailed { errno: String },
     /// The verifier refused the program: errno and its key log line (normalized).

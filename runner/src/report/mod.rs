@@ -23,6 +23,8 @@ pub fn render(r: &Res) -> String {
         Res::PtrUninit { .. } => "ptr:(uninit)".into(),
         Res::Uninit => "(uninit)".into(),
         Res::Null => "NULL".into(),
+        Res::LoadOnly => "ok(load only)".into(),
+        Res::TaskPtr => "ptr".into(),
         Res::Ret { value } => ret(*value),
         Res::Value { bytes } => hex(bytes, bytes.len()),
         Res::SkippedNull => "skipped(NULL)".into(),
@@ -203,7 +205,7 @@ impl Summary {
         }
         for (_, r) in &obs.results {
             match r {
-                Res::Loaded | Res::RunFailed { .. } => self.accepted += 1,
+                Res::Loaded | Res::RunFailed { .. } | Res::LoadOnly => self.accepted += 1,
                 Res::Rejected { .. } => self.rejected += 1,
                 _ => {}
             }

@@ -1,0 +1,392 @@
+//! Loading one compiled program and making it run, for every way a program type runs: a test
+//! run (with a context or a packet), attach-then-test-run for tracing programs, attach-and-trigger
+//! for the types the kernel only runs on events, or load only. Then the result slots are decoded.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::{Env, Live, Res, Stop, EPERM};
+use crate::bpf::{self, Errno, LoadParams, VmlinuxBtf};
+use crate::case::value::ValueArg;
+use crate::case::OpSpec;
+use crate::compile::{self, state, Param, ProgramSpec};
+use crate::tables::{Attach, ProgType, RunMode, Trigger};
+
+/// A minimal Ethernet + IPv4 + UDP frame for the packet program types.
+const PACKET: [u8; 64] = {
+    let mut p = [0u8; 64];
+    p[12] = 0x08; // EtherType IPv4
+    p[14] = 0x45; // IPv4, IHL 5
+    p[17] = 50; // total length
+    p[22] = 64; // TTL
+    p[23] = 17; // UDP
+    p
+};
+
+/// How long a triggered program may take to run.
+const TRIGGER_WAIT: Duration = Duration::from_secs(1);
+
+impl Env {
+    pub(super) fn prog(
+        &mut self,
+        live: &mut Live<'_>,
+        name: &str,
+        ops: &[OpSpec],
+        spec: &Result<ProgramSpec, compile::CompileError>,
+    ) -> Result<(), Stop> {
+        let pt = live.inst.prog_type;
+        let spec = match spec {
+            Ok(s) => s,
+            Err(e) => {
+                live.results.push((
+                    name.to_string(),
+                    Res::NotCompiled {
+                        reason: e.to_string(),
+                    },
+                ));
+                return Ok(());
+            }
+        };
+        let (insns, attach_btf_id) = self.link(live, pt, spec)?;
+        // `show` wants the full trace (level 2) and statistics (4); a run wants speed: libbpf
+        // reloads a refused program with level 1 to fetch the reason.
+        let log_level = if self.keep_logs { 2 | 4 } else { 0 };
+        let params = LoadParams {
+            prog_type: pt.id,
+            expected_attach_type: pt.expected_attach_type,
+            attach_btf_id,
+            sleepable: pt.sleepable,
+            insns: &insns,
+        };
+        let loaded = bpf::prog_load(&params, &mut self.log, log_level);
+        if self.keep_logs {
+            let log = match &loaded {
+                Ok(_) => bpf::log_text(&self.log),
+                Err(e) => e.log.clone(),
+            };
+            self.logs.push((name.to_string(), log));
+        }
+        let prog = match loaded {
+            Ok(fd) => fd,
+            Err(e) => {
+                if e.errno.0 == EPERM {
+                    return Err(Stop::Refused(
+                        e.errno,
+                        format!("loading a {} program", pt.name),
+                    ));
+                }
+                self.explain_rejection(pt, spec, &e.log)?;
+                let line = super::verifier::key_line(&e.log);
+                live.results.push((
+                    name.to_string(),
+                    Res::Rejected {
+                        errno: e.errno.name(),
+                        line,
+                    },
+                ));
+                return Ok(());
+            }
+        };
+        if pt.run == RunMode::LoadOnly {
+            live.results.push((name.to_string(), Res::LoadOnly));
+            return Ok(());
+        }
+        let result_map = live
+            .result_map
+            .as_ref()
+            .ok_or_else(|| Stop::Error("no result map".into()))?;
+        let key = 0u32.to_ne_bytes();
+        let mut buf = vec![0u8; live.result_size];
+        for (i, p) in spec.params.iter().enumerate() {
+            let v = match p {
+                Param::Flags(v) => *v,
+                Param::ChildPid(c) => live
+                    .children
+                    .iter()
+                    .find(|x| &x.name == c)
+                    .map_or(0, |x| x.pid as u64),
+                Param::RunnerTgid => std::process::id() as u64,
+            };
+            let at = spec.params_offset as usize + i * 8;
+            buf[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+        }
+        bpf::map_update(result_map, &key, &buf, 0)
+            .map_err(|e| Stop::Error(format!("writing the result map: {}", e.name())))?;
+        let ran = run(pt, &prog, result_map, live.result_size)?;
+        live.results.push((name.to_string(), ran));
+        drop(prog);
+        bpf::map_lookup(result_map, &key, &mut buf)
+            .map_err(|e| Stop::Error(format!("reading the result map: {}", e.name())))?;
+        for (op, slot) in ops.iter().zip(&spec.slots) {
+            let mut res = decode(op, slot, &buf, &live.value_sizes);
+            // Storage created from an uninitialised buffer holds stack garbage: never record
+            // it (it may be a kernel address, and it differs between runs).
+            let map = match op {
+                OpSpec::Get { map, .. } => Some(*map),
+                OpSpec::Read { from, .. } => match &ops[*from] {
+                    OpSpec::Get { map, .. } => Some(*map),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let (
+                OpSpec::Get {
+                    value: ValueArg::Uninit,
+                    map,
+                    ..
+                },
+                Res::Ptr { .. },
+            ) = (op, &res)
+            {
+                live.tainted[*map] = true;
+            }
+            if map.is_some_and(|m| live.tainted[m]) {
+                res = match res {
+                    Res::Ptr { total, .. } => Res::PtrUninit { total },
+                    Res::Value { .. } => Res::Uninit,
+                    other => other,
+                };
+            }
+            live.results.push((op.name().to_string(), res));
+        }
+        Ok(())
+    }
+
+    /// Patches map fds and kfunc ids into the program; finds the attach target's BTF id.
+    fn link(
+        &mut self,
+        live: &Live<'_>,
+        pt: &ProgType,
+        spec: &ProgramSpec,
+    ) -> Result<(Vec<compile::asm::Insn>, Option<u32>), Stop> {
+        let mut kfunc_ids = HashMap::new();
+        let mut attach_btf_id = None;
+        if !spec.kfuncs.is_empty() || pt.attach_btf.is_some() {
+            let btf = match self.vmlinux.get_or_insert_with(VmlinuxBtf::load) {
+                Ok(b) => b,
+                Err(e) => {
+                    return Err(Stop::Unsupported(format!(
+                        "kernel BTF (vmlinux): {}",
+                        e.name()
+                    )))
+                }
+            };
+            for k in &spec.kfuncs {
+                match btf.func_id(k) {
+                    Some(id) => {
+                        kfunc_ids.insert(*k, id);
+                    }
+                    None => return Err(Stop::Unsupported(format!("kfunc {k}"))),
+                }
+            }
+            if let Some(target) = pt.attach_btf {
+                let id = if target.starts_with("btf_trace_") {
+                    btf.typedef_id(target)
+                } else {
+                    btf.func_id(target)
+                };
+                match id {
+                    Some(id) => attach_btf_id = Some(id as u32),
+                    None => {
+                        return Err(Stop::Unsupported(format!(
+                            "attach target {target} is not in the kernel's BTF"
+                        )))
+                    }
+                }
+            }
+        }
+        let result_fd = live.result_map.as_ref().map_or(-1, |f| f.as_raw_fd());
+        let insns = spec
+            .program
+            .patched(
+                |i| live.maps.get(i).map_or(result_fd, |f| f.as_raw_fd()),
+                |n| kfunc_ids.get(n).copied(),
+            )
+            .map_err(|k| Stop::Unsupported(format!("kfunc {k}")))?;
+        Ok((insns, attach_btf_id))
+    }
+
+    /// A refused load is "unsupported" when the kernel lacks the program type (probed, cached)
+    /// or does not know a helper the program calls (the verifier names it `unknown#<id>`);
+    /// otherwise the verifier's answer is the observation.
+    fn explain_rejection(
+        &mut self,
+        pt: &ProgType,
+        spec: &ProgramSpec,
+        log: &str,
+    ) -> Result<(), Stop> {
+        let known = *self
+            .prog_types
+            .entry(pt.id)
+            .or_insert_with(|| bpf::probe_prog_type(pt.id));
+        if !known {
+            return Err(Stop::Unsupported(format!("program type {}", pt.name)));
+        }
+        for h in &spec.helpers {
+            if log.contains(&format!("unknown#{}", h.id)) {
+                return Err(Stop::Unsupported(format!(
+                    "helper {} (#{}) is unknown to this kernel",
+                    h.name, h.id
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Makes a loaded program run once, as its type allows.
+fn run(pt: &ProgType, prog: &OwnedFd, results: &OwnedFd, size: usize) -> Result<Res, Stop> {
+    let ran = match pt.run {
+        RunMode::LoadOnly => return Ok(Res::LoadOnly),
+        RunMode::TestRun => bpf::test_run(prog, Some(&mut [0u8; 8]), None),
+        RunMode::TestRunPacket => bpf::test_run(prog, None, Some(&PACKET)),
+        RunMode::AttachTestRun(a) => {
+            let _link = attach(pt, a, prog)?;
+            bpf::test_run(prog, None, None)
+        }
+        RunMode::AttachTrigger(a, t) => {
+            let _link = attach(pt, a, prog)?;
+            trigger(t, results, size);
+            Ok(0)
+        }
+    };
+    Ok(match ran {
+        Ok(_) => Res::Loaded,
+        Err(e) => Res::RunFailed { errno: e.name() },
+    })
+}
+
+/// Attaches; what keeps the attachment alive is returned (dropping it detaches).
+fn attach(pt: &ProgType, a: Attach, prog: &OwnedFd) -> Result<OwnedFd, Stop> {
+    let fail = |what: String, e: Errno| {
+        if e.0 == EPERM {
+            Stop::Refused(e, what)
+        } else {
+            Stop::Unsupported(format!("{what}: {}", e.name()))
+        }
+    };
+    match a {
+        Attach::BtfTarget => bpf::attach_btf_target(prog).map_err(|e| {
+            fail(
+                format!(
+                    "attaching the {} program to {}",
+                    pt.name,
+                    pt.attach_btf.unwrap_or("?")
+                ),
+                e,
+            )
+        }),
+        Attach::PerfTracepoint(tp) => {
+            let id = tracepoint_id(tp).ok_or_else(|| {
+                Stop::Unsupported(format!("tracepoint {tp}: no id in tracefs (is tracefs mounted, CONFIG_FTRACE_SYSCALLS?)"))
+            })?;
+            let perf = bpf::perf_tracepoint(id)
+                .map_err(|e| fail(format!("perf event for tracepoint {tp}"), e))?;
+            bpf::perf_attach(&perf, prog)
+                .map_err(|e| fail(format!("attaching to tracepoint {tp}"), e))?;
+            Ok(perf)
+        }
+        Attach::PerfKprobe(func) => {
+            let pmu = std::fs::read_to_string("/sys/bus/event_source/devices/kprobe/type")
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+                .ok_or_else(|| {
+                    Stop::Unsupported("kprobes: no kprobe PMU in sysfs (CONFIG_KPROBES?)".into())
+                })?;
+            let name =
+                CString::new(func).map_err(|_| Stop::Error(format!("bad function name {func}")))?;
+            let perf =
+                bpf::perf_kprobe(pmu, &name).map_err(|e| fail(format!("kprobe on {func}"), e))?;
+            bpf::perf_attach(&perf, prog)
+                .map_err(|e| fail(format!("attaching to the kprobe on {func}"), e))?;
+            Ok(perf)
+        }
+        Attach::PerfSoftware => {
+            let perf =
+                bpf::perf_software().map_err(|e| fail("a cpu-clock perf event".into(), e))?;
+            bpf::perf_attach(&perf, prog)
+                .map_err(|e| fail("attaching to a cpu-clock perf event".into(), e))?;
+            Ok(perf)
+        }
+    }
+}
+
+fn tracepoint_id(tp: &str) -> Option<u64> {
+    [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ]
+    .iter()
+    .find_map(|root| std::fs::read_to_string(format!("{root}/{tp}/id")).ok())
+    .and_then(|s| s.trim().parse().ok())
+}
+
+/// Makes the kernel run the attached program for the runner.
+fn trigger(t: Trigger, results: &OwnedFd, size: usize) {
+    match t {
+        Trigger::Getpid => {
+            // SAFETY: getpid has no preconditions; the raw syscall avoids libc caching.
+            unsafe { libc::syscall(libc::SYS_getpid) };
+        }
+        Trigger::OpenFile => {
+            let _ = std::fs::File::open("/dev/null");
+        }
+        Trigger::Spin => {
+            let start = Instant::now();
+            let key = 0u32.to_ne_bytes();
+            let mut v = vec![0u8; size];
+            while start.elapsed() < TRIGGER_WAIT {
+                let spin = Instant::now();
+                while spin.elapsed() < Duration::from_millis(1) {
+                    std::hint::spin_loop();
+                }
+                // The "finished" word leads the result map's value.
+                if bpf::map_lookup(results, &key, &mut v).is_ok() && v[..8].iter().any(|b| *b != 0)
+                {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn decode(op: &OpSpec, slot: &compile::Slot, buf: &[u8], value_sizes: &[u32]) -> Res {
+    let at = slot.offset as usize;
+    let word = |o: usize| u64::from_ne_bytes(buf[o..o + 8].try_into().expect("8-byte slice"));
+    let st = word(at);
+    let ret = word(at + 8);
+    match st {
+        state::NOT_REACHED => return Res::NotReached,
+        state::NO_TASK => return Res::NoTask,
+        state::SKIPPED_NULL => return Res::SkippedNull,
+        _ => {}
+    }
+    match op {
+        OpSpec::Get { map, .. } => {
+            if ret == 0 {
+                Res::Null
+            } else {
+                let vs = value_sizes[*map];
+                let n = vs.min(compile::MAX_PAYLOAD) as usize;
+                Res::Ptr {
+                    bytes: buf[at + 16..at + 16 + n].to_vec(),
+                    total: vs,
+                }
+            }
+        }
+        OpSpec::CurrentTask { .. } => {
+            if ret == 0 {
+                Res::Null
+            } else {
+                Res::TaskPtr
+            }
+        }
+        OpSpec::Delete { .. } => Res::Ret { value: ret as i64 },
+        OpSpec::Read { width, .. } => Res::Value {
+            bytes: ret.to_le_bytes()[..width.bytes() as usize].to_vec(),
+        },
+        OpSpec::Write { .. } => Res::Ok,
+    }
+}
