@@ -8,6 +8,7 @@ pub mod bpf;
 pub mod case;
 pub mod compile;
 pub mod exec;
+pub mod progs;
 pub mod report;
 pub mod tables;
 pub mod vm;

@@ -6,11 +6,13 @@
 //! failure is returned as an errno for the caller to record.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use libbpf_sys as sys;
 
 use crate::compile::asm::Insn;
+
+pub mod object;
 
 /// A kernel errno (positive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -300,7 +302,11 @@ pub fn log_text(buf: &[u8]) -> String {
 }
 
 /// BPF_PROG_TEST_RUN with a context buffer and/or a packet; returns the program's return value.
-pub fn test_run(prog: &OwnedFd, ctx: Option<&mut [u8]>, data: Option<&[u8]>) -> Result<u32, Errno> {
+pub fn test_run(
+    prog: BorrowedFd<'_>,
+    ctx: Option<&mut [u8]>,
+    data: Option<&[u8]>,
+) -> Result<u32, Errno> {
     let mut opts = sys::bpf_test_run_opts {
         sz: std::mem::size_of::<sys::bpf_test_run_opts>() as _,
         ..Default::default()
@@ -320,7 +326,7 @@ pub fn test_run(prog: &OwnedFd, ctx: Option<&mut [u8]>, data: Option<&[u8]>) -> 
 
 /// Attaches a tracing, LSM or tp_btf program to the BTF target it was loaded for
 /// (BPF_RAW_TRACEPOINT_OPEN without a name); the returned fd is the attachment.
-pub fn attach_btf_target(prog: &OwnedFd) -> Result<OwnedFd, Errno> {
+pub fn attach_btf_target(prog: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     // SAFETY: NULL name: the target comes from the program's attach_btf_id.
     fd_result(unsafe { sys::bpf_raw_tracepoint_open(std::ptr::null(), prog.as_raw_fd()) })
 }
@@ -383,7 +389,7 @@ pub fn perf_software() -> Result<OwnedFd, Errno> {
 }
 
 /// Runs `prog` on every sample of `perf` and enables the event.
-pub fn perf_attach(perf: &OwnedFd, prog: &OwnedFd) -> Result<(), Errno> {
+pub fn perf_attach(perf: &OwnedFd, prog: BorrowedFd<'_>) -> Result<(), Errno> {
     const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
     const PERF_EVENT_IOC_SET_BPF: u64 = 0x4004_2408;
     // SAFETY: ioctls on a perf fd we own with an fd argument / no argument.
@@ -463,7 +469,7 @@ pub fn floor_once() -> Result<(), Errno> {
         )
     })?;
     let mut ctx = [0u8; 8];
-    test_run(&fd, Some(&mut ctx), None)?;
+    test_run(std::os::fd::AsFd::as_fd(&fd), Some(&mut ctx), None)?;
     Ok(())
 }
 

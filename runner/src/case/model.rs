@@ -111,12 +111,17 @@ pub struct ProgramDef {
     #[serde(rename = "type")]
     #[schemars(with = "String")]
     pub kind: Value,
+    /// Run `prog` steps with the clang-compiled `progs/<object>.bpf.c` instead of compiling
+    /// them (its twin of the compiled programs: one get, delete or current_task per step).
+    #[serde(default)]
+    pub object: Option<String>,
 }
 
 impl Default for ProgramDef {
     fn default() -> Self {
         ProgramDef {
             kind: Value::String("syscall".into()),
+            object: None,
         }
     }
 }

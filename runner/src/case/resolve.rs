@@ -176,6 +176,8 @@ pub struct Instance {
     /// Matrix dimension → label of this instance's value.
     pub bindings: Vec<(String, String)>,
     pub prog_type: &'static ProgType,
+    /// A program from `progs/` that runs the `prog` steps instead of the compiled ones.
+    pub object: Option<String>,
     pub maps: Vec<MapSpec>,
     pub steps: Vec<StepSpec>,
     pub rules: Vec<Rule>,
@@ -676,11 +678,31 @@ fn resolve(
         }
     }
 
+    if let Some(o) = &cf.program.object {
+        if crate::progs::object(o).is_none() {
+            let built: Vec<String> = crate::progs::OBJECTS
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect();
+            return err(
+                root.key("program").key("object"),
+                format!(
+                    "no program `{o}` in progs/ (built: {})",
+                    if built.is_empty() {
+                        "none: clang was missing".into()
+                    } else {
+                        built.join(", ")
+                    }
+                ),
+            );
+        }
+    }
     Ok(Instance {
         id,
         case: case.to_string(),
         bindings,
         prog_type,
+        object: cf.program.object.clone(),
         maps,
         steps,
         rules,

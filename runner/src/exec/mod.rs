@@ -8,6 +8,7 @@
 //! for `self` (a pidfd of the process) and `current` (the running task) to be the same task.
 
 mod child;
+mod cprog;
 pub mod observation;
 mod run;
 pub mod verifier;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::{Env, Live, Res, Stop, EPERM};
@@ -49,43 +49,14 @@ impl Env {
                 return Ok(());
             }
         };
-        let (insns, attach_btf_id) = self.link(live, pt, spec)?;
-        // `show` wants the full trace (level 2) and statistics (4); a run wants speed: libbpf
-        // reloads a refused program with level 1 to fetch the reason.
-        let log_level = if self.keep_logs { 2 | 4 } else { 0 };
-        let params = LoadParams {
-            prog_type: pt.id,
-            expected_attach_type: pt.expected_attach_type,
-            attach_btf_id,
-            sleepable: pt.sleepable,
-            insns: &insns,
+        let loaded = match &live.inst.object {
+            Some(object) => self.load_object(live, name, object, ops, spec)?,
+            None => self.load_compiled(live, name, pt, spec)?,
         };
-        let loaded = bpf::prog_load(&params, &mut self.log, log_level);
-        if self.keep_logs {
-            let log = match &loaded {
-                Ok(_) => bpf::log_text(&self.log),
-                Err(e) => e.log.clone(),
-            };
-            self.logs.push((name.to_string(), log));
-        }
         let prog = match loaded {
-            Ok(fd) => fd,
-            Err(e) => {
-                if e.errno.0 == EPERM {
-                    return Err(Stop::Refused(
-                        e.errno,
-                        format!("loading a {} program", pt.name),
-                    ));
-                }
-                self.explain_rejection(pt, spec, &e.log)?;
-                let line = super::verifier::key_line(&e.log);
-                live.results.push((
-                    name.to_string(),
-                    Res::Rejected {
-                        errno: e.errno.name(),
-                        line,
-                    },
-                ));
+            Ok(p) => p,
+            Err(res) => {
+                live.results.push((name.to_string(), res));
                 return Ok(());
             }
         };
@@ -114,7 +85,7 @@ impl Env {
         }
         bpf::map_update(result_map, &key, &buf, 0)
             .map_err(|e| Stop::Error(format!("writing the result map: {}", e.name())))?;
-        let ran = run(pt, &prog, result_map, live.result_size)?;
+        let ran = run(pt, prog.fd(), result_map, live.result_size)?;
         live.results.push((name.to_string(), ran));
         drop(prog);
         bpf::map_lookup(result_map, &key, &mut buf)
@@ -152,6 +123,111 @@ impl Env {
             live.results.push((op.name().to_string(), res));
         }
         Ok(())
+    }
+
+    /// Loads the compiler's program. `Ok(Err(res))`: the verifier's refusal, to record.
+    fn load_compiled(
+        &mut self,
+        live: &Live<'_>,
+        name: &str,
+        pt: &ProgType,
+        spec: &ProgramSpec,
+    ) -> Result<Result<Loaded, Res>, Stop> {
+        let (insns, attach_btf_id) = self.link(live, pt, spec)?;
+        // `show` wants the full trace (level 2) and statistics (4); a run wants speed: libbpf
+        // reloads a refused program with level 1 to fetch the reason.
+        let params = LoadParams {
+            prog_type: pt.id,
+            expected_attach_type: pt.expected_attach_type,
+            attach_btf_id,
+            sleepable: pt.sleepable,
+            insns: &insns,
+        };
+        let level = self.log_level();
+        let loaded = bpf::prog_load(&params, &mut self.log, level);
+        self.keep_log(name, &loaded.as_ref().map(|_| ()));
+        match loaded {
+            Ok(fd) => Ok(Ok(Loaded::Own(fd))),
+            Err(e) => self.refusal(pt, spec, e).map(Err),
+        }
+    }
+
+    /// Loads the C program named by the case instead (see `cprog`).
+    fn load_object(
+        &mut self,
+        live: &Live<'_>,
+        name: &str,
+        object: &str,
+        ops: &[OpSpec],
+        spec: &ProgramSpec,
+    ) -> Result<Result<Loaded, Res>, Stop> {
+        let pt = live.inst.prog_type;
+        let (config, map) = match super::cprog::config(pt, ops, &live.value_sizes, spec) {
+            Ok(c) => c,
+            Err(reason) => return Ok(Err(Res::NotCompiled { reason })),
+        };
+        let bytes = crate::progs::object(object).ok_or_else(|| {
+            Stop::Unsupported(format!(
+                "progs/{object}.bpf.c was not built (no clang when bpfcase was built)"
+            ))
+        })?;
+        let setup = |e: Errno| Stop::Error(format!("preparing progs/{object}.bpf.c: {}", e.name()));
+        let mut obj = bpf::object::Object::open(bytes).map_err(setup)?;
+        if let Some(m) = map {
+            obj.reuse_map("st", &live.maps[m]).map_err(setup)?;
+        }
+        let results = live
+            .result_map
+            .as_ref()
+            .ok_or_else(|| Stop::Error("no result map".into()))?;
+        obj.reuse_map("results", results).map_err(setup)?;
+        obj.set_rodata(&config).map_err(setup)?;
+        let level = self.log_level();
+        let loaded = obj.load(super::cprog::PROGRAM, &mut self.log, level);
+        self.keep_log(name, &loaded.as_ref().map(|_| ()));
+        match loaded {
+            Ok(fd) => Ok(Ok(Loaded::Object { _object: obj, fd })),
+            Err(e) => self.refusal(pt, spec, e).map(Err),
+        }
+    }
+
+    fn log_level(&self) -> u32 {
+        if self.keep_logs {
+            2 | 4
+        } else {
+            0
+        }
+    }
+
+    /// With `keep_logs`, keeps the verifier log of the last load.
+    fn keep_log(&mut self, name: &str, loaded: &Result<(), &bpf::LoadError>) {
+        if self.keep_logs {
+            let log = match loaded {
+                Ok(()) => bpf::log_text(&self.log),
+                Err(e) => e.log.clone(),
+            };
+            self.logs.push((name.to_string(), log));
+        }
+    }
+
+    /// A refused load: the environment's refusal, a missing prerequisite, or the verifier's answer.
+    fn refusal(
+        &mut self,
+        pt: &ProgType,
+        spec: &ProgramSpec,
+        e: bpf::LoadError,
+    ) -> Result<Res, Stop> {
+        if e.errno.0 == EPERM {
+            return Err(Stop::Refused(
+                e.errno,
+                format!("loading a {} program", pt.name),
+            ));
+        }
+        self.explain_rejection(pt, spec, &e.log)?;
+        Ok(Res::Rejected {
+            errno: e.errno.name(),
+            line: super::verifier::key_line(&e.log),
+        })
     }
 
     /// Patches map fds and kfunc ids into the program; finds the attach target's BTF id.
@@ -236,8 +312,28 @@ impl Env {
     }
 }
 
+/// A loaded program: the runner's own, or one inside a libbpf object (closed with it).
+enum Loaded {
+    Own(OwnedFd),
+    /// The object owns the program fd; dropping it closes the program.
+    Object {
+        _object: bpf::object::Object,
+        fd: RawFd,
+    },
+}
+
+impl Loaded {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Loaded::Own(fd) => fd.as_fd(),
+            // SAFETY: the object owns this fd and lives as long as the borrow.
+            Loaded::Object { fd, .. } => unsafe { BorrowedFd::borrow_raw(*fd) },
+        }
+    }
+}
+
 /// Makes a loaded program run once, as its type allows.
-fn run(pt: &ProgType, prog: &OwnedFd, results: &OwnedFd, size: usize) -> Result<Res, Stop> {
+fn run(pt: &ProgType, prog: BorrowedFd<'_>, results: &OwnedFd, size: usize) -> Result<Res, Stop> {
     let ran = match pt.run {
         RunMode::LoadOnly => return Ok(Res::LoadOnly),
         RunMode::TestRun => bpf::test_run(prog, Some(&mut [0u8; 8]), None),
@@ -259,7 +355,7 @@ fn run(pt: &ProgType, prog: &OwnedFd, results: &OwnedFd, size: usize) -> Result<
 }
 
 /// Attaches; what keeps the attachment alive is returned (dropping it detaches).
-fn attach(pt: &ProgType, a: Attach, prog: &OwnedFd) -> Result<OwnedFd, Stop> {
+fn attach(pt: &ProgType, a: Attach, prog: BorrowedFd<'_>) -> Result<OwnedFd, Stop> {
     let fail = |what: String, e: Errno| {
         if e.0 == EPERM {
             Stop::Refused(e, what)

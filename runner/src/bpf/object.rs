@@ -1,0 +1,126 @@
+//! A clang-compiled BPF object (from `progs/`), opened from memory with libbpf's `bpf_object`
+//! API, its maps replaced by the runner's own, loaded, and closed on drop.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use libbpf_sys as sys;
+
+use super::{log_text, Errno, LoadError};
+
+pub struct Object {
+    ptr: *mut sys::bpf_object,
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from bpf_object__open_mem and is closed once; this closes the
+        // object's program fds and its own copies of reused map fds.
+        unsafe { sys::bpf_object__close(self.ptr) }
+    }
+}
+
+/// libbpf prints load failures to stderr by default; the runner records them instead.
+fn quiet() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: a NULL print function disables libbpf's printing.
+    ONCE.call_once(|| unsafe {
+        sys::libbpf_set_print(None);
+    });
+}
+
+fn c(s: &str) -> Result<CString, Errno> {
+    CString::new(s).map_err(|_| Errno(libc::EINVAL))
+}
+
+impl Object {
+    /// Opens an ELF object; `bytes` must outlive it (libbpf keeps a pointer), hence `'static`.
+    pub fn open(bytes: &'static [u8]) -> Result<Object, Errno> {
+        quiet();
+        // SAFETY: a valid buffer and its size; NULL opts.
+        let ptr = unsafe {
+            sys::bpf_object__open_mem(bytes.as_ptr().cast(), bytes.len() as _, std::ptr::null())
+        };
+        if ptr.is_null() {
+            return Err(Errno(
+                std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EINVAL),
+            ));
+        }
+        Ok(Object { ptr })
+    }
+
+    fn map(&self, name: &str) -> Result<*mut sys::bpf_map, Errno> {
+        let n = c(name)?;
+        // SAFETY: a valid object and a NUL-terminated name.
+        let m = unsafe { sys::bpf_object__find_map_by_name(self.ptr, n.as_ptr()) };
+        if m.is_null() {
+            Err(Errno(libc::ENOENT))
+        } else {
+            Ok(m)
+        }
+    }
+
+    /// Makes the object use an existing map instead of creating its own.
+    pub fn reuse_map(&self, name: &str, fd: &OwnedFd) -> Result<(), Errno> {
+        let m = self.map(name)?;
+        // SAFETY: a map of this object, before load; libbpf dups the fd.
+        let r = unsafe { sys::bpf_map__reuse_fd(m, fd.as_raw_fd()) };
+        if r < 0 {
+            Err(Errno(-r))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sets the contents of the object's `.rodata` (its `const volatile` globals).
+    pub fn set_rodata(&self, data: &[u8]) -> Result<(), Errno> {
+        let m = self.map(".rodata")?;
+        // SAFETY: a map of this object, before load; libbpf copies `data`.
+        let r =
+            unsafe { sys::bpf_map__set_initial_value(m, data.as_ptr().cast(), data.len() as _) };
+        if r < 0 {
+            Err(Errno(-r))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Loads the object; returns the fd of program `prog` (owned by the object).
+    pub fn load(
+        &mut self,
+        prog: &str,
+        log_buf: &mut [u8],
+        log_level: u32,
+    ) -> Result<RawFd, LoadError> {
+        let err = |errno: Errno| LoadError {
+            errno,
+            log: String::new(),
+        };
+        let n = c(prog).map_err(err)?;
+        // SAFETY: a valid object and a NUL-terminated name.
+        let p = unsafe { sys::bpf_object__find_program_by_name(self.ptr, n.as_ptr()) };
+        if p.is_null() {
+            return Err(err(Errno(libc::ENOENT)));
+        }
+        if let Some(b) = log_buf.first_mut() {
+            *b = 0;
+        }
+        // SAFETY: the log buffer outlives the load below; level as for a plain load.
+        unsafe {
+            sys::bpf_program__set_log_buf(p, log_buf.as_mut_ptr().cast(), log_buf.len() as _);
+            sys::bpf_program__set_log_level(p, log_level);
+        }
+        // SAFETY: a valid, not yet loaded object.
+        let r = unsafe { sys::bpf_object__load(self.ptr) };
+        if r < 0 {
+            return Err(LoadError {
+                errno: Errno(-r),
+                log: log_text(log_buf),
+            });
+        }
+        // SAFETY: a loaded program of this object.
+        Ok(unsafe { sys::bpf_program__fd(p) })
+    }
+}
