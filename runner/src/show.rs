@@ -77,9 +77,35 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
         })
         .collect();
     for step in &inst.steps {
-        if let StepSpec::Prog { name, ops } = step {
+        if let StepSpec::Prog {
+            name,
+            ops,
+            prog_type,
+            attach_to,
+            stay,
+        } = step
+        {
             println!("\nprogram `{name}`:");
-            match compile::compile(inst.prog_type, ops, &sizes) {
+            if prog_type.name != inst.prog_type.name || attach_to.is_some() || *stay {
+                println!(
+                    "  a {} program{}{}",
+                    prog_type.name,
+                    attach_to
+                        .as_ref()
+                        .map_or(String::new(), |t| format!(" attached to {t}")),
+                    if *stay {
+                        ", staying attached and counting until the instance ends"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            let mode = if *stay {
+                compile::Mode::Count
+            } else {
+                compile::Mode::Once
+            };
+            match compile::compile_mode(prog_type, ops, &sizes, mode) {
                 Ok(spec) => {
                     let map_name = |i: usize| {
                         inst.maps

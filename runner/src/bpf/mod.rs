@@ -473,6 +473,15 @@ pub fn floor_once() -> Result<(), Errno> {
     Ok(())
 }
 
+/// `recursion_misses` of a program (0 on kernels before 5.12, which do not count them).
+pub fn recursion_misses(prog: BorrowedFd<'_>) -> Result<u64, Errno> {
+    let mut info = sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
+    // SAFETY: info is a zeroed bpf_prog_info of `len` bytes; the kernel fills what it knows.
+    unit_result(unsafe { sys::bpf_prog_get_info_by_fd(prog.as_raw_fd(), &mut info, &mut len) })?;
+    Ok(info.recursion_misses)
+}
+
 /// Raises RLIMIT_MEMLOCK: kernels before 5.11 charge BPF memory to it.
 pub fn raise_memlock() {
     let inf = libc::rlimit {

@@ -130,8 +130,9 @@ impl Default for ProgramDef {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
-    /// Load a program made of these operations and run it once.
-    Prog(Vec<Op>),
+    /// Load a program made of these operations and run it once; or, as an object, a program
+    /// of its own type, attached to a function of your choice, that stays attached and counts.
+    Prog(ProgBody),
     /// User space: `bpf_map_update_elem` keyed by a pidfd.
     Update(UpdateDef),
     /// User space: `bpf_map_lookup_elem` keyed by a pidfd.
@@ -146,6 +147,64 @@ pub enum Step {
     Exit(String),
     /// Reap the named child (it must have exited).
     Reap(String),
+}
+
+/// A `prog` step: a list of operations, or a program with its own settings.
+#[derive(Debug, JsonSchema)]
+#[serde(untagged)]
+pub enum ProgBody {
+    Ops(Vec<Op>),
+    Program(ProgStep),
+}
+
+/// By the JSON shape (an array or an object), so that errors inside keep their exact path
+/// (an untagged enum would only say that no variant matched).
+impl<'de> Deserialize<'de> for ProgBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = ProgBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of operations, or an object with `ops`")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<ProgBody, A::Error> {
+                Vec::<Op>::deserialize(SeqAccessDeserializer::new(seq)).map(ProgBody::Ops)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ProgBody, A::Error> {
+                ProgStep::deserialize(MapAccessDeserializer::new(map)).map(ProgBody::Program)
+            }
+        }
+        d.deserialize_any(Shape)
+    }
+}
+
+impl ProgBody {
+    pub fn ops(&self) -> &[Op] {
+        match self {
+            ProgBody::Ops(o) => o,
+            ProgBody::Program(p) => &p.ops,
+        }
+    }
+}
+
+/// A program with settings of its own.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgStep {
+    /// Program type of this step (default: the case's).
+    #[serde(default, rename = "type")]
+    #[schemars(with = "Option<String>")]
+    pub kind: Option<Value>,
+    /// For fentry/fexit/fmod_ret/lsm/tp_btf: the kernel function (or `btf_trace_*`) to attach
+    /// to instead of the type's default target.
+    #[serde(default)]
+    pub attach_to: Option<String>,
+    /// Stay attached while the following steps run, counting what each operation got, until
+    /// the instance ends; then report the counts and the program's `recursion_misses`.
+    #[serde(default)]
+    pub stay: bool,
+    pub ops: Vec<Op>,
 }
 
 /// An operation inside a program. Exactly one key.

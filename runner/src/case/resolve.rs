@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::locate::FieldPath;
-use super::model::{CaseFile, MapDef, Op, Step};
+use super::model::{CaseFile, MapDef, Op, ProgBody, Step};
 use super::value::{
     kind_of, label, parse_u32, parse_u64, parse_update_flags, FlagsArg, KeyArg, Pattern, TaskArg,
     ValueArg,
@@ -122,6 +122,12 @@ pub enum StepSpec {
     Prog {
         name: String,
         ops: Vec<OpSpec>,
+        /// The step's own type, or the case's.
+        prog_type: &'static ProgType,
+        /// Overrides the type's attach target.
+        attach_to: Option<String>,
+        /// Stays attached until the instance ends, counting.
+        stay: bool,
     },
     Update {
         name: String,
@@ -385,9 +391,10 @@ fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
     for (i, s) in cf.steps.iter().enumerate() {
         let p = steps.index(i);
         let (base, explicit) = match s {
-            Step::Prog(ops) => {
+            Step::Prog(body) => {
                 bases.push(("load".into(), false, p.key("prog")));
-                for (j, op) in ops.iter().enumerate() {
+                let ops_path = ops_path(&p, body);
+                for (j, op) in body.ops().iter().enumerate() {
                     let (kind, as_) = match op {
                         Op::Get(d) => ("get", &d.name),
                         Op::CurrentTask(d) => ("current_task", &d.name),
@@ -395,7 +402,7 @@ fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
                         Op::Read(d) => ("read", &d.name),
                         Op::Write(d) => ("write", &d.name),
                     };
-                    let op_path = p.key("prog").index(j).key(kind);
+                    let op_path = ops_path.index(j).key(kind);
                     match as_ {
                         Some(n) => bases.push((n.clone(), true, op_path.key("as"))),
                         None => bases.push((kind.into(), false, op_path)),
@@ -507,12 +514,13 @@ fn resolve(
     for (i, step) in cf.steps.iter().enumerate() {
         let p = spath.index(i);
         let spec = match step {
-            Step::Prog(ops) => {
+            Step::Prog(body) => {
                 let name = next_name();
                 let mut out: Vec<OpSpec> = Vec::new();
-                for (j, op) in ops.iter().enumerate() {
+                let ops_path = ops_path(&p, body);
+                for (j, op) in body.ops().iter().enumerate() {
                     let op_name = next_name();
-                    let op_path = p.key("prog").index(j);
+                    let op_path = ops_path.index(j);
                     let spec = match op {
                         Op::Get(d) => {
                             let q = op_path.key("get");
@@ -574,9 +582,40 @@ fn resolve(
                     out.push(spec);
                 }
                 if out.is_empty() {
-                    return err(p.key("prog"), "a program needs at least one operation");
+                    return err(ops_path, "a program needs at least one operation");
                 }
-                StepSpec::Prog { name, ops: out }
+                let (prog_type, attach_to, stay) = match body {
+                    ProgBody::Ops(_) => (prog_type, None, false),
+                    ProgBody::Program(ps) => {
+                        let pt = match &ps.kind {
+                            None => prog_type,
+                            Some(k) => ctx.typed(k, &p.key("prog").key("type"), parse_prog_type)?,
+                        };
+                        if ps.attach_to.is_some() && pt.attach_btf.is_none() {
+                            return err(
+                                p.key("prog").key("attach_to"),
+                                format!(
+                                    "{} programs are not attached to a kernel function",
+                                    pt.name
+                                ),
+                            );
+                        }
+                        if ps.stay && !pt.attached() {
+                            return err(
+                                p.key("prog").key("stay"),
+                                format!("{} programs are not attached", pt.name),
+                            );
+                        }
+                        (pt, ps.attach_to.clone(), ps.stay)
+                    }
+                };
+                StepSpec::Prog {
+                    name,
+                    ops: out,
+                    prog_type,
+                    attach_to,
+                    stay,
+                }
             }
             Step::Update(d) => {
                 let q = p.key("update");
@@ -712,7 +751,7 @@ fn resolve(
 /// Every result name a step produces.
 pub fn step_names(s: &StepSpec) -> Vec<String> {
     match s {
-        StepSpec::Prog { name, ops } => std::iter::once(name.clone())
+        StepSpec::Prog { name, ops, .. } => std::iter::once(name.clone())
             .chain(ops.iter().map(|o| o.name().to_string()))
             .collect(),
         StepSpec::Update { name, .. }
@@ -722,6 +761,26 @@ pub fn step_names(s: &StepSpec) -> Vec<String> {
         | StepSpec::Spawn { name, .. }
         | StepSpec::Exit { name, .. }
         | StepSpec::Reap { name, .. } => vec![name.clone()],
+    }
+}
+
+fn parse_prog_type(v: &Value) -> Result<&'static ProgType, String> {
+    let name = v
+        .as_str()
+        .ok_or_else(|| format!("expected a name, found {}", kind_of(v)))?;
+    tables::prog_type(name).ok_or_else(|| {
+        format!(
+            "unknown program type `{name}`{}",
+            known(tables::PROG_TYPES.iter().map(|p| p.name.to_string()))
+        )
+    })
+}
+
+/// Where a `prog` step's operations are in the file.
+fn ops_path(step: &FieldPath, body: &ProgBody) -> FieldPath {
+    match body {
+        ProgBody::Ops(_) => step.key("prog"),
+        ProgBody::Program(_) => step.key("prog").key("ops"),
     }
 }
 

@@ -30,7 +30,7 @@ fn matrix_expands_in_order_with_readable_ids() {
             "t/flags=1<<63/task=null",
         ]
     );
-    let StepSpec::Prog { name, ops } = &c.instances[2].steps[0] else {
+    let StepSpec::Prog { name, ops, .. } = &c.instances[2].steps[0] else {
         panic!("a prog step")
     };
     assert_eq!(name, "load");
@@ -222,4 +222,33 @@ fn result_names_must_be_unique() {
             "steps": [ {{ "lookup": {{ "map": "st", "task": "self", "as": "st" }} }} ] }}"#
     ));
     assert!(e.message.contains("`st` is used twice"), "{}", e.message);
+}
+
+#[test]
+fn a_prog_step_with_settings_keeps_exact_error_paths() {
+    let e = parse_err(&format!(
+        "{{ \"about\": \"a\", {MAPS},\n \"steps\": [ {{ \"prog\": {{ \"type\": \"fentry\", \"stay\": true, \"ops\": [ {{ \"get\": {{ \"map\": \"st\", \"task\": \"current\", \"flags\": 1, \"x\": 1 }} }} ] }} }} ] }}"
+    ));
+    assert_eq!((e.line, e.path.as_str()), (2, "steps[0].prog.ops[0].get.x"));
+    let e = parse_err(&format!(
+        "{{ \"about\": \"a\", {MAPS},\n \"steps\": [ {{ \"prog\": {{ \"type\": \"syscall\", \"stay\": true, \"ops\": [ {{ \"current_task\": {{}} }} ] }} }} ] }}"
+    ));
+    assert_eq!(e.path, "steps[0].prog.stay");
+    let c = parse_ok(&format!(
+        r#"{{ "about": "a", {MAPS}, "steps": [ {{ "prog": {{ "type": "fentry", "attach_to": "bpf_local_storage_update", "stay": true,
+            "ops": [ {{ "get": {{ "map": "st", "task": "current", "flags": 1 }} }} ] }} }} ] }}"#
+    ));
+    let StepSpec::Prog {
+        prog_type,
+        attach_to,
+        stay,
+        ..
+    } = &c.instances[0].steps[0]
+    else {
+        panic!("a prog step")
+    };
+    assert_eq!(
+        (prog_type.name, attach_to.as_deref(), *stay),
+        ("fentry", Some("bpf_local_storage_update"), true)
+    );
 }

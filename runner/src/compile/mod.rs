@@ -81,6 +81,8 @@ pub enum CompileError {
 
 struct Gen {
     a: Asm,
+    /// Count calls and failures instead of recording one run (programs that stay attached).
+    counting: bool,
     helpers: Vec<&'static Helper>,
     kfuncs: Vec<&'static str>,
     params: Vec<Param>,
@@ -112,6 +114,30 @@ impl Gen {
         };
         off16(self.params_offset + i as u32 * 8)
     }
+    /// `*(u64 *)(r9 + off) += 1`, through r1.
+    fn bump(&mut self, off: u32) -> Result<(), CompileError> {
+        let o = off16(off)?;
+        self.a.ldx(Size::DW, Reg::R1, Reg::R9, o);
+        self.a.alu64_imm(asm::Alu::Add, Reg::R1, 1);
+        self.a.stx(Size::DW, Reg::R9, o, Reg::R1);
+        Ok(())
+    }
+    /// Marks an operation done: its state word is DONE, or, when counting, one call more.
+    fn done(&mut self, slot: u32) -> Result<(), CompileError> {
+        if self.counting {
+            self.bump(slot)
+        } else {
+            self.put(slot, state::DONE as i32)
+        }
+    }
+    /// When counting: one failure more (slot's second word) if `r0 == failure`.
+    fn count_failure(&mut self, slot: u32, failure: i32) -> Result<(), CompileError> {
+        let skip = self.a.new_label();
+        self.a.jmp_imm(Cond::Ne, Reg::R0, failure, skip);
+        self.bump(slot + 8)?;
+        self.a.place(skip);
+        Ok(())
+    }
     /// `*(u64 *)(r9 + off) = imm`
     fn put(&mut self, off: u32, imm: i32) -> Result<(), CompileError> {
         self.a.st_imm(Size::DW, Reg::R9, off16(off)?, imm);
@@ -140,7 +166,9 @@ impl Gen {
                 let found = self.a.new_label();
                 let missing = self.a.new_label();
                 self.a.jmp_imm(Cond::Ne, Reg::R0, 0, found);
-                self.put(slot, state::NO_TASK as i32)?;
+                if !self.counting {
+                    self.put(slot, state::NO_TASK as i32)?;
+                }
                 self.a.ja(missing);
                 self.a.place(found);
                 self.a.mov64_reg(Reg::R7, Reg::R0);
@@ -201,21 +229,43 @@ fn copy_out(g: &mut Gen, src: Reg, len: u32, dst: u32) -> Result<(), CompileErro
     Ok(())
 }
 
-fn payload_of(op: &OpSpec, value_sizes: &[u32]) -> u32 {
+fn payload_of(op: &OpSpec, value_sizes: &[u32], counting: bool) -> u32 {
     match op {
+        _ if counting => 0,
         OpSpec::Get { map, .. } => value_sizes[*map].min(MAX_PAYLOAD).div_ceil(8) * 8,
         OpSpec::Read { .. } => 8,
         OpSpec::Delete { .. } | OpSpec::Write { .. } | OpSpec::CurrentTask { .. } => 0,
     }
 }
 
-/// Compiles the operations of one `prog` step. `value_sizes[i]` is the value size of map `i`
-/// (`value_sizes.len()` is the result map's index).
+/// How a program records what its operations got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One run: each slot holds its operation's state, result and bytes.
+    Once,
+    /// Any number of runs (a program that stays attached): the finished word counts runs; each
+    /// slot counts calls and failures (NULL from get and current_task, -EBUSY from delete).
+    Count,
+}
+
+/// Compiles the operations of one `prog` step that runs once. `value_sizes[i]` is the value
+/// size of map `i` (`value_sizes.len()` is the result map's index).
 pub fn compile(
     prog_type: &'static ProgType,
     ops: &[OpSpec],
     value_sizes: &[u32],
 ) -> Result<ProgramSpec, CompileError> {
+    compile_mode(prog_type, ops, value_sizes, Mode::Once)
+}
+
+/// `compile`, with the recording mode chosen.
+pub fn compile_mode(
+    prog_type: &'static ProgType,
+    ops: &[OpSpec],
+    value_sizes: &[u32],
+    mode: Mode,
+) -> Result<ProgramSpec, CompileError> {
+    let counting = mode == Mode::Count;
     // Frame, from r10 down: [top: room for "small" buffers, which end at the frame's last
     // byte] [one spilled pointer per op, zeroed first so a read after a skipped get sees
     // NULL] [each get's value buffer].
@@ -256,12 +306,13 @@ pub fn compile(
     let mut slots = Vec::with_capacity(ops.len());
     let mut offset = 8u32;
     for op in ops {
-        let payload = payload_of(op, value_sizes);
+        let payload = payload_of(op, value_sizes, counting);
         slots.push(Slot { offset, payload });
         offset += 16 + payload;
     }
     let mut g = Gen {
         a: Asm::new(),
+        counting,
         helpers: Vec::new(),
         kfuncs: Vec::new(),
         params: Vec::new(),
@@ -278,8 +329,10 @@ pub fn compile(
         let tgid = g.param(Param::RunnerTgid)?;
         g.a.ldx(Size::DW, Reg::R1, Reg::R9, tgid);
         g.a.jmp_reg(Cond::Ne, Reg::R0, Reg::R1, out);
-        g.a.ldx(Size::DW, Reg::R1, Reg::R9, 0);
-        g.a.jmp_imm(Cond::Ne, Reg::R1, 0, out);
+        if !counting {
+            g.a.ldx(Size::DW, Reg::R1, Reg::R9, 0);
+            g.a.jmp_imm(Cond::Ne, Reg::R1, 0, out);
+        }
     }
     for i in 0..ops.len() {
         g.a.st_imm(Size::DW, Reg::R10, spill_at(i), 0);
@@ -325,7 +378,7 @@ pub fn compile(
                 }
                 g.helper(&tables::TASK_STORAGE_GET);
                 g.a.stx(Size::DW, Reg::R10, spill_at(i), Reg::R0);
-                g.put(slot, state::DONE as i32)?;
+                g.done(slot)?;
                 // A NULL check here would make the verifier treat the pointer as checked for
                 // every later use; when a later operation deliberately skips the check, the
                 // result is copied out at the end of the program instead.
@@ -342,7 +395,9 @@ pub fn compile(
                     } => *t == i,
                     _ => false,
                 });
-                if unchecked_use {
+                if counting {
+                    g.count_failure(slot, 0)?;
+                } else if unchecked_use {
                     deferred.push((i, slot, vs));
                 } else {
                     copy_result(&mut g, Reg::R0, slot, vs)?;
@@ -351,19 +406,28 @@ pub fn compile(
             }
             OpSpec::CurrentTask { .. } => {
                 g.helper(&tables::GET_CURRENT_TASK_BTF);
-                let null = g.a.new_label();
-                g.put(slot, state::DONE as i32)?;
-                g.a.jmp_imm(Cond::Eq, Reg::R0, 0, null);
-                g.put(slot + 8, 1)?;
-                g.a.place(null);
+                g.done(slot)?;
+                if counting {
+                    g.count_failure(slot, 0)?;
+                } else {
+                    let null = g.a.new_label();
+                    g.a.jmp_imm(Cond::Eq, Reg::R0, 0, null);
+                    g.put(slot + 8, 1)?;
+                    g.a.place(null);
+                }
             }
             OpSpec::Delete { map, task, .. } => {
                 let missing = g.task_prepare(task, slot)?;
                 g.task_to_r2(task);
                 g.a.ld_map_fd(Reg::R1, *map);
                 g.helper(&tables::TASK_STORAGE_DELETE);
-                g.a.stx(Size::DW, Reg::R9, off16(slot + 8)?, Reg::R0);
-                g.put(slot, state::DONE as i32)?;
+                if counting {
+                    g.done(slot)?;
+                    g.count_failure(slot, -libc::EBUSY)?;
+                } else {
+                    g.a.stx(Size::DW, Reg::R9, off16(slot + 8)?, Reg::R0);
+                    g.put(slot, state::DONE as i32)?;
+                }
                 g.task_release(task, missing);
             }
             OpSpec::Read {
@@ -377,7 +441,7 @@ pub fn compile(
                 let skip = null_guard(&mut g, *null_check, slot)?;
                 g.a.ldx(width(*w), Reg::R2, Reg::R1, off16(*at)?);
                 g.a.stx(Size::DW, Reg::R9, off16(slot + 8)?, Reg::R2);
-                g.put(slot, state::DONE as i32)?;
+                g.done(slot)?;
                 if let Some(l) = skip {
                     g.a.place(l);
                 }
@@ -394,7 +458,7 @@ pub fn compile(
                 let skip = null_guard(&mut g, *null_check, slot)?;
                 g.load_const(Reg::R2, *value);
                 g.a.stx(width(*w), Reg::R1, off16(*at)?, Reg::R2);
-                g.put(slot, state::DONE as i32)?;
+                g.done(slot)?;
                 if let Some(l) = skip {
                     g.a.place(l);
                 }
@@ -405,7 +469,11 @@ pub fn compile(
         g.a.ldx(Size::DW, Reg::R2, Reg::R10, spill_at(i));
         copy_result(&mut g, Reg::R2, slot, vs)?;
     }
-    g.put(0, 1)?;
+    if counting {
+        g.bump(0)?;
+    } else {
+        g.put(0, 1)?;
+    }
     g.a.place(out);
     g.a.mov64_imm(Reg::R0, 0);
     g.a.exit();
@@ -439,7 +507,9 @@ fn null_guard(g: &mut Gen, check: bool, slot: u32) -> Result<Option<asm::Label>,
     let ok = g.a.new_label();
     let end = g.a.new_label();
     g.a.jmp_imm(Cond::Ne, Reg::R1, 0, ok);
-    g.put(slot, state::SKIPPED_NULL as i32)?;
+    if !g.counting {
+        g.put(slot, state::SKIPPED_NULL as i32)?;
+    }
     g.a.ja(end);
     g.a.place(ok);
     Ok(Some(end))

@@ -71,6 +71,8 @@ struct Live<'i> {
     /// Value size of the result map: room for the largest program's slots.
     result_size: usize,
     children: Vec<Child>,
+    /// Programs that stay attached until the instance ends.
+    attached: Vec<run::Attached<'i>>,
     self_pidfd: Option<OwnedFd>,
     not_pidfd: Option<OwnedFd>,
     results: Vec<(String, Res)>,
@@ -100,6 +102,7 @@ impl Env {
             result_map: None,
             result_size: 0,
             children: Vec::new(),
+            attached: Vec::new(),
             self_pidfd: None,
             not_pidfd: None,
             results: Vec::new(),
@@ -126,14 +129,31 @@ impl Env {
         for m in &live.inst.maps {
             self.create_map(live, m)?;
         }
-        // Every program is compiled once, up front: the result map is sized for the largest.
-        let pt = live.inst.prog_type;
+        // Every program is compiled once, up front: the result map is sized for the largest
+        // (programs that stay attached get one of their own).
         let compiled: Vec<Option<Result<ProgramSpec, compile::CompileError>>> = live
             .inst
             .steps
             .iter()
             .map(|s| match s {
-                StepSpec::Prog { ops, .. } => Some(compile::compile(pt, ops, &live.value_sizes)),
+                StepSpec::Prog {
+                    ops,
+                    prog_type,
+                    stay,
+                    ..
+                } => {
+                    let mode = if *stay {
+                        compile::Mode::Count
+                    } else {
+                        compile::Mode::Once
+                    };
+                    Some(compile::compile_mode(
+                        prog_type,
+                        ops,
+                        &live.value_sizes,
+                        mode,
+                    ))
+                }
                 _ => None,
             })
             .collect();
@@ -144,25 +164,25 @@ impl Env {
             .map(|s| s.result_size)
             .max();
         if let Some(size) = size {
-            let fd = bpf::map_create(&MapParams {
-                map_type: RESULT_MAP_TYPE,
-                key_size: 4,
-                value_size: size,
-                max_entries: 1,
-                flags: 0,
-                btf: None,
-            })
-            .map_err(|e| env_stop(e, "creating the result map"))?;
-            live.result_map = Some(fd);
+            live.result_map = Some(result_map(size)?);
             live.result_size = size as usize;
         }
         for (step, spec) in live.inst.steps.iter().zip(&compiled) {
             match (step, spec) {
-                (StepSpec::Prog { name, ops }, Some(spec)) => self.prog(live, name, ops, spec)?,
+                (
+                    StepSpec::Prog {
+                        name,
+                        ops,
+                        attach_to,
+                        stay,
+                        ..
+                    },
+                    Some(spec),
+                ) => self.prog(live, name, ops, spec, attach_to.as_deref(), *stay)?,
                 _ => self.step(live, step)?,
             }
         }
-        Ok(())
+        self.collect_attached(live)
     }
 
     fn create_map(&mut self, live: &mut Live<'_>, m: &MapSpec) -> Result<(), Stop> {
@@ -381,6 +401,19 @@ fn create(m: &MapSpec, value_size: u32) -> Result<OwnedFd, Errno> {
         flags: m.flags,
         btf: btf.as_ref(),
     })
+}
+
+/// An array map with one value of `size` bytes: where programs write their results.
+fn result_map(size: u32) -> Result<OwnedFd, Stop> {
+    bpf::map_create(&MapParams {
+        map_type: RESULT_MAP_TYPE,
+        key_size: 4,
+        value_size: size,
+        max_entries: 1,
+        flags: 0,
+        btf: None,
+    })
+    .map_err(|e| env_stop(e, "creating a result map"))
 }
 
 fn env_stop(e: Errno, what: &str) -> Stop {

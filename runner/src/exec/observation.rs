@@ -19,6 +19,16 @@ pub enum Res {
     LoadOnly,
     /// A task pointer came back (`bpf_get_current_task_btf`).
     TaskPtr,
+    /// A program that stayed attached: how often it ran, and the kernel's count of runs it
+    /// skipped to prevent recursion (`recursion_misses` of bpf_prog_info).
+    Attached { runs: u64, recursion_misses: u64 },
+    /// An operation of a program that stayed attached: calls, and how many failed (`failure`
+    /// names what counts: NULL, or -EBUSY for delete).
+    Count {
+        calls: u64,
+        failures: u64,
+        failure: String,
+    },
     /// The program loaded but BPF_PROG_TEST_RUN failed.
     RunFailed { errno: String },
     /// The verifier refused the program: errno and its key log line (normalized).

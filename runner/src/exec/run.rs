@@ -29,14 +29,15 @@ const PACKET: [u8; 64] = {
 const TRIGGER_WAIT: Duration = Duration::from_secs(1);
 
 impl Env {
-    pub(super) fn prog(
+    pub(super) fn prog<'i>(
         &mut self,
-        live: &mut Live<'_>,
-        name: &str,
-        ops: &[OpSpec],
+        live: &mut Live<'i>,
+        name: &'i str,
+        ops: &'i [OpSpec],
         spec: &Result<ProgramSpec, compile::CompileError>,
+        attach_to: Option<&str>,
+        stay: bool,
     ) -> Result<(), Stop> {
-        let pt = live.inst.prog_type;
         let spec = match spec {
             Ok(s) => s,
             Err(e) => {
@@ -49,9 +50,16 @@ impl Env {
                 return Ok(());
             }
         };
+        let pt = spec.prog_type;
+        // A program that stays attached writes a result map of its own.
+        let own_results = if stay {
+            Some(super::result_map(spec.result_size)?)
+        } else {
+            None
+        };
         let loaded = match &live.inst.object {
             Some(object) => self.load_object(live, name, object, ops, spec)?,
-            None => self.load_compiled(live, name, pt, spec)?,
+            None => self.load_compiled(live, name, spec, attach_to, own_results.as_ref())?,
         };
         let prog = match loaded {
             Ok(p) => p,
@@ -64,27 +72,36 @@ impl Env {
             live.results.push((name.to_string(), Res::LoadOnly));
             return Ok(());
         }
+        if let Some(results) = own_results {
+            let mut buf = vec![0u8; spec.result_size as usize];
+            write_params(live, spec, &results, &mut buf)?;
+            let attach_mode = match pt.run {
+                RunMode::AttachTestRun(a) | RunMode::AttachTrigger(a, _) => a,
+                _ => {
+                    return Err(Stop::Error(format!(
+                        "{} programs cannot stay attached",
+                        pt.name
+                    )))
+                }
+            };
+            let link = attach(pt, attach_mode, prog.fd(), attach_to)?;
+            live.attached.push(Attached {
+                name,
+                ops,
+                spec: spec.clone(),
+                prog,
+                link,
+                results,
+            });
+            return Ok(());
+        }
         let result_map = live
             .result_map
             .as_ref()
             .ok_or_else(|| Stop::Error("no result map".into()))?;
         let key = 0u32.to_ne_bytes();
         let mut buf = vec![0u8; live.result_size];
-        for (i, p) in spec.params.iter().enumerate() {
-            let v = match p {
-                Param::Flags(v) => *v,
-                Param::ChildPid(c) => live
-                    .children
-                    .iter()
-                    .find(|x| &x.name == c)
-                    .map_or(0, |x| x.pid as u64),
-                Param::RunnerTgid => std::process::id() as u64,
-            };
-            let at = spec.params_offset as usize + i * 8;
-            buf[at..at + 8].copy_from_slice(&v.to_ne_bytes());
-        }
-        bpf::map_update(result_map, &key, &buf, 0)
-            .map_err(|e| Stop::Error(format!("writing the result map: {}", e.name())))?;
+        write_params(live, spec, result_map, &mut buf)?;
         let ran = run(pt, prog.fd(), result_map, live.result_size)?;
         live.results.push((name.to_string(), ran));
         drop(prog);
@@ -130,10 +147,12 @@ impl Env {
         &mut self,
         live: &Live<'_>,
         name: &str,
-        pt: &ProgType,
         spec: &ProgramSpec,
+        attach_to: Option<&str>,
+        results: Option<&OwnedFd>,
     ) -> Result<Result<Loaded, Res>, Stop> {
-        let (insns, attach_btf_id) = self.link(live, pt, spec)?;
+        let pt = spec.prog_type;
+        let (insns, attach_btf_id) = self.link(live, pt, spec, attach_to, results)?;
         // `show` wants the full trace (level 2) and statistics (4); a run wants speed: libbpf
         // reloads a refused program with level 1 to fetch the reason.
         let params = LoadParams {
@@ -161,7 +180,7 @@ impl Env {
         ops: &[OpSpec],
         spec: &ProgramSpec,
     ) -> Result<Result<Loaded, Res>, Stop> {
-        let pt = live.inst.prog_type;
+        let pt = spec.prog_type;
         let (config, map) = match super::cprog::config(pt, ops, &live.value_sizes, spec) {
             Ok(c) => c,
             Err(reason) => return Ok(Err(Res::NotCompiled { reason })),
@@ -236,10 +255,13 @@ impl Env {
         live: &Live<'_>,
         pt: &ProgType,
         spec: &ProgramSpec,
+        attach_to: Option<&str>,
+        results: Option<&OwnedFd>,
     ) -> Result<(Vec<compile::asm::Insn>, Option<u32>), Stop> {
         let mut kfunc_ids = HashMap::new();
         let mut attach_btf_id = None;
-        if !spec.kfuncs.is_empty() || pt.attach_btf.is_some() {
+        let target = attach_to.or(pt.attach_btf);
+        if !spec.kfuncs.is_empty() || target.is_some() {
             let btf = match self.vmlinux.get_or_insert_with(VmlinuxBtf::load) {
                 Ok(b) => b,
                 Err(e) => {
@@ -257,7 +279,7 @@ impl Env {
                     None => return Err(Stop::Unsupported(format!("kfunc {k}"))),
                 }
             }
-            if let Some(target) = pt.attach_btf {
+            if let Some(target) = target {
                 let id = if target.starts_with("btf_trace_") {
                     btf.typedef_id(target)
                 } else {
@@ -273,7 +295,9 @@ impl Env {
                 }
             }
         }
-        let result_fd = live.result_map.as_ref().map_or(-1, |f| f.as_raw_fd());
+        let result_fd = results
+            .or(live.result_map.as_ref())
+            .map_or(-1, |f| f.as_raw_fd());
         let insns = spec
             .program
             .patched(
@@ -312,6 +336,81 @@ impl Env {
     }
 }
 
+/// A program that stays attached while the instance's later steps run.
+pub(super) struct Attached<'i> {
+    name: &'i str,
+    ops: &'i [OpSpec],
+    spec: ProgramSpec,
+    prog: Loaded,
+    link: OwnedFd,
+    results: OwnedFd,
+}
+
+impl Env {
+    /// Detaches the programs that stayed attached and records what they counted.
+    pub(super) fn collect_attached(&mut self, live: &mut Live<'_>) -> Result<(), Stop> {
+        for a in std::mem::take(&mut live.attached) {
+            drop(a.link);
+            let recursion_misses = bpf::recursion_misses(a.prog.fd()).unwrap_or(0);
+            let mut buf = vec![0u8; a.spec.result_size as usize];
+            bpf::map_lookup(&a.results, &0u32.to_ne_bytes(), &mut buf)
+                .map_err(|e| Stop::Error(format!("reading a result map: {}", e.name())))?;
+            let word = |o: usize| u64::from_ne_bytes(buf[o..o + 8].try_into().expect("8 bytes"));
+            live.results.push((
+                a.name.to_string(),
+                Res::Attached {
+                    runs: word(0),
+                    recursion_misses,
+                },
+            ));
+            for (op, slot) in a.ops.iter().zip(&a.spec.slots) {
+                let at = slot.offset as usize;
+                let failure = match op {
+                    OpSpec::Delete { .. } => "ebusy",
+                    OpSpec::Get { .. } | OpSpec::CurrentTask { .. } => "null",
+                    OpSpec::Read { .. } | OpSpec::Write { .. } => "skipped",
+                };
+                let (calls, failures) = (word(at), word(at + 8));
+                let failures = if failure == "skipped" { 0 } else { failures };
+                live.results.push((
+                    op.name().to_string(),
+                    Res::Count {
+                        calls,
+                        failures,
+                        failure: failure.into(),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a program's run-time parameters (after zeroing its slots) into its result map.
+fn write_params(
+    live: &Live<'_>,
+    spec: &ProgramSpec,
+    map: &OwnedFd,
+    buf: &mut [u8],
+) -> Result<(), Stop> {
+    buf.fill(0);
+    for (i, p) in spec.params.iter().enumerate() {
+        let v = match p {
+            Param::Flags(v) => *v,
+            Param::ChildPid(c) => live
+                .children
+                .iter()
+                .find(|x| &x.name == c)
+                .map_or(0, |x| x.pid as u64),
+            Param::RunnerTgid => std::process::id() as u64,
+        };
+        let at = spec.params_offset as usize + i * 8;
+        buf[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+    bpf::map_update(map, &0u32.to_ne_bytes(), buf, 0)
+        .map_err(|e| Stop::Error(format!("writing a result map: {}", e.name())))
+}
+
 /// A loaded program: the runner's own, or one inside a libbpf object (closed with it).
 enum Loaded {
     Own(OwnedFd),
@@ -339,11 +438,11 @@ fn run(pt: &ProgType, prog: BorrowedFd<'_>, results: &OwnedFd, size: usize) -> R
         RunMode::TestRun => bpf::test_run(prog, Some(&mut [0u8; 8]), None),
         RunMode::TestRunPacket => bpf::test_run(prog, None, Some(&PACKET)),
         RunMode::AttachTestRun(a) => {
-            let _link = attach(pt, a, prog)?;
+            let _link = attach(pt, a, prog, None)?;
             bpf::test_run(prog, None, None)
         }
         RunMode::AttachTrigger(a, t) => {
-            let _link = attach(pt, a, prog)?;
+            let _link = attach(pt, a, prog, None)?;
             trigger(t, results, size);
             Ok(0)
         }
@@ -355,7 +454,12 @@ fn run(pt: &ProgType, prog: BorrowedFd<'_>, results: &OwnedFd, size: usize) -> R
 }
 
 /// Attaches; what keeps the attachment alive is returned (dropping it detaches).
-fn attach(pt: &ProgType, a: Attach, prog: BorrowedFd<'_>) -> Result<OwnedFd, Stop> {
+fn attach(
+    pt: &ProgType,
+    a: Attach,
+    prog: BorrowedFd<'_>,
+    attach_to: Option<&str>,
+) -> Result<OwnedFd, Stop> {
     let fail = |what: String, e: Errno| {
         if e.0 == EPERM {
             Stop::Refused(e, what)
@@ -369,7 +473,7 @@ fn attach(pt: &ProgType, a: Attach, prog: BorrowedFd<'_>) -> Result<OwnedFd, Sto
                 format!(
                     "attaching the {} program to {}",
                     pt.name,
-                    pt.attach_btf.unwrap_or("?")
+                    attach_to.or(pt.attach_btf).unwrap_or("?")
                 ),
                 e,
             )

@@ -25,6 +25,15 @@ pub fn render(r: &Res) -> String {
         Res::Null => "NULL".into(),
         Res::LoadOnly => "ok(load only)".into(),
         Res::TaskPtr => "ptr".into(),
+        Res::Attached {
+            runs,
+            recursion_misses,
+        } => format!("ok(runs={runs} recursion_misses={recursion_misses})"),
+        Res::Count {
+            calls,
+            failures,
+            failure,
+        } => format!("calls={calls} {failure}={failures}"),
         Res::Ret { value } => ret(*value),
         Res::Value { bytes } => hex(bytes, bytes.len()),
         Res::SkippedNull => "skipped(NULL)".into(),
@@ -205,7 +214,9 @@ impl Summary {
         }
         for (_, r) in &obs.results {
             match r {
-                Res::Loaded | Res::RunFailed { .. } | Res::LoadOnly => self.accepted += 1,
+                Res::Loaded | Res::RunFailed { .. } | Res::LoadOnly | Res::Attached { .. } => {
+                    self.accepted += 1
+                }
                 Res::Rejected { .. } => self.rejected += 1,
                 _ => {}
             }
