@@ -39,7 +39,7 @@ enum Cmd {
         #[command(flatten)]
         sel: Selection,
     },
-    /// Show one instance: its programs as instructions, maps, BTF, context, result layout, and
+    /// Show one instance: its programs as instructions, maps, BTF, result layout and parameters, and
     /// (with root) the verifier log and the observation.
     Show {
         /// An instance id, or a glob that matches exactly one.
@@ -67,6 +67,9 @@ enum Cmd {
         #[arg(required = true, value_delimiter = ',')]
         kernels: Vec<String>,
     },
+    /// List the program types a case can name, how each runs, and whether the helper's
+    /// documentation lists it.
+    Types,
     /// Print the JSON Schema of case files.
     Schema,
     /// Measure the cost of one instance against the raw libbpf-sys floor; with --kernel, a
@@ -126,6 +129,24 @@ fn main() -> ExitCode {
             &guest,
         ),
         Cmd::Fetch { kernels } => vm_cmd::fetch(&kernels),
+        Cmd::Types => {
+            println!(
+                "{:<16} {:>4}  {:<11} {:<26} runs by",
+                "type", "id", "documented", "attaches to"
+            );
+            for p in bpfcase::tables::PROG_TYPES {
+                println!(
+                    "{:<16} {:>4}  {:<11} {:<26} {:?}{}",
+                    p.name,
+                    p.id,
+                    if p.documented { "yes" } else { "no" },
+                    p.attach_btf.unwrap_or("-"),
+                    p.run,
+                    if p.sleepable { ", sleepable" } else { "" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Schema => {
             print!("{}", case::schema());
             Ok(ExitCode::SUCCESS)

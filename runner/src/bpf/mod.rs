@@ -433,17 +433,6 @@ pub fn probe_map_type(map_type: u32) -> bool {
     unsafe { sys::libbpf_probe_bpf_map_type(map_type, std::ptr::null()) == 1 }
 }
 
-/// Whether programs of `prog_type` may call helper `id` (libbpf reads the verifier's answer).
-pub fn probe_helper(prog_type: u32, id: i32) -> Result<bool, Errno> {
-    // SAFETY: NULL opts are allowed.
-    let r = unsafe { sys::libbpf_probe_bpf_helper(prog_type, id as u32, std::ptr::null()) };
-    if r < 0 {
-        Err(Errno(-r))
-    } else {
-        Ok(r == 1)
-    }
-}
-
 /// The floor a runner cannot beat: load `r0 = 0; exit` as a sleepable SYSCALL program, run it
 /// once with BPF_PROG_TEST_RUN, close it — libbpf-sys calls only, no BTF, no maps.
 pub fn floor_once() -> Result<(), Errno> {

@@ -106,7 +106,7 @@ pub struct MapDef {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgramDef {
-    /// Program type (see `bpfcase types`): `syscall`, `raw_tp`, `fentry`, `lsm`, `kprobe`, … or
+    /// Program type (`bpfcase types` lists them): `syscall`, `raw_tp`, `fentry`, `lsm`, `kprobe`, … or
     /// a `"$dim"`, so that the program type is a matrix dimension.
     #[serde(rename = "type")]
     #[schemars(with = "String")]
@@ -234,7 +234,7 @@ pub struct GetDef {
     #[serde(default)]
     #[schemars(with = "NullableLeaf")]
     pub value: Value,
-    /// A u64 (`0`, `1`, `"1<<63"`, …) or `"runtime:N"` (passed through the context).
+    /// A u64 (`0`, `1`, `"1<<63"`, …) or `"runtime:N"` (written by user space before the run: unknown to the verifier).
     #[schemars(with = "NumLeaf")]
     pub flags: Value,
     /// Name of the result in observations and expectations (default `get`).

@@ -145,7 +145,7 @@ impl ValueArg {
 }
 
 /// The `flags` argument of `bpf_task_storage_get`: a constant the verifier sees, or a value
-/// it cannot know, read from the program's context at run time (`"runtime:0x1"`).
+/// it cannot know, written by user space before the run (`"runtime:0x1"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlagsArg {
     Const(u64),

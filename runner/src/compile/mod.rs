@@ -1,5 +1,5 @@
 //! Compile layer: an instance's `prog` step becomes a `ProgramSpec` — BPF instructions from the
-//! typed assembler, the maps they reference, the context the program reads, and the layout of
+//! typed assembler, the maps they reference, the run-time parameters it reads, and the layout of
 //! the result slots it writes.
 //!
 //! Owns: code generation and result layout, deterministic and byte-for-byte testable. Must not:
