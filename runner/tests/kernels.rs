@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use bpfcase::bpf::{self, MapParams};
+use bpfcase::bpf;
 use bpfcase::case::{self, Case};
 use bpfcase::exec::Observation;
 use bpfcase::report;
@@ -41,16 +41,8 @@ fn host_unavailable() -> Option<String> {
             "needs root (CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN): run scripts/test as root".into(),
         );
     }
-    let probe = bpf::map_create(&MapParams {
-        map_type: 2,
-        key_size: 4,
-        value_size: 8,
-        max_entries: 1,
-        flags: 0,
-        btf: None,
-    });
-    match probe {
-        Ok(_) => None,
+    match bpf::probe_bpf() {
+        Ok(()) => None,
         Err(e) => Some(format!(
             "this kernel refuses BPF_MAP_CREATE ({}): no BPF here",
             e.name()

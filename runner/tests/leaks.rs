@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use bpfcase::bpf::{self, MapParams};
+use bpfcase::bpf;
 use bpfcase::case;
 use bpfcase::exec::{Env, Outcome};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -32,21 +32,12 @@ fn nothing_leaks() -> Result<Completion, Failed> {
             "needs root (CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN)",
         ));
     }
-    let probe = bpf::map_create(&MapParams {
-        map_type: 2,
-        key_size: 4,
-        value_size: 8,
-        max_entries: 1,
-        flags: 0,
-        btf: None,
-    });
-    if let Err(e) = probe {
+    if let Err(e) = bpf::probe_bpf() {
         return Ok(Completion::ignored_with(format!(
             "this kernel refuses BPF_MAP_CREATE ({})",
             e.name()
         )));
     }
-    drop(probe);
     let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases");
     let files = case::discover(&[cases]).map_err(|e| Failed::from(e.to_string()))?;
     let mut env = Env::new();

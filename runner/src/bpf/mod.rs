@@ -421,6 +421,20 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     }
 }
 
+/// Whether the BPF API works here at all: creates (and closes) a one-element array map.
+/// EPERM without privileges, ENOSYS without CONFIG_BPF_SYSCALL.
+pub fn probe_bpf() -> Result<(), Errno> {
+    map_create(&MapParams {
+        map_type: sys::BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 1,
+        flags: 0,
+        btf: None,
+    })
+    .map(drop)
+}
+
 /// Whether the kernel knows a program type (libbpf loads a trivial program).
 pub fn probe_prog_type(prog_type: u32) -> bool {
     // SAFETY: NULL opts are allowed.

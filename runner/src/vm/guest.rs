@@ -75,16 +75,7 @@ pub fn main() -> ! {
 
 fn run(out: &mut dyn Write) -> Result<(), String> {
     let uts = nix::sys::utsname::uname().map_err(|e| format!("uname: {e}"))?;
-    let bpf_error = crate::bpf::map_create(&crate::bpf::MapParams {
-        map_type: 2,
-        key_size: 4,
-        value_size: 8,
-        max_entries: 1,
-        flags: 0,
-        btf: None,
-    })
-    .err()
-    .map(|e| e.name());
+    let bpf_error = crate::bpf::probe_bpf().err().map(|e| e.name());
     let hello = Hello {
         release: uts.release().to_string_lossy().into_owned(),
         version: uts.version().to_string_lossy().into_owned(),
