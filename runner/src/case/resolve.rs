@@ -171,6 +171,8 @@ pub struct Rule {
     pub result: String,
     pub pattern: String,
     pub because: Option<String>,
+    /// Index of the `expect` entry: its rules stand or fall together when a step is unsupported.
+    pub group: usize,
 }
 
 /// One combination of a case's matrix, fully typed.
@@ -713,6 +715,7 @@ fn resolve(
                 result: result.clone(),
                 pattern: pattern.clone(),
                 because: e.because.clone(),
+                group: i,
             }));
         }
     }

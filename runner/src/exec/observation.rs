@@ -15,6 +15,10 @@ pub enum Res {
     Ok,
     /// The program loaded and ran.
     Loaded,
+    /// The kernel lacks what this program needs (kfunc, helper, program type, attach point).
+    Unsupported { reason: String },
+    /// An operation whose program is unsupported here (see the program's result).
+    NoProgram,
     /// The program loaded; its type cannot be run here.
     LoadOnly,
     /// A task pointer came back (`bpf_get_current_task_btf`).

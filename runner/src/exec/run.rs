@@ -29,7 +29,30 @@ const PACKET: [u8; 64] = {
 const TRIGGER_WAIT: Duration = Duration::from_secs(1);
 
 impl Env {
+    /// Loads and runs one `prog` step. A missing prerequisite (kfunc, helper, program type,
+    /// attach point) is that step's result, `unsupported(reason)`; the later steps still run.
     pub(super) fn prog<'i>(
+        &mut self,
+        live: &mut Live<'i>,
+        name: &'i str,
+        ops: &'i [OpSpec],
+        spec: &Result<ProgramSpec, compile::CompileError>,
+        attach_to: Option<&str>,
+        stay: bool,
+    ) -> Result<(), Stop> {
+        match self.prog_step(live, name, ops, spec, attach_to, stay) {
+            Err(Stop::Unsupported(reason)) => {
+                live.results
+                    .push((name.to_string(), Res::Unsupported { reason }));
+                live.results
+                    .extend(ops.iter().map(|o| (o.name().to_string(), Res::NoProgram)));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn prog_step<'i>(
         &mut self,
         live: &mut Live<'i>,
         name: &'i str,

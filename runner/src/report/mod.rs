@@ -24,6 +24,8 @@ pub fn render(r: &Res) -> String {
         Res::Uninit => "(uninit)".into(),
         Res::Null => "NULL".into(),
         Res::LoadOnly => "ok(load only)".into(),
+        Res::Unsupported { reason } => format!("unsupported({reason})"),
+        Res::NoProgram => "unsupported".into(),
         Res::TaskPtr => "ptr".into(),
         Res::Attached {
             runs,
@@ -94,8 +96,8 @@ fn shown(name: &str, r: &Res, inst: Option<&Instance>) -> bool {
     let scenery = name.starts_with("spawn:")
         || name.starts_with("exit:")
         || name.starts_with("reap:")
-        || inst.is_some_and(|i| i.maps.iter().any(|m| m.name == name));
-    !(scenery && matches!(r, Res::Ok | Res::Created { value_size: None }))
+        || inst.is_some_and(|i| i.maps.iter().any(|m| m.name == name)); // The ops of an unsupported program: its `load` result already says why.
+    !(scenery && matches!(r, Res::Ok | Res::Created { value_size: None })) && *r != Res::NoProgram
 }
 
 /// The observation as one line: `<id without the case name> → name=result …`.
@@ -153,7 +155,26 @@ pub fn verdict(inst: &Instance, obs: &Observation) -> Verdict {
         require_literal_leading_dot: false,
     };
     let mut fails = Vec::new();
+    let mut applicable = 0;
+    // A step the kernel could not run says nothing about the documented semantics: an
+    // `expect` entry naming one is not applicable.
+    let unsupported = |name: &str| {
+        matches!(
+            obs.result(name),
+            Some(Res::Unsupported { .. } | Res::NoProgram)
+        )
+    };
+    let skipped: Vec<usize> = inst
+        .rules
+        .iter()
+        .filter(|r| unsupported(&r.result))
+        .map(|r| r.group)
+        .collect();
     for r in &inst.rules {
+        if skipped.contains(&r.group) {
+            continue;
+        }
+        applicable += 1;
         let got = obs
             .result(&r.result)
             .map_or_else(|| "absent".to_string(), render);
@@ -169,7 +190,9 @@ pub fn verdict(inst: &Instance, obs: &Observation) -> Verdict {
             ));
         }
     }
-    if fails.is_empty() {
+    if applicable == 0 {
+        Verdict::NotRun
+    } else if fails.is_empty() {
         Verdict::Pass
     } else {
         Verdict::Fail(fails)
@@ -206,7 +229,12 @@ pub struct Summary {
 impl Summary {
     pub fn add(&mut self, obs: &Observation, v: &Verdict) {
         self.instances += 1;
+        let step_unsupported = obs
+            .results
+            .iter()
+            .any(|(_, r)| matches!(r, Res::Unsupported { .. }));
         match &obs.outcome {
+            Outcome::Ran if step_unsupported => self.unsupported += 1,
             Outcome::Ran => {}
             Outcome::Unsupported { .. } => self.unsupported += 1,
             Outcome::Refused { .. } => self.refused += 1,

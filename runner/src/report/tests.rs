@@ -125,6 +125,7 @@ fn instance(rules: Vec<(&str, &str)>) -> crate::case::Instance {
             result: r.into(),
             pattern: p.into(),
             because: Some("doc".into()),
+            group: 0,
         })
         .collect();
     i
@@ -186,4 +187,42 @@ fn summary_counts_programs_outcomes_and_verdicts() {
         s.to_string(),
         "3 instances: programs 1 accepted, 1 rejected; 1 unsupported, 0 refused, 0 errors; expectations 1 pass, 1 fail, 0 without rule"
     );
+}
+
+#[test]
+fn an_unsupported_step_makes_its_expect_entry_not_applicable() {
+    let o = obs(vec![
+        (
+            "load",
+            Res::Unsupported {
+                reason: "kfunc bpf_task_from_pid".into(),
+            },
+        ),
+        ("get", Res::NoProgram),
+        (
+            "st.lookup",
+            Res::Err {
+                errno: "ENOENT".into(),
+            },
+        ),
+    ]);
+    // Entry 0 names the unsupported get (and a lookup that depends on it); entry 1 does not.
+    let mut i = instance(vec![
+        ("get", "ptr:*"),
+        ("st.lookup", "0x0"),
+        ("st.lookup", "ENOENT"),
+    ]);
+    i.rules[2].group = 1;
+    assert_eq!(verdict(&i, &o), Verdict::Pass);
+    i.rules[2].pattern = "0x1".into();
+    assert!(matches!(verdict(&i, &o), Verdict::Fail(f) if f.len() == 1));
+    i.rules.truncate(2);
+    assert_eq!(verdict(&i, &o), Verdict::NotRun);
+    assert_eq!(
+        line(&o, None),
+        "flags=0x1 → load=unsupported(kfunc bpf_task_from_pid) st.lookup=ENOENT"
+    );
+    let mut s = Summary::default();
+    s.add(&o, &Verdict::NotRun);
+    assert_eq!((s.unsupported, s.accepted), (1, 0));
 }
