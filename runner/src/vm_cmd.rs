@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bpfcase::case::{self, CaseError, Instance};
@@ -143,41 +145,36 @@ pub fn vm(
             Err(e) => Err(e.to_string()),
         });
     }
-    let mut results: Vec<Option<KernelResult>> = (0..specs.len()).map(|_| None).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<KernelResult>>> = (0..specs.len())
-        .map(|_| std::sync::Mutex::new(None))
-        .collect();
+    let results: Vec<Mutex<Option<KernelResult>>> =
+        specs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
-        for _ in 0..args.jobs.max(1).min(specs.len().max(1)) {
+        for _ in 0..args.jobs.clamp(1, specs.len().max(1)) {
             s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= specs.len() {
-                    break;
-                }
-                let r = match &resolved[i] {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(r) = resolved.get(i) else { break };
+                let r = match r {
                     Err(e) => KernelResult::Failed(e.clone()),
-                    Ok(None) => KernelResult::Failed(String::new()), // host: run below, on the main thread
+                    Ok(None) => continue, // the host: below, on the main thread
                     Ok(Some(k)) => match vm::boot(k, &files, filters, &opts) {
                         Ok(g) => KernelResult::Guest(Box::new(g)),
                         Err(e) => KernelResult::Failed(e.to_string()),
                     },
                 };
-                if let Ok(mut slot) = slots[i].lock() {
-                    *slot = Some(r);
-                }
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
             });
         }
-    });
-    for (i, slot) in slots.into_iter().enumerate() {
-        results[i] = slot.into_inner().ok().flatten();
-    }
-    // The host runs natively on the main thread ("current" = "self").
-    for (i, spec) in specs.iter().enumerate() {
-        if *spec == KernelSpec::Host {
-            results[i] = Some(host_run(&loaded));
+        // Meanwhile the host runs natively on the main thread ("current" = "self").
+        for (i, spec) in specs.iter().enumerate() {
+            if *spec == KernelSpec::Host {
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(host_run(&loaded));
+            }
         }
-    }
+    });
+    let results: Vec<Option<KernelResult>> = results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .collect();
 
     let mut out = std::io::stdout().lock();
     let mut failed = false;
