@@ -4,17 +4,19 @@
 //! Owns: parsing and every check that can be made without a kernel. Must not: touch the kernel
 //! or know how a step is compiled; it hands out fully typed `Instance`s.
 
+mod instance;
 mod locate;
 mod model;
+mod names;
 mod resolve;
 pub mod value;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use instance::{step_names, Instance, MapSpec, OpSpec, Rule, StepSpec, ValueSize, Width};
 pub use locate::{FieldPath, Seg};
 pub use model::CaseFile;
-pub use resolve::{Instance, MapSpec, OpSpec, Rule, StepSpec, ValueSize, Width};
 
 /// A parsed, validated case file and its instances.
 #[derive(Debug)]

@@ -9,187 +9,18 @@ use std::collections::BTreeSet;
 use indexmap::IndexMap;
 use serde_json::Value;
 
+use super::instance::{step_names, Instance, MapSpec, OpSpec, Rule, StepSpec, ValueSize, Width};
 use super::locate::FieldPath;
 use super::model::{CaseFile, MapDef, Op, ProgBody, Step};
+use super::names::{name_results, ops_path};
 use super::value::{
     kind_of, label, parse_u32, parse_u64, parse_update_flags, FlagsArg, KeyArg, Pattern, TaskArg,
     ValueArg,
 };
-use crate::tables::{self, MapType, ProgType};
+use crate::tables::{self, ProgType};
 
 /// (where, whether the key rather than the value is meant, what is wrong)
 pub type ResolveError = (FieldPath, bool, String);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ValueSize {
-    Fixed(u32),
-    /// The largest size the kernel accepts, found by bisection at run time.
-    Max,
-    /// One more than that.
-    MaxPlusOne,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MapSpec {
-    pub name: String,
-    pub map_type: &'static MapType,
-    pub key_size: u32,
-    pub value_size: ValueSize,
-    pub max_entries: u32,
-    pub flags: u32,
-    pub btf: bool,
-    pub preset: Option<Pattern>,
-}
-
-/// Access width of a read or write through a pointer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Width {
-    B1,
-    B2,
-    B4,
-    B8,
-}
-
-impl Width {
-    pub fn bytes(self) -> u32 {
-        match self {
-            Width::B1 => 1,
-            Width::B2 => 2,
-            Width::B4 => 4,
-            Width::B8 => 8,
-        }
-    }
-    fn parse(v: &Value) -> Result<Width, String> {
-        match parse_u64(v)? {
-            1 => Ok(Width::B1),
-            2 => Ok(Width::B2),
-            4 => Ok(Width::B4),
-            8 => Ok(Width::B8),
-            n => Err(format!("size {n} is not 1, 2, 4 or 8")),
-        }
-    }
-}
-
-/// An operation inside a program; `map` indexes `Instance::maps`, `from`/`to` index the ops of
-/// the same program.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OpSpec {
-    Get {
-        name: String,
-        map: usize,
-        task: TaskArg,
-        value: ValueArg,
-        flags: FlagsArg,
-    },
-    /// `bpf_get_current_task_btf()` alone.
-    CurrentTask { name: String },
-    Delete {
-        name: String,
-        map: usize,
-        task: TaskArg,
-    },
-    Read {
-        name: String,
-        from: usize,
-        offset: u32,
-        width: Width,
-        null_check: bool,
-    },
-    Write {
-        name: String,
-        to: usize,
-        value: u64,
-        offset: u32,
-        width: Width,
-        null_check: bool,
-    },
-}
-
-impl OpSpec {
-    pub fn name(&self) -> &str {
-        match self {
-            OpSpec::Get { name, .. }
-            | OpSpec::CurrentTask { name }
-            | OpSpec::Delete { name, .. }
-            | OpSpec::Read { name, .. }
-            | OpSpec::Write { name, .. } => name,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StepSpec {
-    Prog {
-        name: String,
-        ops: Vec<OpSpec>,
-        /// The step's own type, or the case's.
-        prog_type: &'static ProgType,
-        /// Overrides the type's attach target.
-        attach_to: Option<String>,
-        /// Stays attached until the instance ends, counting.
-        stay: bool,
-    },
-    Update {
-        name: String,
-        map: usize,
-        key: KeyArg,
-        value: Pattern,
-        flags: u64,
-    },
-    Lookup {
-        name: String,
-        map: usize,
-        key: KeyArg,
-    },
-    Delete {
-        name: String,
-        map: usize,
-        key: KeyArg,
-    },
-    NextKey {
-        name: String,
-        map: usize,
-        key: Option<KeyArg>,
-    },
-    Spawn {
-        name: String,
-        child: String,
-    },
-    Exit {
-        name: String,
-        child: String,
-    },
-    Reap {
-        name: String,
-        child: String,
-    },
-}
-
-/// One expectation for one instance: result `result` must match `pattern`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rule {
-    pub result: String,
-    pub pattern: String,
-    pub because: Option<String>,
-    /// Index of the `expect` entry: its rules stand or fall together when a step is unsupported.
-    pub group: usize,
-}
-
-/// One combination of a case's matrix, fully typed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Instance {
-    /// `case/dim=label/…`, stable across runs and kernels.
-    pub id: String,
-    pub case: String,
-    /// Matrix dimension → label of this instance's value.
-    pub bindings: Vec<(String, String)>,
-    pub prog_type: &'static ProgType,
-    /// A program from `progs/` that runs the `prog` steps instead of the compiled ones.
-    pub object: Option<String>,
-    pub maps: Vec<MapSpec>,
-    pub steps: Vec<StepSpec>,
-    pub rules: Vec<Rule>,
-}
 
 struct Ctx<'a> {
     bindings: &'a IndexMap<String, Value>,
@@ -250,7 +81,7 @@ fn known(items: impl Iterator<Item = String>) -> String {
     }
 }
 
-fn err<T>(path: FieldPath, msg: impl Into<String>) -> Result<T, ResolveError> {
+pub(super) fn err<T>(path: FieldPath, msg: impl Into<String>) -> Result<T, ResolveError> {
     Err((path, false, msg.into()))
 }
 
@@ -318,7 +149,7 @@ pub fn expand(cf: &CaseFile, case: &str) -> Result<Vec<Instance>, ResolveError> 
     Ok(instances)
 }
 
-fn check_ident(s: &str, path: &FieldPath, what: &str) -> Result<(), ResolveError> {
+pub(super) fn check_ident(s: &str, path: &FieldPath, what: &str) -> Result<(), ResolveError> {
     let ok = !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
@@ -382,81 +213,6 @@ pub fn matches(cond: &IndexMap<String, Value>, combo: &IndexMap<String, Value>) 
         };
         alts.iter().any(|w| *w == have || label(w) == label(have))
     })
-}
-
-/// Display names of results, in step order: maps by their name, programs `load`, operations by
-/// their kind (or `as`), user-space calls `<map>.<call>`, process actions `<action>:<child>`.
-/// A default name used more than once is numbered `#1`, `#2`, … in order.
-fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
-    let steps = FieldPath::root().key("steps");
-    let mut bases: Vec<(String, bool, FieldPath)> = Vec::new();
-    for (i, s) in cf.steps.iter().enumerate() {
-        let p = steps.index(i);
-        let (base, explicit) = match s {
-            Step::Prog(body) => {
-                bases.push(("load".into(), false, p.key("prog")));
-                let ops_path = ops_path(&p, body);
-                for (j, op) in body.ops().iter().enumerate() {
-                    let (kind, as_) = match op {
-                        Op::Get(d) => ("get", &d.name),
-                        Op::CurrentTask(d) => ("current_task", &d.name),
-                        Op::Delete(d) => ("delete", &d.name),
-                        Op::Read(d) => ("read", &d.name),
-                        Op::Write(d) => ("write", &d.name),
-                    };
-                    let op_path = ops_path.index(j).key(kind);
-                    match as_ {
-                        Some(n) => bases.push((n.clone(), true, op_path.key("as"))),
-                        None => bases.push((kind.into(), false, op_path)),
-                    }
-                }
-                continue;
-            }
-            Step::Update(d) => user_name(&d.map, "update", &d.name),
-            Step::Lookup(d) => user_name(&d.map, "lookup", &d.name),
-            Step::Delete(d) => user_name(&d.map, "delete", &d.name),
-            Step::NextKey(d) => user_name(&d.map, "next_key", &d.name),
-            Step::Spawn(c) => (format!("spawn:{c}"), false),
-            Step::Exit(c) => (format!("exit:{c}"), false),
-            Step::Reap(c) => (format!("reap:{c}"), false),
-        };
-        bases.push((base, explicit, p));
-    }
-    let mut names = Vec::with_capacity(bases.len());
-    for (base, explicit, path) in &bases {
-        if *explicit {
-            check_ident(base, path, "result name")?;
-            names.push(base.clone());
-            continue;
-        }
-        let total = bases.iter().filter(|(b, e, _)| !e && b == base).count();
-        if total == 1 {
-            names.push(base.clone());
-        } else {
-            let nth = names
-                .iter()
-                .filter(|n: &&String| n.starts_with(&format!("{base}#")))
-                .count();
-            names.push(format!("{base}#{}", nth + 1));
-        }
-    }
-    // Every result must be addressable by its name: `as` may not repeat a name, a generated
-    // name or a map's name.
-    let mut seen: BTreeSet<&str> = cf.maps.keys().map(String::as_str).collect();
-    for (name, (_, _, path)) in names.iter().zip(&bases) {
-        if !seen.insert(name) {
-            return err(path.clone(), format!("result name `{name}` is used twice"));
-        }
-    }
-    Ok(names)
-}
-
-fn user_name(map: &str, call: &str, as_: &Option<String>) -> (String, bool) {
-    match as_ {
-        Some(n) => (n.clone(), true),
-        // A map chosen by a dimension (`"$map"`) is named after the dimension.
-        None => (format!("{}.{call}", map.trim_start_matches('$')), false),
-    }
 }
 
 fn resolve(
@@ -751,22 +507,6 @@ fn resolve(
     })
 }
 
-/// Every result name a step produces.
-pub fn step_names(s: &StepSpec) -> Vec<String> {
-    match s {
-        StepSpec::Prog { name, ops, .. } => std::iter::once(name.clone())
-            .chain(ops.iter().map(|o| o.name().to_string()))
-            .collect(),
-        StepSpec::Update { name, .. }
-        | StepSpec::Lookup { name, .. }
-        | StepSpec::Delete { name, .. }
-        | StepSpec::NextKey { name, .. }
-        | StepSpec::Spawn { name, .. }
-        | StepSpec::Exit { name, .. }
-        | StepSpec::Reap { name, .. } => vec![name.clone()],
-    }
-}
-
 fn parse_prog_type(v: &Value) -> Result<&'static ProgType, String> {
     let name = v
         .as_str()
@@ -777,14 +517,6 @@ fn parse_prog_type(v: &Value) -> Result<&'static ProgType, String> {
             known(tables::PROG_TYPES.iter().map(|p| p.name.to_string()))
         )
     })
-}
-
-/// Where a `prog` step's operations are in the file.
-fn ops_path(step: &FieldPath, body: &ProgBody) -> FieldPath {
-    match body {
-        ProgBody::Ops(_) => step.key("prog"),
-        ProgBody::Program(_) => step.key("prog").key("ops"),
-    }
 }
 
 fn child(children: &[String], c: &str, path: FieldPath) -> Result<String, ResolveError> {

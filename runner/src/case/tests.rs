@@ -80,11 +80,7 @@ fn results_are_named_by_kind_map_and_number() {
               {{ "update": {{ "map": "st", "task": "self", "value": "fill:0xaa", "flags": "noexist" }} }}
             ] }}"#
     ));
-    let names: Vec<String> = c.instances[0]
-        .steps
-        .iter()
-        .flat_map(resolve::step_names)
-        .collect();
+    let names: Vec<String> = c.instances[0].steps.iter().flat_map(step_names).collect();
     assert_eq!(
         names,
         [

@@ -1,0 +1,91 @@
+//! Result names: every map, program, operation and user-space call gets the name that
+//! observations and expectations use. Pure; errors carry the field path.
+
+use std::collections::BTreeSet;
+
+use super::locate::FieldPath;
+use super::model::{CaseFile, Op, ProgBody, Step};
+use super::resolve::{check_ident, err, ResolveError};
+
+/// Display names of results, in step order: maps by their name, programs `load`, operations by
+/// their kind (or `as`), user-space calls `<map>.<call>`, process actions `<action>:<child>`.
+/// A default name used more than once is numbered `#1`, `#2`, … in order.
+pub(super) fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
+    let steps = FieldPath::root().key("steps");
+    let mut bases: Vec<(String, bool, FieldPath)> = Vec::new();
+    for (i, s) in cf.steps.iter().enumerate() {
+        let p = steps.index(i);
+        let (base, explicit) = match s {
+            Step::Prog(body) => {
+                bases.push(("load".into(), false, p.key("prog")));
+                let ops_path = ops_path(&p, body);
+                for (j, op) in body.ops().iter().enumerate() {
+                    let (kind, as_) = match op {
+                        Op::Get(d) => ("get", &d.name),
+                        Op::CurrentTask(d) => ("current_task", &d.name),
+                        Op::Delete(d) => ("delete", &d.name),
+                        Op::Read(d) => ("read", &d.name),
+                        Op::Write(d) => ("write", &d.name),
+                    };
+                    let op_path = ops_path.index(j).key(kind);
+                    match as_ {
+                        Some(n) => bases.push((n.clone(), true, op_path.key("as"))),
+                        None => bases.push((kind.into(), false, op_path)),
+                    }
+                }
+                continue;
+            }
+            Step::Update(d) => user_name(&d.map, "update", &d.name),
+            Step::Lookup(d) => user_name(&d.map, "lookup", &d.name),
+            Step::Delete(d) => user_name(&d.map, "delete", &d.name),
+            Step::NextKey(d) => user_name(&d.map, "next_key", &d.name),
+            Step::Spawn(c) => (format!("spawn:{c}"), false),
+            Step::Exit(c) => (format!("exit:{c}"), false),
+            Step::Reap(c) => (format!("reap:{c}"), false),
+        };
+        bases.push((base, explicit, p));
+    }
+    let mut names = Vec::with_capacity(bases.len());
+    for (base, explicit, path) in &bases {
+        if *explicit {
+            check_ident(base, path, "result name")?;
+            names.push(base.clone());
+            continue;
+        }
+        let total = bases.iter().filter(|(b, e, _)| !e && b == base).count();
+        if total == 1 {
+            names.push(base.clone());
+        } else {
+            let nth = names
+                .iter()
+                .filter(|n: &&String| n.starts_with(&format!("{base}#")))
+                .count();
+            names.push(format!("{base}#{}", nth + 1));
+        }
+    }
+    // Every result must be addressable by its name: `as` may not repeat a name, a generated
+    // name or a map's name.
+    let mut seen: BTreeSet<&str> = cf.maps.keys().map(String::as_str).collect();
+    for (name, (_, _, path)) in names.iter().zip(&bases) {
+        if !seen.insert(name) {
+            return err(path.clone(), format!("result name `{name}` is used twice"));
+        }
+    }
+    Ok(names)
+}
+
+fn user_name(map: &str, call: &str, as_: &Option<String>) -> (String, bool) {
+    match as_ {
+        Some(n) => (n.clone(), true),
+        // A map chosen by a dimension (`"$map"`) is named after the dimension.
+        None => (format!("{}.{call}", map.trim_start_matches('$')), false),
+    }
+}
+
+/// Where a `prog` step's operations are in the file.
+pub(super) fn ops_path(step: &FieldPath, body: &ProgBody) -> FieldPath {
+    match body {
+        ProgBody::Ops(_) => step.key("prog"),
+        ProgBody::Program(_) => step.key("prog").key("ops"),
+    }
+}
