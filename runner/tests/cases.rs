@@ -172,3 +172,37 @@ fn one_bad_file_stops_the_whole_run() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("b.json:1:12: about: invalid type"));
 }
+
+/// Bad input is an error, never a panic: every shipped case cut short at many points, and with
+/// bytes replaced by JSON punctuation, digits and `$`, parses to Ok or Err.
+#[test]
+fn mangled_cases_never_panic() {
+    let files = bpfcase::case::discover(&[workspace().join("cases")]).expect("cases/ is readable");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let alphabet = b"{}[]:,\"$0129-x \n";
+    let mut parsed = 0;
+    for f in files {
+        let src = std::fs::read_to_string(&f).expect("readable");
+        let bytes = src.as_bytes();
+        for cut in (0..bytes.len()).step_by(bytes.len() / 40 + 1) {
+            let _ = bpfcase::case::parse(&f, &String::from_utf8_lossy(&bytes[..cut]));
+            parsed += 1;
+        }
+        for _ in 0..200 {
+            let mut m = bytes.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % m.len() as u64) as usize;
+                m[at] = alphabet[(next() % alphabet.len() as u64) as usize];
+            }
+            let _ = bpfcase::case::parse(&f, &String::from_utf8_lossy(&m));
+            parsed += 1;
+        }
+    }
+    assert!(parsed > 2000, "only {parsed} inputs were tried");
+}

@@ -85,6 +85,9 @@ pub(super) fn err<T>(path: FieldPath, msg: impl Into<String>) -> Result<T, Resol
     Err((path, false, msg.into()))
 }
 
+/// More combinations than any case needs; a matrix beyond it is a mistake, not a workload.
+const MAX_INSTANCES: usize = 100_000;
+
 /// Expands the matrix and resolves every instance; the first error wins.
 pub fn expand(cf: &CaseFile, case: &str) -> Result<Vec<Instance>, ResolveError> {
     let root = FieldPath::root();
@@ -114,6 +117,17 @@ pub fn expand(cf: &CaseFile, case: &str) -> Result<Vec<Instance>, ResolveError> 
         return err(root.key("steps"), "a case needs at least one step");
     }
 
+    let combinations = cf
+        .matrix
+        .values()
+        .try_fold(1usize, |n, v| n.checked_mul(v.len()))
+        .filter(|n| *n <= MAX_INSTANCES);
+    if combinations.is_none() {
+        return err(
+            mpath.clone(),
+            format!("the matrix has more than {MAX_INSTANCES} combinations"),
+        );
+    }
     let names = name_results(cf)?;
     let used = RefCell::new(BTreeSet::new());
     let mut instances = Vec::new();

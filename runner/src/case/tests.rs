@@ -248,3 +248,19 @@ fn a_prog_step_with_settings_keeps_exact_error_paths() {
         ("fentry", Some("bpf_local_storage_update"), true)
     );
 }
+
+#[test]
+fn an_exploding_matrix_is_refused_before_expansion() {
+    let dims: Vec<String> = (0..20).map(|i| format!("\"d{i}\": [1, 2, 3, 4]")).collect();
+    let e = parse_err(&format!(
+        r#"{{ "about": "a", {MAPS}, "matrix": {{ {} }},
+            "steps": [ {{ "lookup": {{ "map": "st", "task": "self" }} }} ] }}"#,
+        dims.join(", ")
+    ));
+    assert_eq!(e.path, "matrix");
+    assert!(
+        e.message.contains("more than 100000 combinations"),
+        "{}",
+        e.message
+    );
+}
