@@ -76,6 +76,13 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
             _ => 8,
         })
         .collect();
+    if inst
+        .maps
+        .iter()
+        .any(|m| !matches!(m.value_size, ValueSize::Fixed(_)))
+    {
+        println!("\nnote: a \"max\"/\"max+1\" map is compiled here with value_size 8; the run below measures the real size");
+    }
     for step in &inst.steps {
         if let StepSpec::Prog {
             name,

@@ -245,17 +245,7 @@ fn resolve(
     }
 
     let ppath = root.key("program").key("type");
-    let prog_type = ctx.typed(&cf.program.kind, &ppath, |v| {
-        let name = v
-            .as_str()
-            .ok_or_else(|| format!("expected a name, found {}", kind_of(v)))?;
-        tables::prog_type(name).ok_or_else(|| {
-            format!(
-                "unknown program type `{name}`{}",
-                known(tables::PROG_TYPES.iter().map(|p| p.name.to_string()))
-            )
-        })
-    })?;
+    let prog_type = ctx.typed(&cf.program.kind, &ppath, parse_prog_type)?;
 
     let mut maps = Vec::new();
     for (name, def) in &cf.maps {
@@ -370,6 +360,17 @@ fn resolve(
                                     "{} programs are not attached to a kernel function",
                                     pt.name
                                 ),
+                            );
+                        }
+                        if ps.stay
+                            && matches!(
+                                pt.run,
+                                tables::RunMode::AttachTrigger(tables::Attach::PerfSoftware, _)
+                            )
+                        {
+                            return err(
+                                p.key("prog").key("stay"),
+                                format!("{} programs count timer ticks: their counts differ from run to run", pt.name),
                             );
                         }
                         if ps.stay && !pt.attached() {

@@ -264,3 +264,13 @@ fn an_exploding_matrix_is_refused_before_expansion() {
         e.message
     );
 }
+
+#[test]
+fn a_timer_driven_program_cannot_stay_and_count() {
+    let e = parse_err(&format!(
+        r#"{{ "about": "a", {MAPS}, "steps": [ {{ "prog": {{ "type": "perf_event", "stay": true,
+            "ops": [ {{ "current_task": {{}} }} ] }} }} ] }}"#
+    ));
+    assert_eq!(e.path, "steps[0].prog.stay");
+    assert!(e.message.contains("timer ticks"), "{}", e.message);
+}

@@ -54,7 +54,7 @@ fn parse_term(t: &str) -> Result<u64, String> {
             .filter(|v| v >> shift == base)
             .ok_or_else(|| "shift overflows 64 bits".to_string());
     }
-    if let Some(neg) = t.strip_prefix('-') {
+    if let Some(neg) = t.strip_prefix('-').filter(|n| !n.starts_with(['-', '+'])) {
         let n: i64 = neg
             .parse::<i64>()
             .map_err(|_| format!("`{t}` is not a number"))?;
@@ -282,6 +282,7 @@ mod tests {
         assert!(parse_u64(&json!("1<<64")).is_err());
         assert!(parse_u64(&json!("3<<63")).is_err());
         assert!(parse_u64(&json!("abc")).is_err());
+        assert!(parse_u64(&json!("--1")).is_err());
         assert!(parse_u64(&json!(1.5)).is_err());
         assert!(parse_u64(&json!(null)).is_err());
         assert_eq!(parse_u32(&json!("u32::MAX")), Ok(u32::MAX));

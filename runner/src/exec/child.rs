@@ -38,12 +38,26 @@ impl Child {
             return Err(last());
         }
         if pid == 0 {
-            // SAFETY: child side; raw fds inherited from the parent.
+            // SAFETY: child side; raw fds inherited from the parent. Only the read end stays
+            // open (as fd 3): O_CLOEXEC acts at exec only, and an inherited write end of another
+            // child's pipe would keep that child from ever seeing EOF, an inherited map,
+            // program or link fd would keep the kernel object alive.
             unsafe {
-                libc::close(w.as_raw_fd());
+                let r = if libc::dup2(r.as_raw_fd(), 3) == 3 {
+                    3
+                } else {
+                    r.as_raw_fd()
+                };
+                if libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) != 0 {
+                    for fd in 4..65536 {
+                        if fd != r {
+                            libc::close(fd);
+                        }
+                    }
+                }
                 let mut b = 0u8;
                 loop {
-                    let n = libc::read(r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
+                    let n = libc::read(r, (&mut b as *mut u8).cast(), 1);
                     if n >= 0 || *libc::__errno_location() != libc::EINTR {
                         break;
                     }

@@ -125,9 +125,14 @@ impl Env {
         let key = 0u32.to_ne_bytes();
         let mut buf = vec![0u8; live.result_size];
         write_params(live, spec, result_map, &mut buf)?;
-        let ran = run(pt, prog.fd(), result_map, live.result_size)?;
+        let ran = run(pt, prog.fd(), attach_to, result_map, live.result_size)?;
+        let run_failed = matches!(ran, Res::RunFailed { .. });
         live.results.push((name.to_string(), ran));
         drop(prog);
+        if run_failed {
+            // The program did not run: its slots say nothing.
+            return Ok(());
+        }
         bpf::map_lookup(result_map, &key, &mut buf)
             .map_err(|e| Stop::Error(format!("reading the result map: {}", e.name())))?;
         for (op, slot) in ops.iter().zip(&spec.slots) {
@@ -348,7 +353,11 @@ impl Env {
             return Err(Stop::Unsupported(format!("program type {}", pt.name)));
         }
         for h in &spec.helpers {
-            if log.contains(&format!("unknown#{}", h.id)) {
+            let needle = format!("unknown#{}", h.id);
+            let unknown = log
+                .match_indices(&needle)
+                .any(|(i, _)| !log[i + needle.len()..].starts_with(|c: char| c.is_ascii_digit()));
+            if unknown {
                 return Err(Stop::Unsupported(format!(
                     "helper {} (#{}) is unknown to this kernel",
                     h.name, h.id
@@ -455,17 +464,23 @@ impl Loaded {
 }
 
 /// Makes a loaded program run once, as its type allows.
-fn run(pt: &ProgType, prog: BorrowedFd<'_>, results: &OwnedFd, size: usize) -> Result<Res, Stop> {
+fn run(
+    pt: &ProgType,
+    prog: BorrowedFd<'_>,
+    attach_to: Option<&str>,
+    results: &OwnedFd,
+    size: usize,
+) -> Result<Res, Stop> {
     let ran = match pt.run {
         RunMode::LoadOnly => return Ok(Res::LoadOnly),
         RunMode::TestRun => bpf::test_run(prog, Some(&mut [0u8; 8]), None),
         RunMode::TestRunPacket => bpf::test_run(prog, None, Some(&PACKET)),
         RunMode::AttachTestRun(a) => {
-            let _link = attach(pt, a, prog, None)?;
+            let _link = attach(pt, a, prog, attach_to)?;
             bpf::test_run(prog, None, None)
         }
         RunMode::AttachTrigger(a, t) => {
-            let _link = attach(pt, a, prog, None)?;
+            let _link = attach(pt, a, prog, attach_to)?;
             trigger(t, results, size);
             Ok(0)
         }
