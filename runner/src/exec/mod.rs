@@ -63,7 +63,8 @@ enum Stop {
 
 struct Live<'i> {
     inst: &'i Instance,
-    maps: Vec<OwnedFd>,
+    /// The instance's maps, in order; None for a map whose type this kernel lacks.
+    maps: Vec<Option<OwnedFd>>,
     value_sizes: Vec<u32>,
     /// Maps that may hold bytes from an uninitialised buffer.
     tainted: Vec<bool>,
@@ -222,7 +223,7 @@ impl Env {
                             .push((format!("{}.preset", m.name), Res::Err { errno: e.name() }));
                     }
                 }
-                live.maps.push(fd);
+                live.maps.push(Some(fd));
                 live.value_sizes.push(value_size);
                 live.tainted.push(false);
                 Ok(())
@@ -257,7 +258,17 @@ impl Env {
             .entry(id)
             .or_insert_with(|| bpf::probe_map_type(id));
         if !known {
-            return Err(Stop::Unsupported(format!("map type {}", m.map_type.name)));
+            // The steps that do not use this map still run; those that do are unavailable.
+            let reason = format!("map type {}", m.map_type.name);
+            live.results
+                .push((m.name.clone(), Res::Unsupported { reason }));
+            live.maps.push(None);
+            live.value_sizes.push(match m.value_size {
+                ValueSize::Fixed(n) => n,
+                _ => 8,
+            });
+            live.tainted.push(false);
+            return Ok(());
         }
         live.results
             .push((m.name.clone(), Res::Err { errno: e.name() }));
@@ -340,9 +351,12 @@ impl Env {
                     }),
                     None => {
                         let mut next = vec![0u8; ks];
-                        match bpf::map_next_key(&live.maps[*map], None, &mut next) {
-                            Ok(()) => Res::Ok,
-                            Err(e) => Res::Err { errno: e.name() },
+                        match &live.maps[*map] {
+                            None => Res::Unavailable,
+                            Some(fd) => match bpf::map_next_key(fd, None, &mut next) {
+                                Ok(()) => Res::Ok,
+                                Err(e) => Res::Err { errno: e.name() },
+                            },
                         }
                     }
                 };
@@ -465,11 +479,17 @@ impl Live<'_> {
         map: usize,
         f: impl FnOnce(&OwnedFd, &[u8], u32) -> Result<Res, Errno>,
     ) -> Res {
+        if self.maps[map].is_none() {
+            return Res::Unavailable;
+        }
         let key = match self.key(k, self.inst.maps[map].key_size) {
             Ok(k) => k,
             Err(e) => return Res::Err { errno: e.name() },
         };
-        match f(&self.maps[map], &key, self.value_sizes[map]) {
+        let Some(fd) = &self.maps[map] else {
+            return Res::Unavailable;
+        };
+        match f(fd, &key, self.value_sizes[map]) {
             Ok(r) => r,
             Err(e) => Res::Err { errno: e.name() },
         }

@@ -17,8 +17,9 @@ pub enum Res {
     Loaded,
     /// The kernel lacks what this program needs (kfunc, helper, program type, attach point).
     Unsupported { reason: String },
-    /// An operation whose program is unsupported here (see the program's result).
-    NoProgram,
+    /// A step or operation that could not run because something it needs is unsupported here
+    /// (its program, or its map: see that result).
+    Unavailable,
     /// The program loaded; its type cannot be run here.
     LoadOnly,
     /// A task pointer came back (`bpf_get_current_task_btf`).

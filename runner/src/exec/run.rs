@@ -45,7 +45,7 @@ impl Env {
                 live.results
                     .push((name.to_string(), Res::Unsupported { reason }));
                 live.results
-                    .extend(ops.iter().map(|o| (o.name().to_string(), Res::NoProgram)));
+                    .extend(ops.iter().map(|o| (o.name().to_string(), Res::Unavailable)));
                 Ok(())
             }
             other => other,
@@ -73,6 +73,15 @@ impl Env {
                 return Ok(());
             }
         };
+        // A map this kernel lacks makes the program unsupported (the map's result says why).
+        for op in ops {
+            if let OpSpec::Get { map, .. } | OpSpec::Delete { map, .. } = op {
+                if live.maps[*map].is_none() {
+                    let m = &live.inst.maps[*map];
+                    return Err(Stop::Unsupported(format!("map type {}", m.map_type.name)));
+                }
+            }
+        }
         let pt = spec.prog_type;
         // A program that stays attached writes a result map of its own.
         let own_results = if stay {
@@ -221,7 +230,10 @@ impl Env {
         let setup = |e: Errno| Stop::Error(format!("preparing progs/{object}.bpf.c: {}", e.name()));
         let mut obj = bpf::object::Object::open(bytes).map_err(setup)?;
         if let Some(m) = map {
-            obj.reuse_map("st", &live.maps[m]).map_err(setup)?;
+            let fd = live.maps[m]
+                .as_ref()
+                .ok_or_else(|| Stop::Error("the map of a C program step is missing".into()))?;
+            obj.reuse_map("st", fd).map_err(setup)?;
         }
         let results = live
             .result_map
@@ -329,7 +341,11 @@ impl Env {
         let insns = spec
             .program
             .patched(
-                |i| live.maps.get(i).map_or(result_fd, |f| f.as_raw_fd()),
+                |i| match live.maps.get(i) {
+                    Some(Some(f)) => f.as_raw_fd(),
+                    Some(None) => -1,
+                    None => result_fd,
+                },
                 |n| kfunc_ids.get(n).copied(),
             )
             .map_err(|k| Stop::Unsupported(format!("kfunc {k}")))?;

@@ -25,7 +25,7 @@ pub fn render(r: &Res) -> String {
         Res::Null => "NULL".into(),
         Res::LoadOnly => "ok(load only)".into(),
         Res::Unsupported { reason } => format!("unsupported({reason})"),
-        Res::NoProgram => "unsupported".into(),
+        Res::Unavailable => "unsupported".into(),
         Res::TaskPtr => "ptr".into(),
         Res::Attached {
             runs,
@@ -97,7 +97,7 @@ fn shown(name: &str, r: &Res, inst: Option<&Instance>) -> bool {
         || name.starts_with("exit:")
         || name.starts_with("reap:")
         || inst.is_some_and(|i| i.maps.iter().any(|m| m.name == name)); // The ops of an unsupported program: its `load` result already says why.
-    !(scenery && matches!(r, Res::Ok | Res::Created { value_size: None })) && *r != Res::NoProgram
+    !(scenery && matches!(r, Res::Ok | Res::Created { value_size: None })) && *r != Res::Unavailable
 }
 
 /// The observation as one line: `<id without the case name> → name=result …`.
@@ -161,7 +161,7 @@ pub fn verdict(inst: &Instance, obs: &Observation) -> Verdict {
     let unsupported = |name: &str| {
         matches!(
             obs.result(name),
-            Some(Res::Unsupported { .. } | Res::NoProgram)
+            Some(Res::Unsupported { .. } | Res::Unavailable)
         )
     };
     let skipped: Vec<usize> = inst

@@ -198,7 +198,7 @@ fn an_unsupported_step_makes_its_expect_entry_not_applicable() {
                 reason: "kfunc bpf_task_from_pid".into(),
             },
         ),
-        ("get", Res::NoProgram),
+        ("get", Res::Unavailable),
         (
             "st.lookup",
             Res::Err {
