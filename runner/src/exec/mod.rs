@@ -118,6 +118,8 @@ impl Env {
             Err(Stop::Error(message)) => Outcome::Error { message },
         };
         let results = std::mem::take(&mut live.results);
+        live.attached.clear();
+        live.release_storage();
         drop(live);
         Observation {
             id: inst.id.clone(),
@@ -466,11 +468,33 @@ impl Live<'_> {
                 f.as_raw_fd()
             }
         };
-        let mut key = vec![0u8; key_size as usize];
-        let b = fd.to_ne_bytes();
-        let n = key.len().min(4);
-        key[..n].copy_from_slice(&b[..n]);
-        Ok(key)
+        Ok(key_bytes(fd, key_size))
+    }
+
+    /// Deletes, from user space, the task storage this instance left on the runner and its
+    /// children, before the maps are closed. Freeing a map that still holds elements happens
+    /// later in a kernel worker that takes the same per-CPU busy guard as the helpers (before
+    /// 6.2/7.0): a later instance's bpf_task_storage_get could then return NULL depending on
+    /// timing. Cleanup only; nothing is recorded.
+    fn release_storage(&mut self) {
+        for i in 0..self.maps.len() {
+            if self.maps[i].is_none() || self.inst.maps[i].map_type.name != "task_storage" {
+                continue;
+            }
+            let key_size = self.inst.maps[i].key_size;
+            let mut keys: Vec<Vec<u8>> =
+                self.key(&KeyArg::SelfTask, key_size).into_iter().collect();
+            keys.extend(
+                self.children
+                    .iter()
+                    .map(|c| key_bytes(c.pidfd.as_raw_fd(), key_size)),
+            );
+            if let Some(fd) = &self.maps[i] {
+                for k in &keys {
+                    let _ = bpf::map_delete(fd, k);
+                }
+            }
+        }
     }
 
     fn with_key(
@@ -494,6 +518,15 @@ impl Live<'_> {
             Err(e) => Res::Err { errno: e.name() },
         }
     }
+}
+
+/// A map key holding an fd number in its first 4 bytes, the rest zero.
+fn key_bytes(fd: i32, key_size: u32) -> Vec<u8> {
+    let mut key = vec![0u8; key_size as usize];
+    let b = fd.to_ne_bytes();
+    let n = key.len().min(4);
+    key[..n].copy_from_slice(&b[..n]);
+    key
 }
 
 fn io_errno(e: std::io::Error) -> Errno {
