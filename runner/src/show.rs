@@ -86,10 +86,10 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
     for step in &inst.steps {
         if let StepSpec::Prog {
             name,
-            ops,
             prog_type,
             attach_to,
             stay,
+            ..
         } = step
         {
             println!("\nprogram `{name}`:");
@@ -107,13 +107,8 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
                     }
                 );
             }
-            let mode = if *stay {
-                compile::Mode::Count
-            } else {
-                compile::Mode::Once
-            };
-            match compile::compile_mode(prog_type, ops, &sizes, mode) {
-                Ok(spec) => {
+            match compile::compile_step(step, &sizes) {
+                Some(Ok(spec)) => {
                     let map_name = |i: usize| {
                         inst.maps
                             .get(i)
@@ -130,7 +125,8 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
                         spec.params
                     );
                 }
-                Err(e) => println!("  not compiled: {e}"),
+                Some(Err(e)) => println!("  not compiled: {e}"),
+                None => {}
             }
         } else {
             println!("\nuser space: {}", describe(inst, step));

@@ -9,7 +9,7 @@ pub mod asm;
 
 use crate::case::value::TaskArg;
 use crate::case::value::{FlagsArg, ValueArg};
-use crate::case::{OpSpec, Width};
+use crate::case::{OpSpec, StepSpec, Width};
 use crate::tables::{self, Helper, ProgType};
 use asm::{Asm, Cond, Reg, Size};
 
@@ -256,6 +256,26 @@ pub fn compile(
     value_sizes: &[u32],
 ) -> Result<ProgramSpec, CompileError> {
     compile_mode(prog_type, ops, value_sizes, Mode::Once)
+}
+
+/// Compiles a `prog` step as it will run: its own program type, and counting when it stays
+/// attached. None for other steps.
+pub fn compile_step(
+    step: &StepSpec,
+    value_sizes: &[u32],
+) -> Option<Result<ProgramSpec, CompileError>> {
+    match step {
+        StepSpec::Prog {
+            ops,
+            prog_type,
+            stay,
+            ..
+        } => {
+            let mode = if *stay { Mode::Count } else { Mode::Once };
+            Some(compile_mode(prog_type, ops, value_sizes, mode))
+        }
+        _ => None,
+    }
 }
 
 /// `compile`, with the recording mode chosen.

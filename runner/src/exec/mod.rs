@@ -138,27 +138,7 @@ impl Env {
             .inst
             .steps
             .iter()
-            .map(|s| match s {
-                StepSpec::Prog {
-                    ops,
-                    prog_type,
-                    stay,
-                    ..
-                } => {
-                    let mode = if *stay {
-                        compile::Mode::Count
-                    } else {
-                        compile::Mode::Once
-                    };
-                    Some(compile::compile_mode(
-                        prog_type,
-                        ops,
-                        &live.value_sizes,
-                        mode,
-                    ))
-                }
-                _ => None,
-            })
+            .map(|s| compile::compile_step(s, &live.value_sizes))
             .collect();
         let size = compiled
             .iter()
