@@ -128,6 +128,12 @@ pub struct ProgType {
 }
 
 impl ProgType {
+    /// Whether the kernel runs programs of this type from interrupts by design (a perf event's
+    /// overflow handler), so that an interrupt is the runner's own event.
+    pub fn runs_in_interrupt(&self) -> bool {
+        matches!(self.run, RunMode::AttachTrigger(Attach::PerfSoftware, _))
+    }
+
     /// Whether the program runs on kernel events rather than on the runner's request.
     pub fn attached(&self) -> bool {
         matches!(
@@ -287,6 +293,10 @@ pub const GET_CURRENT_PID_TGID: Helper = Helper {
     name: "bpf_get_current_pid_tgid",
     id: 14,
 };
+pub const THIS_CPU_PTR: Helper = Helper {
+    name: "bpf_this_cpu_ptr",
+    id: 154,
+};
 pub const TASK_STORAGE_GET: Helper = Helper {
     name: "bpf_task_storage_get",
     id: 156,
@@ -303,6 +313,7 @@ pub const GET_CURRENT_TASK_BTF: Helper = Helper {
 pub const HELPERS: &[&Helper] = &[
     &MAP_LOOKUP_ELEM,
     &GET_CURRENT_PID_TGID,
+    &THIS_CPU_PTR,
     &TASK_STORAGE_GET,
     &TASK_STORAGE_DELETE,
     &GET_CURRENT_TASK_BTF,
@@ -315,6 +326,37 @@ pub fn helper_name(id: i32) -> Option<&'static str> {
 /// kfuncs the compiler may call; resolved by name in the kernel's BTF at load time.
 pub const KFUNC_TASK_FROM_PID: &str = "bpf_task_from_pid";
 pub const KFUNC_TASK_RELEASE: &str = "bpf_task_release";
+
+/// A value kept in a per-CPU kernel variable, found through the kernel's BTF at load time.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PerCpuValue {
+    pub name: &'static str,
+    /// Where kernels keep it, tried in order: (per-CPU variable, member), the variable itself
+    /// when the member is None.
+    pub places: &'static [(&'static str, Option<&'static str>)],
+}
+
+/// The preempt count of x86: a per-CPU `int __preempt_count`, which some kernels keep as a
+/// member of a per-CPU `struct pcpu_hot` instead ("x86/percpu: Move preempt_count next to
+/// current_task"; later kernels dissolved `pcpu_hot` again).
+pub const PREEMPT_COUNT: PerCpuValue = PerCpuValue {
+    name: "preempt_count",
+    places: &[
+        ("__preempt_count", None),
+        ("pcpu_hot", Some("preempt_count")),
+    ],
+};
+
+pub const PERCPU_VALUES: &[&PerCpuValue] = &[&PREEMPT_COUNT];
+
+pub fn percpu_value(name: &str) -> Option<&'static PerCpuValue> {
+    PERCPU_VALUES.iter().copied().find(|v| v.name == name)
+}
+
+/// The preempt count's bits that say the CPU is not running a task: NMI (bits 20-23), hard
+/// interrupt (16-19), and serving a soft interrupt (bit 8) — `in_task()` of
+/// include/linux/preempt.h. Bit 9 up (softirqs disabled) is still task context.
+pub const PREEMPT_NOT_TASK_MASK: i32 = 0x00f0_0000 | 0x000f_0000 | 0x0000_0100;
 
 /// BPF_LOCAL_STORAGE_GET_F_CREATE.
 pub const LOCAL_STORAGE_GET_F_CREATE: u64 = 1;

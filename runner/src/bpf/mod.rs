@@ -13,6 +13,7 @@ use libbpf_sys as sys;
 use crate::compile::asm::Insn;
 
 pub mod object;
+mod percpu;
 
 /// A kernel errno (positive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

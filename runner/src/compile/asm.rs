@@ -5,8 +5,8 @@
 //!   opcode constants of `linux/bpf.h` / `linux/bpf_common.h`;
 //! - **labels**: forward and backward jump targets, resolved to `off = target - (pc + 1)` at
 //!   [`Asm::finish`];
-//! - **relocation records** ([`Reloc`]): map fds, map value addresses and kfunc BTF ids that the
-//!   loader patches later through [`Program::patched`];
+//! - **relocation records** ([`Reloc`]): map fds, map value addresses, kfunc BTF ids and per-CPU
+//!   kernel variables that the loader patches later through [`Program::patched`];
 //! - **disassembly**: rendering instructions in the kernel verifier's / bpftool's text style.
 //!
 //! It must not make syscalls, open maps, read BTF, or know anything about the kernel beyond the
@@ -43,6 +43,8 @@ pub const BPF_PSEUDO_MAP_FD: u8 = 1;
 pub const BPF_PSEUDO_MAP_VALUE: u8 = 2;
 /// `src_reg` of a call to a kernel function (imm = BTF id).
 pub const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
+/// `src_reg` of a ld_imm64 holding the address of a kernel variable (imm = its BTF id).
+pub const BPF_PSEUDO_BTF_ID: u8 = 3;
 /// Opcode of the first slot of a ld_imm64 (`BPF_LD | BPF_DW | BPF_IMM`).
 pub const LD_IMM64: u8 = BPF_LD | BPF_DW | BPF_IMM;
 
@@ -129,6 +131,31 @@ pub enum Reloc {
     /// call at `insn` is a kfunc call (src_reg = BPF_PSEUDO_KFUNC_CALL = 2); imm must become the
     /// BTF id of function `name` in vmlinux BTF (off = 0).
     Kfunc { insn: usize, name: String },
+    /// ld_imm64 at `insn` must hold the BTF id of the per-CPU kernel variable that holds the
+    /// value `name` (src_reg = BPF_PSEUDO_BTF_ID = 3), and the load at `load` the offset of the
+    /// value inside that variable.
+    PerCpu {
+        insn: usize,
+        load: usize,
+        name: String,
+    },
+}
+
+/// A relocation the loader could not resolve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unresolved {
+    Kfunc(String),
+    PerCpu(String),
+}
+
+/// Answers the loader gives for relocations.
+pub trait Resolver {
+    /// The fd of the map with this index.
+    fn map_fd(&self, map: usize) -> i32;
+    /// The BTF id of a kernel function.
+    fn kfunc_id(&self, name: &str) -> Option<i32>;
+    /// The BTF id of the per-CPU variable holding the value `name`, and the value's offset in it.
+    fn percpu(&self, name: &str) -> Option<(i32, i16)>;
 }
 
 impl Reloc {
@@ -137,7 +164,8 @@ impl Reloc {
         match self {
             Reloc::MapFd { insn, .. }
             | Reloc::MapValue { insn, .. }
-            | Reloc::Kfunc { insn, .. } => *insn,
+            | Reloc::Kfunc { insn, .. }
+            | Reloc::PerCpu { insn, .. } => *insn,
         }
     }
 }
@@ -155,28 +183,33 @@ impl Program {
         self.insns.iter().flat_map(|i| i.to_bytes()).collect()
     }
 
-    /// Patch relocations: `map_fd(map_index) -> i32`, `kfunc_id(name) -> Option<i32>`; returns the
-    /// patched instructions or the name of the kfunc that could not be resolved.
-    pub fn patched(
-        &self,
-        map_fd: impl Fn(usize) -> i32,
-        kfunc_id: impl Fn(&str) -> Option<i32>,
-    ) -> Result<Vec<Insn>, String> {
+    /// Patches the relocations with the resolver's answers; returns the patched instructions or
+    /// the first relocation that could not be resolved.
+    pub fn patched(&self, r: &dyn Resolver) -> Result<Vec<Insn>, Unresolved> {
         let mut insns = self.insns.clone();
         for reloc in &self.relocs {
             let i = reloc.insn();
             match reloc {
                 Reloc::MapFd { map, .. } => {
                     (insns[i].src, insns[i].imm, insns[i + 1].imm) =
-                        (BPF_PSEUDO_MAP_FD, map_fd(*map), 0);
+                        (BPF_PSEUDO_MAP_FD, r.map_fd(*map), 0);
                 }
                 Reloc::MapValue { map, offset, .. } => {
                     insns[i].src = BPF_PSEUDO_MAP_VALUE;
-                    (insns[i].imm, insns[i + 1].imm) = (map_fd(*map), *offset as i32);
+                    (insns[i].imm, insns[i + 1].imm) = (r.map_fd(*map), *offset as i32);
                 }
                 Reloc::Kfunc { name, .. } => {
-                    let id = kfunc_id(name).ok_or_else(|| name.clone())?;
+                    let id = r
+                        .kfunc_id(name)
+                        .ok_or_else(|| Unresolved::Kfunc(name.clone()))?;
                     (insns[i].src, insns[i].imm, insns[i].off) = (BPF_PSEUDO_KFUNC_CALL, id, 0);
+                }
+                Reloc::PerCpu { load, name, .. } => {
+                    let (id, off) = r
+                        .percpu(name)
+                        .ok_or_else(|| Unresolved::PerCpu(name.clone()))?;
+                    (insns[i].src, insns[i].imm, insns[i + 1].imm) = (BPF_PSEUDO_BTF_ID, id, 0);
+                    insns[*load].off = off;
                 }
             }
         }
@@ -203,6 +236,9 @@ impl Program {
                     }
                     (Some(Reloc::MapValue { map, offset, .. }), _) => {
                         format!("r{d} = map[{}]+{offset} ll", map_name(*map))
+                    }
+                    (Some(Reloc::PerCpu { name, .. }), _) => {
+                        format!("r{d} = percpu[{name}] ll")
                     }
                     (_, Some(hi)) => {
                         let value = ((hi.imm as u32 as u64) << 32) | insn.imm as u32 as u64;
@@ -395,6 +431,23 @@ impl Asm {
         self.ld_imm64_raw(dst, BPF_PSEUDO_MAP_VALUE, 0, offset as i32);
     }
 
+    /// `dst = *(size *)` the value `name` of this CPU's copy of a per-CPU kernel variable:
+    /// `r1 = &var` (ld_imm64 of its BTF id), `call this_cpu_ptr` (the helper id the caller
+    /// passes), `dst = *(size *)(r0 + offset)`. The loader patches the variable's BTF id and the
+    /// value's offset in it (see [`Resolver::percpu`]). Clobbers r0-r5.
+    pub fn percpu_value(&mut self, size: Size, dst: Reg, name: &str, this_cpu_ptr: i32) {
+        let insn = self.len();
+        self.ld_imm64_raw(Reg::R1, BPF_PSEUDO_BTF_ID, 0, 0);
+        self.call_helper(this_cpu_ptr);
+        let load = self.len();
+        self.relocs.push(Reloc::PerCpu {
+            insn,
+            load,
+            name: name.to_string(),
+        });
+        self.ldx(size, dst, Reg::R0, 0);
+    }
+
     /// `dst = *(size *)(src + off)`
     pub fn ldx(&mut self, size: Size, dst: Reg, src: Reg, off: i16) {
         self.push(BPF_LDX | size.code() | BPF_MEM, dst, src as u8, off, 0);
@@ -553,8 +606,7 @@ mod tests {
             [Reloc::MapFd { insn: 1, map: 3 }, map_value, kfunc]
         );
         assert_eq!(hex(&p.insns[1].to_bytes()), "18 11 00 00 00 00 00 00");
-        let fd = |m: usize| 40 + m as i32;
-        let out = p.patched(fd, |n| (n == "bpf_task_from_pid").then_some(12345));
+        let out = p.patched(&Answers(true));
         let out: Vec<_> = out.unwrap().iter().map(|i| hex(&i.to_bytes())).collect();
         assert_eq!(
             out[1..6],
@@ -568,9 +620,63 @@ mod tests {
         );
         assert_eq!(p.insns[1].imm, 0, "the program itself is untouched");
         assert_eq!(
-            p.patched(fd, |_| None),
-            Err("bpf_task_from_pid".to_string())
+            p.patched(&Answers(false)),
+            Err(Unresolved::Kfunc("bpf_task_from_pid".to_string()))
         );
+    }
+
+    /// Map `m` has fd 40 + m; with `.0`, kfunc bpf_task_from_pid is 12345 and per-CPU
+    /// `preempt_count` lives in variable 777 at offset 12.
+    struct Answers(bool);
+
+    impl Resolver for Answers {
+        fn map_fd(&self, map: usize) -> i32 {
+            40 + map as i32
+        }
+        fn kfunc_id(&self, name: &str) -> Option<i32> {
+            (self.0 && name == "bpf_task_from_pid").then_some(12345)
+        }
+        fn percpu(&self, name: &str) -> Option<(i32, i16)> {
+            (self.0 && name == "preempt_count").then_some((777, 12))
+        }
+    }
+
+    #[test]
+    fn percpu_values() {
+        let mut a = Asm::new();
+        a.percpu_value(Size::W, R7, "preempt_count", 154);
+        a.exit();
+        let p = a.finish().unwrap();
+        assert_eq!(
+            p.relocs,
+            [Reloc::PerCpu {
+                insn: 0,
+                load: 3,
+                name: "preempt_count".into()
+            }]
+        );
+        let out: Vec<_> = p
+            .patched(&Answers(true))
+            .unwrap()
+            .iter()
+            .map(|i| hex(&i.to_bytes()))
+            .collect();
+        assert_eq!(
+            out[..4],
+            [
+                "18 31 00 00 09 03 00 00",
+                "00 00 00 00 00 00 00 00",
+                "85 00 00 00 9a 00 00 00",
+                "61 07 0c 00 00 00 00 00",
+            ]
+        );
+        assert_eq!(
+            p.patched(&Answers(false)),
+            Err(Unresolved::PerCpu("preempt_count".into()))
+        );
+        let text = p.disassemble(&|_| None, &|m| m.to_string());
+        assert_eq!(text[0], "   0: r1 = percpu[preempt_count] ll");
+        assert_eq!(text[2], "   3: r7 = *(u32 *)(r0 +0)");
     }
 
     #[test]

@@ -46,8 +46,9 @@ pub enum Param {
     Flags(u64),
     /// The pid of a child process, for `bpf_task_from_pid`.
     ChildPid(String),
-    /// The runner's tgid: attached programs run only for the runner's own events.
-    RunnerTgid,
+    /// The runner's triggering thread as `bpf_get_current_pid_tgid` gives it (tgid << 32 |
+    /// tid): attached programs act only for that thread's own events.
+    RunnerThread,
 }
 
 /// One loadable program and everything needed to run and observe it.
@@ -67,6 +68,8 @@ pub struct ProgramSpec {
     pub helpers: Vec<&'static Helper>,
     /// kfuncs the program calls (looked up in the kernel's BTF).
     pub kfuncs: Vec<&'static str>,
+    /// Per-CPU kernel values the program reads (their variables looked up in the kernel's BTF).
+    pub percpu: Vec<&'static tables::PerCpuValue>,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +88,7 @@ struct Gen {
     counting: bool,
     helpers: Vec<&'static Helper>,
     kfuncs: Vec<&'static str>,
+    percpu: Vec<&'static tables::PerCpuValue>,
     params: Vec<Param>,
     params_offset: u32,
     result_map: usize,
@@ -96,6 +100,17 @@ impl Gen {
             self.helpers.push(h);
         }
         self.a.call_helper(h.id);
+    }
+    /// `dst = ` this CPU's per-CPU kernel value (through `bpf_this_cpu_ptr`; clobbers r0-r5).
+    fn percpu_value(&mut self, size: Size, dst: Reg, v: &'static tables::PerCpuValue) {
+        if !self.helpers.contains(&&tables::THIS_CPU_PTR) {
+            self.helpers.push(&tables::THIS_CPU_PTR);
+        }
+        if !self.percpu.contains(&v) {
+            self.percpu.push(v);
+        }
+        self.a
+            .percpu_value(size, dst, v.name, tables::THIS_CPU_PTR.id);
     }
     fn kfunc(&mut self, name: &'static str) {
         if !self.kfuncs.contains(&name) {
@@ -255,7 +270,7 @@ pub fn compile(
     ops: &[OpSpec],
     value_sizes: &[u32],
 ) -> Result<ProgramSpec, CompileError> {
-    compile_mode(prog_type, ops, value_sizes, Mode::Once)
+    compile_mode(prog_type, ops, value_sizes, Mode::Once, Hook::Own)
 }
 
 /// Compiles a `prog` step as it will run: its own program type, and counting when it stays
@@ -269,21 +284,41 @@ pub fn compile_step(
             ops,
             prog_type,
             stay,
+            attach_to,
             ..
         } => {
             let mode = if *stay { Mode::Count } else { Mode::Once };
-            Some(compile_mode(prog_type, ops, value_sizes, mode))
+            // A program that stays attached, or that a case attaches to a hook of its choice,
+            // may run in whatever context the kernel calls that hook.
+            let hook = if *stay || attach_to.is_some() {
+                Hook::Any
+            } else {
+                Hook::Own
+            };
+            Some(compile_mode(prog_type, ops, value_sizes, mode, hook))
         }
         _ => None,
     }
 }
 
-/// `compile`, with the recording mode chosen.
+/// Where an attached program's hook may run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// The program type's own target, which the runner's trigger reaches from its own thread's
+    /// task context only (a system call, a file open, a test run).
+    Own,
+    /// A hook of the case's choice, which the kernel may also call from interrupts while the
+    /// runner's thread is current: the program checks that it runs in task context.
+    Any,
+}
+
+/// `compile`, with the recording mode and the kind of hook chosen.
 pub fn compile_mode(
     prog_type: &'static ProgType,
     ops: &[OpSpec],
     value_sizes: &[u32],
     mode: Mode,
+    hook: Hook,
 ) -> Result<ProgramSpec, CompileError> {
     let counting = mode == Mode::Count;
     // Frame, from r10 down: [top: room for "small" buffers, which end at the frame's last
@@ -335,6 +370,7 @@ pub fn compile_mode(
         counting,
         helpers: Vec::new(),
         kfuncs: Vec::new(),
+        percpu: Vec::new(),
         params: Vec::new(),
         params_offset: offset,
         result_map: value_sizes.len(),
@@ -343,12 +379,19 @@ pub fn compile_mode(
     g.a.mov64_reg(Reg::R6, Reg::R1);
     g.a.ld_map_value(Reg::R9, g.result_map, 0);
     if prog_type.attached() {
-        // An attached program sees everyone's events: act on the runner's only, and once.
+        // An attached program sees every task's events: it acts for the runner's triggering
+        // thread only (the whole pid_tgid: the runner's other threads trigger it too), on a
+        // hook that interrupts may reach in that thread's task context (an interrupt that
+        // arrives while the thread is current is not its doing) unless the type runs in
+        // interrupts by design, and, running once, once.
         g.helper(&tables::GET_CURRENT_PID_TGID);
-        g.a.alu64_imm(asm::Alu::Rsh, Reg::R0, 32);
-        let tgid = g.param(Param::RunnerTgid)?;
-        g.a.ldx(Size::DW, Reg::R1, Reg::R9, tgid);
+        let me = g.param(Param::RunnerThread)?;
+        g.a.ldx(Size::DW, Reg::R1, Reg::R9, me);
         g.a.jmp_reg(Cond::Ne, Reg::R0, Reg::R1, out);
+        if hook == Hook::Any && !prog_type.runs_in_interrupt() {
+            g.percpu_value(Size::W, Reg::R1, &tables::PREEMPT_COUNT);
+            g.a.jmp_imm(Cond::Set, Reg::R1, tables::PREEMPT_NOT_TASK_MASK, out);
+        }
         if !counting {
             g.a.ldx(Size::DW, Reg::R1, Reg::R9, 0);
             g.a.jmp_imm(Cond::Ne, Reg::R1, 0, out);
@@ -506,6 +549,7 @@ pub fn compile_mode(
         slots,
         helpers: g.helpers,
         kfuncs: g.kfuncs,
+        percpu: g.percpu,
     })
 }
 

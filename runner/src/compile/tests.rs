@@ -475,23 +475,47 @@ fn deterministic() {
 fn attached_programs_run_once_and_only_for_the_runner() {
     let fentry = crate::tables::prog_type("fentry").unwrap();
     let op = OpSpec::CurrentTask { name: "t".into() };
-    let spec = compile(fentry, &[op], &[]).unwrap();
-    assert_eq!(spec.params, [Param::RunnerTgid]);
+    // On its own target (reached from the runner's system call or test run) the program
+    // checks the thread and that it has not run yet.
+    let own = compile(fentry, std::slice::from_ref(&op), &[]).unwrap();
+    let prologue = "call bpf_get_current_pid_tgid#14; r1 = *(u64 *)(r9 +24); \
+                    if r0 != r1 goto pc+8; r1 = *(u64 *)(r9 +0); if r1 != 0x0 goto pc+6";
+    assert_eq!(run(&text(&own), 2, 5), prologue);
+    assert!(own.percpu.is_empty());
+    // On a hook of the case's choice it also checks the task context.
+    let spec = compile_mode(fentry, &[op], &[], Mode::Once, Hook::Any).unwrap();
+    assert_eq!(spec.params, [Param::RunnerThread]);
     assert_eq!(
         (spec.slots[0].offset, spec.params_offset, spec.result_size),
         (8, 24, 32)
     );
     let lines = text(&spec);
-    let prologue = "call bpf_get_current_pid_tgid#14; r0 >>= 32; r1 = *(u64 *)(r9 +24); \
-                    if r0 != r1 goto pc+8; r1 = *(u64 *)(r9 +0); if r1 != 0x0 goto pc+6";
-    assert_eq!(run(&lines, 2, 6), prologue);
+    // The whole pid_tgid (the runner's thread, not only its process), task context (no
+    // interrupt bit of the preempt count), not yet finished.
+    let prologue = "call bpf_get_current_pid_tgid#14; r1 = *(u64 *)(r9 +24); \
+                    if r0 != r1 goto pc+13; r1 = percpu[preempt_count] ll; \
+                    call bpf_this_cpu_ptr#154; r1 = *(u32 *)(r0 +0); \
+                    if r1 & 0xff0100 goto pc+8; r1 = *(u64 *)(r9 +0); if r1 != 0x0 goto pc+6";
+    assert_eq!(run(&lines, 2, 9), prologue);
     let body = "call bpf_get_current_task_btf#158; *(u64 *)(r9 +8) = 1; if r0 == 0x0 goto pc+1; \
                 *(u64 *)(r9 +16) = 1; *(u64 *)(r9 +0) = 1; r0 = 0; exit";
-    assert_eq!(run(&lines, 9, 7), body);
+    assert_eq!(run(&lines, 12, 7), body);
     assert_eq!(
         helper_names(&spec),
-        ["bpf_get_current_pid_tgid", "bpf_get_current_task_btf"]
+        [
+            "bpf_get_current_pid_tgid",
+            "bpf_this_cpu_ptr",
+            "bpf_get_current_task_btf"
+        ]
     );
+    assert_eq!(spec.percpu, [&crate::tables::PREEMPT_COUNT]);
+    // A perf event program runs in interrupts by design: no task-context check.
+    let perf = crate::tables::prog_type("perf_event").unwrap();
+    let t = OpSpec::CurrentTask { name: "t".into() };
+    let spec = compile_mode(perf, &[t], &[], Mode::Count, Hook::Any).unwrap();
+    assert!(spec.percpu.is_empty());
+    assert!(!any(&text(&spec), |l| l.contains("percpu")));
+    assert_eq!(spec.params, [Param::RunnerThread]);
     // A program the runner runs itself has no prologue.
     let syscall = crate::tables::prog_type("syscall").unwrap();
     let spec = compile(syscall, &[OpSpec::CurrentTask { name: "t".into() }], &[]).unwrap();

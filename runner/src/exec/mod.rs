@@ -9,6 +9,7 @@
 
 mod child;
 mod cprog;
+pub mod fs;
 pub mod observation;
 mod run;
 pub mod verifier;
@@ -40,6 +41,8 @@ pub struct Env {
     prog_types: HashMap<u32, bool>,
     map_types: HashMap<u32, bool>,
     max_value: HashMap<MapShape, Result<u32, Errno>>,
+    /// The kernel filesystems that could not be made available.
+    mounts: fs::Mounts,
 }
 
 impl Default for Env {
@@ -80,8 +83,11 @@ struct Live<'i> {
 }
 
 impl Env {
+    /// An executor for the calling thread: kernel filesystems that are not mounted are mounted in
+    /// a private mount namespace of this thread (see `fs`). Run instances on this thread.
     pub fn new() -> Env {
         bpf::raise_memlock();
+        let mounts = fs::ensure();
         Env {
             keep_logs: false,
             logs: Vec::new(),
@@ -90,6 +96,7 @@ impl Env {
             prog_types: HashMap::new(),
             map_types: HashMap::new(),
             max_value: HashMap::new(),
+            mounts,
         }
     }
 

@@ -7,10 +7,12 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use super::fs::Mounts;
 use super::{Env, Live, Res, Stop, EPERM};
 use crate::bpf::{self, Errno, LoadParams, VmlinuxBtf};
 use crate::case::value::ValueArg;
 use crate::case::OpSpec;
+use crate::compile::asm::{Resolver, Unresolved};
 use crate::compile::{self, state, Param, ProgramSpec};
 use crate::tables::{Attach, ProgType, RunMode, Trigger};
 
@@ -116,7 +118,7 @@ impl Env {
                     )))
                 }
             };
-            let link = attach(pt, attach_mode, prog.fd(), attach_to)?;
+            let link = attach(pt, attach_mode, prog.fd(), attach_to, &self.mounts)?;
             live.attached.push(Attached {
                 name,
                 ops,
@@ -134,7 +136,14 @@ impl Env {
         let key = 0u32.to_ne_bytes();
         let mut buf = vec![0u8; live.result_size];
         write_params(live, spec, result_map, &mut buf)?;
-        let ran = run(pt, prog.fd(), attach_to, result_map, live.result_size)?;
+        let ran = run(
+            pt,
+            prog.fd(),
+            attach_to,
+            result_map,
+            live.result_size,
+            &self.mounts,
+        )?;
         let run_failed = matches!(ran, Res::RunFailed { .. });
         live.results.push((name.to_string(), ran));
         drop(prog);
@@ -289,7 +298,8 @@ impl Env {
         })
     }
 
-    /// Patches map fds and kfunc ids into the program; finds the attach target's BTF id.
+    /// Patches map fds, kfunc ids and per-CPU variables into the program; finds the attach
+    /// target's BTF id.
     fn link(
         &mut self,
         live: &Live<'_>,
@@ -298,10 +308,17 @@ impl Env {
         attach_to: Option<&str>,
         results: Option<&OwnedFd>,
     ) -> Result<(Vec<compile::asm::Insn>, Option<u32>), Stop> {
-        let mut kfunc_ids = HashMap::new();
+        let mut links = Links {
+            maps: &live.maps,
+            result_fd: results
+                .or(live.result_map.as_ref())
+                .map_or(-1, |f| f.as_raw_fd()),
+            kfuncs: HashMap::new(),
+            percpu: HashMap::new(),
+        };
         let mut attach_btf_id = None;
         let target = attach_to.or(pt.attach_btf);
-        if !spec.kfuncs.is_empty() || target.is_some() {
+        if !spec.kfuncs.is_empty() || !spec.percpu.is_empty() || target.is_some() {
             let btf = match self.vmlinux.get_or_insert_with(VmlinuxBtf::load) {
                 Ok(b) => b,
                 Err(e) => {
@@ -314,9 +331,17 @@ impl Env {
             for k in &spec.kfuncs {
                 match btf.func_id(k) {
                     Some(id) => {
-                        kfunc_ids.insert(*k, id);
+                        links.kfuncs.insert(k.to_string(), id);
                     }
                     None => return Err(Stop::Unsupported(format!("kfunc {k}"))),
+                }
+            }
+            for v in &spec.percpu {
+                match btf.percpu(v) {
+                    Some(found) => {
+                        links.percpu.insert(v.name.to_string(), found);
+                    }
+                    None => return Err(Stop::Unsupported(unresolved_percpu(v.name))),
                 }
             }
             if let Some(target) = target {
@@ -335,20 +360,12 @@ impl Env {
                 }
             }
         }
-        let result_fd = results
-            .or(live.result_map.as_ref())
-            .map_or(-1, |f| f.as_raw_fd());
-        let insns = spec
-            .program
-            .patched(
-                |i| match live.maps.get(i) {
-                    Some(Some(f)) => f.as_raw_fd(),
-                    Some(None) => -1,
-                    None => result_fd,
-                },
-                |n| kfunc_ids.get(n).copied(),
-            )
-            .map_err(|k| Stop::Unsupported(format!("kfunc {k}")))?;
+        let insns = spec.program.patched(&links).map_err(|u| {
+            Stop::Unsupported(match u {
+                Unresolved::Kfunc(k) => format!("kfunc {k}"),
+                Unresolved::PerCpu(v) => unresolved_percpu(&v),
+            })
+        })?;
         Ok((insns, attach_btf_id))
     }
 
@@ -368,6 +385,15 @@ impl Env {
         if !known {
             return Err(Stop::Unsupported(format!("program type {}", pt.name)));
         }
+        if !spec.percpu.is_empty() && log.contains("failed to find the address for kernel symbol") {
+            // The variable is in the BTF, but kallsyms has no address for it (a kernel built
+            // without CONFIG_KALLSYMS_ALL lists no data symbols).
+            let names: Vec<&str> = spec.percpu.iter().map(|v| v.name).collect();
+            return Err(Stop::Unsupported(format!(
+                "kallsyms has no address for per-CPU {} (CONFIG_KALLSYMS_ALL?): an attached program cannot tell the runner's task context from interrupts",
+                names.join(", ")
+            )));
+        }
         for h in &spec.helpers {
             let needle = format!("unknown#{}", h.id);
             let unknown = log
@@ -381,6 +407,45 @@ impl Env {
             }
         }
         Ok(())
+    }
+}
+
+/// What a missing per-CPU variable means for the program.
+fn unresolved_percpu(name: &str) -> String {
+    let places = crate::tables::percpu_value(name)
+        .map(|v| {
+            v.places
+                .iter()
+                .map(|(var, m)| m.map_or(var.to_string(), |m| format!("{var}.{m}")))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        })
+        .unwrap_or_default();
+    format!("per-CPU {name} ({places}) is not in the kernel's BTF: an attached program cannot tell the runner's task context from interrupts")
+}
+
+/// The loader's answers to a program's relocations.
+struct Links<'a> {
+    maps: &'a [Option<OwnedFd>],
+    /// The result map, which map relocations index after the instance's maps.
+    result_fd: RawFd,
+    kfuncs: HashMap<String, i32>,
+    percpu: HashMap<String, (i32, i16)>,
+}
+
+impl Resolver for Links<'_> {
+    fn map_fd(&self, map: usize) -> i32 {
+        match self.maps.get(map) {
+            Some(Some(f)) => f.as_raw_fd(),
+            Some(None) => -1,
+            None => self.result_fd,
+        }
+    }
+    fn kfunc_id(&self, name: &str) -> Option<i32> {
+        self.kfuncs.get(name).copied()
+    }
+    fn percpu(&self, name: &str) -> Option<(i32, i16)> {
+        self.percpu.get(name).copied()
     }
 }
 
@@ -450,13 +515,19 @@ fn write_params(
                 .iter()
                 .find(|x| &x.name == c)
                 .map_or(0, |x| x.pid as u64),
-            Param::RunnerTgid => std::process::id() as u64,
+            Param::RunnerThread => runner_thread(),
         };
         let at = spec.params_offset as usize + i * 8;
         buf[at..at + 8].copy_from_slice(&v.to_ne_bytes());
     }
     bpf::map_update(map, &0u32.to_ne_bytes(), buf, 0)
         .map_err(|e| Stop::Error(format!("writing a result map: {}", e.name())))
+}
+
+/// This thread as `bpf_get_current_pid_tgid` sees it: tgid << 32 | tid.
+fn runner_thread() -> u64 {
+    let tid = nix::unistd::gettid().as_raw() as u32 as u64;
+    ((std::process::id() as u64) << 32) | tid
 }
 
 /// A loaded program: the runner's own, or one inside a libbpf object (closed with it).
@@ -486,17 +557,18 @@ fn run(
     attach_to: Option<&str>,
     results: &OwnedFd,
     size: usize,
+    mounts: &Mounts,
 ) -> Result<Res, Stop> {
     let ran = match pt.run {
         RunMode::LoadOnly => return Ok(Res::LoadOnly),
         RunMode::TestRun => bpf::test_run(prog, Some(&mut [0u8; 8]), None),
         RunMode::TestRunPacket => bpf::test_run(prog, None, Some(&PACKET)),
         RunMode::AttachTestRun(a) => {
-            let _link = attach(pt, a, prog, attach_to)?;
+            let _link = attach(pt, a, prog, attach_to, mounts)?;
             bpf::test_run(prog, None, None)
         }
         RunMode::AttachTrigger(a, t) => {
-            let _link = attach(pt, a, prog, attach_to)?;
+            let _link = attach(pt, a, prog, attach_to, mounts)?;
             trigger(t, results, size);
             Ok(0)
         }
@@ -513,6 +585,7 @@ fn attach(
     a: Attach,
     prog: BorrowedFd<'_>,
     attach_to: Option<&str>,
+    mounts: &Mounts,
 ) -> Result<OwnedFd, Stop> {
     let fail = |what: String, e: Errno| {
         if e.0 == EPERM {
@@ -533,8 +606,14 @@ fn attach(
             )
         }),
         Attach::PerfTracepoint(tp) => {
-            let id = tracepoint_id(tp).ok_or_else(|| {
-                Stop::Unsupported(format!("tracepoint {tp}: no id in tracefs (is tracefs mounted, CONFIG_FTRACE_SYSCALLS?)"))
+            let id = tracepoint_id(tp).ok_or_else(|| match mounts.missing("tracefs") {
+                Some(e) if e.0 == EPERM || e.0 == libc::EACCES => {
+                    Stop::Refused(e, format!("mounting tracefs for tracepoint {tp}"))
+                }
+                Some(e) => Stop::Unsupported(format!("tracefs, for tracepoint {tp}: {}", e.name())),
+                None => Stop::Unsupported(format!(
+                    "tracepoint {tp} is not in tracefs (CONFIG_FTRACE_SYSCALLS?)"
+                )),
             })?;
             let perf = bpf::perf_tracepoint(id)
                 .map_err(|e| fail(format!("perf event for tracepoint {tp}"), e))?;

@@ -130,19 +130,14 @@ fn send(out: &mut dyn Write, kind: &str, payload: &[u8]) {
 
 fn mount_all() {
     use nix::mount::{mount, MsFlags};
-    let fs: &[(&str, &str, &str)] = &[
+    let base: &[(&str, &str, &str)] = &[
         ("proc", "/proc", "proc"),
         ("sysfs", "/sys", "sysfs"),
         ("devtmpfs", "/dev", "devtmpfs"),
-        ("bpf", "/sys/fs/bpf", "bpf"),
-        ("debugfs", "/sys/kernel/debug", "debugfs"),
-        ("tracefs", "/sys/kernel/tracing", "tracefs"),
-        ("securityfs", "/sys/kernel/security", "securityfs"),
         ("tmpfs", "/tmp", "tmpfs"),
     ];
-    for (src, target, fstype) in fs {
+    for (src, target, fstype) in base {
         let _ = std::fs::create_dir_all(target);
-        // A filesystem the kernel lacks stays unmounted; cases that need it report so.
         let _ = mount(
             Some(*src),
             *target,
@@ -150,6 +145,10 @@ fn mount_all() {
             MsFlags::empty(),
             None::<&str>,
         );
+    }
+    // A filesystem the kernel lacks stays unmounted; cases that need it report so.
+    for fs in crate::exec::fs::KERNEL_FS {
+        let _ = crate::exec::fs::mount_one(fs);
     }
 }
 
