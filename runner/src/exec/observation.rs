@@ -17,8 +17,11 @@ pub enum Res {
     Loaded,
     /// The kernel lacks what this program needs (kfunc, helper, program type, attach point).
     Unsupported { reason: String },
-    /// A step or operation that could not run because something it needs is unsupported here
-    /// (its program, or its map: see that result).
+    /// The environment forbids this program (e.g. EPERM loading its type): errno and what
+    /// was refused. The instance's other steps still run.
+    Refused { errno: String, what: String },
+    /// A step or operation that could not run because something it needs is unsupported or
+    /// refused here (its program, or its map: see that result).
     Unavailable,
     /// The program loaded; its type cannot be run here.
     LoadOnly,

@@ -32,7 +32,8 @@ const TRIGGER_WAIT: Duration = Duration::from_secs(1);
 
 impl Env {
     /// Loads and runs one `prog` step. A missing prerequisite (kfunc, helper, program type,
-    /// attach point) is that step's result, `unsupported(reason)`; the later steps still run.
+    /// attach point) is that step's result, `unsupported(reason)`, and so is the
+    /// environment's refusal, `refused(errno: what)`; the later steps still run.
     pub(super) fn prog<'i>(
         &mut self,
         live: &mut Live<'i>,
@@ -46,6 +47,14 @@ impl Env {
             Err(Stop::Unsupported(reason)) => {
                 live.results
                     .push((name.to_string(), Res::Unsupported { reason }));
+                live.results
+                    .extend(ops.iter().map(|o| (o.name().to_string(), Res::Unavailable)));
+                Ok(())
+            }
+            Err(Stop::Refused(e, what)) => {
+                let errno = e.name();
+                live.results
+                    .push((name.to_string(), Res::Refused { errno, what }));
                 live.results
                     .extend(ops.iter().map(|o| (o.name().to_string(), Res::Unavailable)));
                 Ok(())

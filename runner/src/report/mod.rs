@@ -25,6 +25,7 @@ pub fn render(r: &Res) -> String {
         Res::Null => "NULL".into(),
         Res::LoadOnly => "ok(load only)".into(),
         Res::Unsupported { reason } => format!("unsupported({reason})"),
+        Res::Refused { errno, what } => format!("refused({errno}: {what})"),
         Res::Unavailable => "unsupported".into(),
         Res::TaskPtr => "ptr".into(),
         Res::Attached {
@@ -161,7 +162,7 @@ pub fn verdict(inst: &Instance, obs: &Observation) -> Verdict {
     let unsupported = |name: &str| {
         matches!(
             obs.result(name),
-            Some(Res::Unsupported { .. } | Res::Unavailable)
+            Some(Res::Unsupported { .. } | Res::Refused { .. } | Res::Unavailable)
         )
     };
     let skipped: Vec<usize> = inst
@@ -229,12 +230,10 @@ pub struct Summary {
 impl Summary {
     pub fn add(&mut self, obs: &Observation, v: &Verdict) {
         self.instances += 1;
-        let step_unsupported = obs
-            .results
-            .iter()
-            .any(|(_, r)| matches!(r, Res::Unsupported { .. }));
+        let step = |f: fn(&Res) -> bool| obs.results.iter().any(|(_, r)| f(r));
         match &obs.outcome {
-            Outcome::Ran if step_unsupported => self.unsupported += 1,
+            Outcome::Ran if step(|r| matches!(r, Res::Refused { .. })) => self.refused += 1,
+            Outcome::Ran if step(|r| matches!(r, Res::Unsupported { .. })) => self.unsupported += 1,
             Outcome::Ran => {}
             Outcome::Unsupported { .. } => self.unsupported += 1,
             Outcome::Refused { .. } => self.refused += 1,
