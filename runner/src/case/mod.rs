@@ -46,6 +46,9 @@ impl fmt::Display for CaseError {
         write!(f, "{}", self.file.display())?;
         if self.line > 0 {
             write!(f, ":{}:{}", self.line, self.column)?;
+        } else if self.path == "." {
+            // The file as a whole (it cannot be read or listed): no position, no field.
+            return write!(f, ": {}", self.message);
         }
         write!(f, ": {}: {}", self.path, self.message)
     }
