@@ -8,6 +8,7 @@ mod instance;
 mod locate;
 mod model;
 mod names;
+mod prog;
 mod resolve;
 pub mod value;
 
