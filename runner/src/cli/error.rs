@@ -127,17 +127,17 @@ mod tests {
     fn a_file_that_is_no_kernel_is_named_once_with_what_to_do() {
         let e = CliError::kernel(
             "--kernel",
-            "/etc/passwd",
+            "notes.txt",
             KernelError::NotAnImage {
-                path: PathBuf::from("/etc/passwd"),
+                path: PathBuf::from("notes.txt"),
                 why: "no bzImage header".into(),
             },
         );
         let s = e.to_string();
-        assert_eq!(s.matches("/etc/passwd").count(), 1, "{s}");
+        assert_eq!(s.matches("notes.txt").count(), 1, "{s}");
         assert!(
             s.starts_with(
-                "--kernel `/etc/passwd`: not a bootable x86 kernel image: no bzImage header; give "
+                "--kernel `notes.txt`: not a bootable x86 kernel image: no bzImage header; give "
             ),
             "{s}"
         );
