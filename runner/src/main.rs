@@ -1,13 +1,99 @@
 //! `bpfcase`: run JSON cases against the running kernel or kernels booted in QEMU, list them,
-//! show what one compiles to. The command line is `cli`; the commands that drive guests are
-//! `vm_cmd` and `bench`, `show` prints one instance.
+//! show what one compiles to. This file holds the arguments (clap) and which command runs;
+//! `cli` the error type, the case selection and the host commands, `vm_cmd` and `bench` the
+//! commands that drive guests, `show` one instance.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use cli::Selection;
 
 mod bench;
 mod cli;
 mod show;
 mod vm_cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "bpfcase",
+    version,
+    about = "Conformance test runner for eBPF helpers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run cases on the running kernel (needs root: CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN).
+    Run {
+        #[command(flatten)]
+        sel: Selection,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// List instance ids.
+    List {
+        #[command(flatten)]
+        sel: Selection,
+    },
+    /// Show one instance: its programs as instructions, maps, BTF, result layout and parameters, and
+    /// (with root) the verifier log and the observation.
+    Show {
+        /// An instance id, or a glob that matches exactly one.
+        id: String,
+        /// Case files or folders (default: ./cases).
+        cases: Vec<PathBuf>,
+    },
+    /// Boot kernels in QEMU and run the cases inside them; needs no root.
+    Vm {
+        /// `debian:<series>` (e.g. debian:6.1), a kernel image path (bzImage/vmlinuz), `host`
+        /// (the running kernel, natively), or `default` (the manifest's default set).
+        /// Repeatable; comma-separated lists work too.
+        #[arg(long = "kernel", required = true, value_delimiter = ',')]
+        kernels: Vec<String>,
+        #[command(flatten)]
+        sel: Selection,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        #[command(flatten)]
+        guest: vm_cmd::GuestArgs,
+    },
+    /// Download kernels into the cache (for offline use later) and print what they are.
+    Fetch {
+        /// `debian:<series>`, a path, or `default`.
+        #[arg(required = true, value_delimiter = ',')]
+        kernels: Vec<String>,
+    },
+    /// List the program types a case can name, how each runs, and whether the helper's
+    /// documentation lists it.
+    Types,
+    /// Print the JSON Schema of case files.
+    Schema,
+    /// Measure the cost of one instance against the raw libbpf-sys floor; with --kernel, a
+    /// guest's boot-to-result, its cost per extra instance and the initramfs build.
+    Bench {
+        /// Rounds over the selected instances (or guest boots per measurement).
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Benchmark guests of this kernel instead of the running kernel.
+        #[arg(long)]
+        kernel: Option<String>,
+        #[command(flatten)]
+        sel: Selection,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// A line per instance, expectation failures, a summary.
+    Human,
+    /// One JSON observation per line, then a summary object.
+    Json,
+}
 
 fn main() -> ExitCode {
     // Output piped into `head` ends the process quietly, as for any Unix tool, instead of
@@ -17,5 +103,48 @@ fn main() -> ExitCode {
     if bpfcase::vm::guest::is_init() {
         bpfcase::vm::guest::main();
     }
-    cli::main()
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Run { sel, format } => cli::run(&sel, matches!(format, Format::Json)),
+        Cmd::List { sel } => cli::list(&sel),
+        Cmd::Show { id, cases } => show::show(&id, &cases),
+        Cmd::Vm {
+            kernels,
+            sel,
+            format,
+            guest,
+        } => vm_cmd::vm(
+            &kernels,
+            &sel.cases,
+            &sel.filter,
+            matches!(format, Format::Json),
+            &guest,
+        ),
+        Cmd::Fetch { kernels } => vm_cmd::fetch(&kernels),
+        Cmd::Types => {
+            print!("{}", cli::types());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Schema => {
+            print!("{}", bpfcase::case::schema());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench {
+            rounds,
+            kernel: None,
+            sel,
+        } => bench::bench(&sel.cases, &sel.filter, rounds),
+        Cmd::Bench {
+            rounds,
+            kernel: Some(k),
+            sel,
+        } => bench::bench_vm(&k, &sel.cases, &sel.filter, rounds),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bpfcase: {e}");
+            e.exit_code()
+        }
+    }
 }
