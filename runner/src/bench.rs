@@ -7,16 +7,16 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bpfcase::bpf;
-use bpfcase::case::CaseError;
 use bpfcase::exec::{Env, Outcome};
 use bpfcase::vm::{self, kernels};
 
-pub fn bench(cases: &[PathBuf], filters: &[String], rounds: usize) -> Result<ExitCode, CaseError> {
-    let cases = crate::load(cases, filters)?;
-    let instances: Vec<_> = cases.iter().flat_map(|c| c.instances.iter()).collect();
+use crate::cli::{self, CliError};
+
+pub fn bench(cases: &[PathBuf], filters: &[String], rounds: usize) -> Result<ExitCode, CliError> {
+    let loaded = cli::load(cases, filters)?;
+    let instances: Vec<_> = loaded.iter().flat_map(|c| c.instances.iter()).collect();
     if instances.is_empty() {
-        eprintln!("bench: no instance selected");
-        return Ok(ExitCode::from(2));
+        return Err(nothing_selected(cases, filters));
     }
     let mut env = Env::new();
     // Warm-up (probes, kernel BTF, caches, page faults); instances this kernel refuses or
@@ -94,32 +94,25 @@ pub fn bench_vm(
     cases: &[PathBuf],
     filters: &[String],
     rounds: usize,
-) -> Result<ExitCode, CaseError> {
-    let loaded = crate::load(cases, filters)?;
+) -> Result<ExitCode, CliError> {
+    let loaded = cli::load(cases, filters)?;
     let files: Vec<PathBuf> = loaded.iter().map(|c| c.file.clone()).collect();
     let n: usize = loaded.iter().map(|c| c.instances.len()).sum();
     let Some(first) = loaded.iter().flat_map(|c| c.instances.first()).next() else {
-        eprintln!("bench: no instance selected");
-        return Ok(ExitCode::from(2));
+        return Err(nothing_selected(cases, filters));
     };
-    let spec: kernels::KernelSpec = match kernel.parse() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("bench: --kernel {kernel}: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let spec: kernels::KernelSpec = kernel
+        .parse()
+        .map_err(|e| CliError::kernel("--kernel", kernel, e))?;
     let manifest = kernels::Manifest::load(std::path::Path::new("kernels.json")).ok();
     let k = match kernels::resolve(&spec, manifest.as_ref(), &kernels::cache_dir()) {
         Ok(Some(k)) => k,
-        Ok(None) => {
-            eprintln!("bench: --kernel host: use `bpfcase bench` without --kernel");
-            return Ok(ExitCode::from(2));
-        }
-        Err(e) => {
-            eprintln!("bench: {e}");
-            return Ok(ExitCode::from(1));
-        }
+        Ok(None) => return Err(CliError::arg(
+            "--kernel",
+            kernel,
+            "names the running kernel, which boots no guest: run `bpfcase bench` without --kernel",
+        )),
+        Err(e) => return Err(CliError::kernel("--kernel", kernel, e)),
     };
     let opts = vm::Options::default();
     let one = vec![first.id.clone()];
@@ -181,6 +174,28 @@ pub fn bench_vm(
     );
     println!("per extra instance in the guest: {:.2} ms", per * 1e3);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bad input: the selection is empty.
+fn nothing_selected(cases: &[PathBuf], filters: &[String]) -> CliError {
+    if filters.is_empty() {
+        let given: Vec<String> = cases.iter().map(|c| c.display().to_string()).collect();
+        CliError::arg(
+            "cases",
+            if given.is_empty() {
+                "cases".into()
+            } else {
+                given.join(" ")
+            },
+            "hold no case file: name `*.json` case files or folders that hold them",
+        )
+    } else {
+        CliError::arg(
+            "--filter",
+            filters.join("` `"),
+            "selects no instance: `bpfcase list` prints the ids",
+        )
+    }
 }
 
 /// The kernel calls an instance makes besides its program, each timed alone.

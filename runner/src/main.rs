@@ -1,16 +1,17 @@
-//! `bpfcase`: run JSON cases against the running kernel, list them, show what one compiles to.
+//! `bpfcase`: run JSON cases against the running kernel or kernels booted in QEMU, list them,
+//! show what one compiles to. This file holds the arguments (clap) and which command runs;
+//! `cli` the error type, the case selection and the host commands, `vm_cmd` and `bench` the
+//! commands that drive guests, `show` one instance.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use bpfcase::case::{self, Case, CaseError};
-use bpfcase::exec::Env;
-use bpfcase::report::{self, Summary, Verdict};
+use cli::Selection;
 
 mod bench;
+mod cli;
 mod show;
 mod vm_cmd;
 
@@ -86,15 +87,6 @@ enum Cmd {
     },
 }
 
-#[derive(clap::Args)]
-pub struct Selection {
-    /// Case files or folders (default: ./cases).
-    pub cases: Vec<PathBuf>,
-    /// Keep instances whose id matches this glob (`*` crosses `/`); repeatable.
-    #[arg(long)]
-    pub filter: Vec<String>,
-}
-
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     /// A line per instance, expectation failures, a summary.
@@ -113,8 +105,8 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Run { sel, format } => run(&sel, format),
-        Cmd::List { sel } => list(&sel),
+        Cmd::Run { sel, format } => cli::run(&sel, matches!(format, Format::Json)),
+        Cmd::List { sel } => cli::list(&sel),
         Cmd::Show { id, cases } => show::show(&id, &cases),
         Cmd::Vm {
             kernels,
@@ -130,25 +122,11 @@ fn main() -> ExitCode {
         ),
         Cmd::Fetch { kernels } => vm_cmd::fetch(&kernels),
         Cmd::Types => {
-            println!(
-                "{:<16} {:>4}  {:<11} {:<26} runs by",
-                "type", "id", "documented", "attaches to"
-            );
-            for p in bpfcase::tables::PROG_TYPES {
-                println!(
-                    "{:<16} {:>4}  {:<11} {:<26} {:?}{}",
-                    p.name,
-                    p.id,
-                    if p.documented { "yes" } else { "no" },
-                    p.attach_btf.unwrap_or("-"),
-                    p.run,
-                    if p.sleepable { ", sleepable" } else { "" }
-                );
-            }
+            print!("{}", cli::types());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Schema => {
-            print!("{}", case::schema());
+            print!("{}", bpfcase::case::schema());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Bench {
@@ -166,97 +144,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("bpfcase: {e}");
-            ExitCode::from(2)
+            e.exit_code()
         }
     }
-}
-
-/// Loads and validates every selected case before anything runs.
-pub fn load(paths: &[PathBuf], filters: &[String]) -> Result<Vec<Case>, CaseError> {
-    let paths = if paths.is_empty() {
-        vec![PathBuf::from("cases")]
-    } else {
-        paths.to_vec()
-    };
-    let mut cases = Vec::new();
-    for f in case::discover(&paths)? {
-        let mut c = case::load(&f)?;
-        if !filters.is_empty() {
-            let pats: Vec<glob::Pattern> = filters
-                .iter()
-                .map(|f| glob::Pattern::new(f))
-                .collect::<Result<_, _>>()
-                .map_err(|e| CaseError {
-                    file: PathBuf::from("--filter"),
-                    line: 0,
-                    column: 0,
-                    path: ".".into(),
-                    message: format!("bad glob: {e}"),
-                })?;
-            c.instances
-                .retain(|i| pats.iter().any(|p| p.matches(&i.id)));
-        }
-        cases.push(c);
-    }
-    Ok(cases)
-}
-
-fn list(sel: &Selection) -> Result<ExitCode, CaseError> {
-    let mut out = std::io::stdout().lock();
-    for c in load(&sel.cases, &sel.filter)? {
-        for i in &c.instances {
-            let _ = writeln!(out, "{}", i.id);
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn run(sel: &Selection, format: Format) -> Result<ExitCode, CaseError> {
-    let cases = load(&sel.cases, &sel.filter)?;
-    let mut env = Env::new();
-    let mut summary = Summary::default();
-    let mut out = std::io::stdout().lock();
-    for c in &cases {
-        if c.instances.is_empty() {
-            continue;
-        }
-        if let Format::Human = format {
-            let _ = writeln!(out, "# {} ({}): {}", c.name, c.file.display(), c.about);
-        }
-        for inst in &c.instances {
-            let obs = env.run(inst);
-            let v = report::verdict(inst, &obs);
-            summary.add(&obs, &v);
-            match format {
-                Format::Human => {
-                    let mark = match &v {
-                        Verdict::Fail(_) => "✗ ",
-                        _ => "  ",
-                    };
-                    let _ = writeln!(out, "{mark}{}", report::line(&obs, Some(inst)));
-                    if let Verdict::Fail(fails) = &v {
-                        for f in fails {
-                            let _ = writeln!(out, "      {f}");
-                        }
-                    }
-                }
-                Format::Json => {
-                    let _ = writeln!(out, "{}", report::json_line(inst, &obs, &v));
-                }
-            }
-        }
-    }
-    match format {
-        Format::Human => {
-            let _ = writeln!(out, "{summary}");
-        }
-        Format::Json => {
-            let _ = writeln!(out, "{}", serde_json::json!({ "summary": summary }));
-        }
-    }
-    Ok(if summary.expect_fail > 0 || summary.errors > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }

@@ -3,14 +3,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bpfcase::case::{CaseError, StepSpec, ValueSize};
+use bpfcase::case::{StepSpec, ValueSize};
 use bpfcase::compile;
 use bpfcase::exec::Env;
 use bpfcase::report;
 use bpfcase::tables;
 
-pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
-    let all = crate::load(cases, &[])?;
+use crate::cli::{self, CliError};
+
+pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CliError> {
+    let all = cli::load(cases, &[])?;
     let pat = glob::Pattern::new(id).ok();
     let found: Vec<_> = all
         .iter()
@@ -20,31 +22,35 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
     let inst = match found.as_slice() {
         [one] => *one,
         [] => {
-            return Err(not_found(format!(
-                "no instance matches `{id}` (see `bpfcase list`)"
-            )))
+            return Err(CliError::arg(
+                "instance id",
+                id,
+                "matches no instance; `bpfcase list` prints the ids",
+            ))
         }
         many => {
-            let ids: Vec<&str> = many.iter().take(5).map(|i| i.id.as_str()).collect();
-            return Err(not_found(format!(
-                "`{id}` matches {} instances: {} …",
-                many.len(),
-                ids.join(", ")
-            )));
+            let ids: Vec<&str> = many.iter().take(3).map(|i| i.id.as_str()).collect();
+            return Err(CliError::arg(
+                "instance id",
+                id,
+                format!(
+                    "matches {} instances ({}{}); give one id, or a glob that matches one",
+                    many.len(),
+                    ids.join(", "),
+                    if many.len() > ids.len() { ", …" } else { "" }
+                ),
+            ));
         }
     };
     println!("instance {}", inst.id);
     let pt = inst.prog_type;
     println!(
-        "program type {} (id {}{}{}{}), runs by {:?}",
+        "program type {} (id {}{}): {}",
         pt.name,
         pt.id,
         pt.expected_attach_type
             .map_or(String::new(), |a| format!(", expected attach type {a}")),
-        pt.attach_btf
-            .map_or(String::new(), |t| format!(", attached to {t}")),
-        if pt.sleepable { ", sleepable" } else { "" },
-        pt.run
+        pt.how_it_runs(None)
     );
     println!("\nmaps:");
     for m in &inst.maps {
@@ -94,18 +100,16 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
         {
             println!("\nprogram `{name}`:");
             if prog_type.name != inst.prog_type.name || attach_to.is_some() || *stay {
-                println!(
-                    "  a {} program{}{}",
-                    prog_type.name,
-                    attach_to
-                        .as_ref()
-                        .map_or(String::new(), |t| format!(" attached to {t}")),
-                    if *stay {
-                        ", staying attached and counting until the instance ends"
-                    } else {
-                        ""
-                    }
-                );
+                let how = if *stay {
+                    let target = attach_to.as_deref().or(prog_type.attach_btf);
+                    format!(
+                        "attached{}, staying attached and counting until the instance ends",
+                        target.map_or(String::new(), |t| format!(" to {t}"))
+                    )
+                } else {
+                    prog_type.how_it_runs(attach_to.as_deref())
+                };
+                println!("  a {} program: {how}", prog_type.name);
             }
             match compile::compile_step(step, &sizes) {
                 Some(Ok(spec)) => {
@@ -175,15 +179,5 @@ fn describe(inst: &bpfcase::case::Instance, step: &StepSpec) -> String {
             format!("let child `{child}` exit; wait until it is a zombie")
         }
         StepSpec::Reap { child, .. } => format!("reap child `{child}`"),
-    }
-}
-
-fn not_found(message: String) -> CaseError {
-    CaseError {
-        file: PathBuf::from("show"),
-        line: 0,
-        column: 0,
-        path: ".".into(),
-        message,
     }
 }

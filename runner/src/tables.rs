@@ -2,6 +2,8 @@
 //! name. Adding a helper to the suite means adding rows here, not code paths elsewhere.
 //! Numbers are the UAPI values of `include/uapi/linux/bpf.h`.
 
+use std::fmt;
+
 /// A map type.
 #[derive(Debug, PartialEq, Eq)]
 pub struct MapType {
@@ -140,6 +142,66 @@ impl ProgType {
             self.run,
             RunMode::AttachTestRun(_) | RunMode::AttachTrigger(..)
         )
+    }
+}
+
+impl RunMode {
+    /// In words; `target` names a BTF target (else "its BTF target").
+    fn words(self, target: Option<&str>) -> String {
+        match self {
+            RunMode::TestRun => "test run".into(),
+            RunMode::TestRunPacket => "test run with a packet".into(),
+            RunMode::AttachTestRun(a) => format!("{}, then test run", a.words(target)),
+            RunMode::AttachTrigger(a, t) => format!("{}, trigger: {t}", a.words(target)),
+            RunMode::LoadOnly => "load only".into(),
+        }
+    }
+}
+
+impl Attach {
+    fn words(self, target: Option<&str>) -> String {
+        match (self, target) {
+            (Attach::BtfTarget, Some(t)) => format!("attach to {t}"),
+            (Attach::BtfTarget, None) => "attach to its BTF target".into(),
+            (Attach::PerfTracepoint(tp), _) => format!("attach to tracepoint {tp}"),
+            (Attach::PerfKprobe(f), _) => format!("attach a kprobe to {f}"),
+            (Attach::PerfSoftware, _) => "attach to a cpu-clock perf event".into(),
+        }
+    }
+}
+
+impl fmt::Display for RunMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.words(None))
+    }
+}
+
+impl fmt::Display for Attach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.words(None))
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Trigger::Getpid => "getpid()",
+            Trigger::OpenFile => "open(\"/dev/null\")",
+            Trigger::Spin => "spin on the CPU until it ran",
+        })
+    }
+}
+
+impl ProgType {
+    /// How a program of this type is made to run, in words, attached to `attach_to` (a step's
+    /// own target) or the type's: "attach to tracepoint syscalls/sys_enter_getpid, trigger:
+    /// getpid()", "attach to bpf_fentry_test1, then test run; sleepable".
+    pub fn how_it_runs(&self, attach_to: Option<&str>) -> String {
+        let mut s = self.run.words(attach_to.or(self.attach_btf));
+        if self.sleepable {
+            s.push_str("; sleepable");
+        }
+        s
     }
 }
 
@@ -385,5 +447,51 @@ mod tests {
         assert!(!prog_type("syscall").is_some_and(ProgType::attached));
         assert_eq!(helper_name(156), Some("bpf_task_storage_get"));
         assert_eq!(helper_name(9999), None);
+    }
+
+    #[test]
+    fn how_a_type_runs_is_said_in_words() {
+        let words = |n: &str| prog_type(n).map(|p| p.how_it_runs(None));
+        assert_eq!(
+            words("tracepoint").as_deref(),
+            Some("attach to tracepoint syscalls/sys_enter_getpid, trigger: getpid()")
+        );
+        assert_eq!(words("syscall").as_deref(), Some("test run; sleepable"));
+        assert_eq!(words("xdp").as_deref(), Some("test run with a packet"));
+        assert_eq!(words("raw_tp_writable").as_deref(), Some("load only"));
+        assert_eq!(
+            words("kprobe").as_deref(),
+            Some("attach a kprobe to __x64_sys_getpid, trigger: getpid()")
+        );
+        assert_eq!(
+            words("perf_event").as_deref(),
+            Some("attach to a cpu-clock perf event, trigger: spin on the CPU until it ran")
+        );
+        assert_eq!(
+            words("fentry.s").as_deref(),
+            Some("attach to bpf_fentry_test1, then test run; sleepable")
+        );
+        assert_eq!(
+            words("lsm").as_deref(),
+            Some("attach to bpf_lsm_file_open, trigger: open(\"/dev/null\")")
+        );
+        // A step's own target replaces the type's.
+        assert_eq!(
+            prog_type("fentry").map(|p| p.how_it_runs(Some("bpf_local_storage_update"))),
+            Some("attach to bpf_local_storage_update, then test run".into())
+        );
+        assert_eq!(
+            RunMode::AttachTrigger(Attach::BtfTarget, Trigger::Getpid).to_string(),
+            "attach to its BTF target, trigger: getpid()"
+        );
+        // Words, never the Rust names of the variants.
+        for p in PROG_TYPES {
+            let w = p.how_it_runs(None);
+            for debug in [
+                "TestRun", "Attach", "Trigger", "Btf", "Perf", "Getpid", "Spin", "LoadOnly",
+            ] {
+                assert!(!w.contains(debug), "{}: {w}", p.name);
+            }
+        }
     }
 }

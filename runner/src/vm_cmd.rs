@@ -8,12 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bpfcase::case::{self, CaseError, Instance};
+use bpfcase::case::{self, Instance};
 use bpfcase::exec::Observation;
 use bpfcase::report::{self, Summary, Verdict};
 use bpfcase::vm::kernels::{self, KernelSpec, Manifest};
 use bpfcase::vm::qemu::Accel;
 use bpfcase::vm::{self, GuestRun, Options};
+
+use crate::cli::{self, CliError};
 
 #[derive(clap::Args)]
 pub struct GuestArgs {
@@ -37,57 +39,58 @@ pub struct GuestArgs {
     manifest: PathBuf,
 }
 
-fn bad(file: &str, message: String) -> CaseError {
-    CaseError {
-        file: PathBuf::from(file),
-        line: 0,
-        column: 0,
-        path: ".".into(),
-        message,
-    }
-}
-
-/// Expands `default` and parses the specs.
-fn specs(words: &[String], manifest: Option<&Manifest>) -> Result<Vec<KernelSpec>, CaseError> {
+/// Expands `default` and parses the specs; `what` names the argument they came from.
+fn specs(
+    what: &'static str,
+    words: &[String],
+    manifest: Option<&Manifest>,
+    manifest_path: &Path,
+) -> Result<Vec<KernelSpec>, CliError> {
     let mut out = Vec::new();
     for w in words {
         if w == "default" {
             let m = manifest.ok_or_else(|| {
-                bad(
-                    "--kernel",
-                    "`default` needs the kernel manifest (kernels.json)".into(),
+                CliError::arg(
+                    what,
+                    "default",
+                    format!(
+                        "names the kernel manifest's default set, and the manifest {} does not exist: run in the folder that holds it{}",
+                        manifest_path.display(),
+                        if what == "--kernel" { ", or name it with --manifest" } else { "" }
+                    ),
                 )
             })?;
             for d in &m.default {
-                out.push(
-                    d.parse()
-                        .map_err(|e| bad("kernels.json", format!("default kernel `{d}`: {e}")))?,
-                );
+                out.push(d.parse().map_err(|e| {
+                    CliError::arg(
+                        "kernel manifest",
+                        manifest_path.display().to_string(),
+                        format!("default kernel `{d}`: {}", cli::kernel_problem(&e)),
+                    )
+                })?);
             }
         } else {
-            out.push(
-                w.parse()
-                    .map_err(|e| bad("--kernel", format!("`{w}`: {e}")))?,
-            );
+            out.push(w.parse().map_err(|e| CliError::kernel(what, w, e))?);
         }
     }
     Ok(out)
 }
 
-fn manifest(path: &Path) -> Result<Option<Manifest>, CaseError> {
+fn manifest(path: &Path) -> Result<Option<Manifest>, CliError> {
     if !path.exists() {
         return Ok(None);
     }
     Manifest::load(path)
         .map(Some)
-        .map_err(|e| bad(&path.display().to_string(), e.to_string()))
+        .map_err(|e| CliError::kernel("--manifest", &path.display().to_string(), e))
 }
 
-pub fn fetch(words: &[String]) -> Result<ExitCode, CaseError> {
-    let m = manifest(Path::new("kernels.json"))?;
+pub fn fetch(words: &[String]) -> Result<ExitCode, CliError> {
+    let path = Path::new("kernels.json");
+    let m = manifest(path)?;
     let cache = kernels::cache_dir();
     let mut code = ExitCode::SUCCESS;
-    for spec in specs(words, m.as_ref())? {
+    for spec in specs("kernel", words, m.as_ref(), path)? {
         match kernels::resolve(&spec, m.as_ref(), &cache) {
             Ok(Some(k)) => {
                 for w in &k.warnings {
@@ -97,8 +100,11 @@ pub fn fetch(words: &[String]) -> Result<ExitCode, CaseError> {
             }
             Ok(None) => println!("{spec}: the running kernel"),
             Err(e) => {
-                eprintln!("{spec}: {e}");
-                code = ExitCode::from(1);
+                eprintln!(
+                    "bpfcase: {}",
+                    CliError::kernel("kernel", &spec.to_string(), e)
+                );
+                code = ExitCode::from(cli::EXIT_FAILED);
             }
         }
     }
@@ -121,12 +127,12 @@ pub fn vm(
     filters: &[String],
     json: bool,
     args: &GuestArgs,
-) -> Result<ExitCode, CaseError> {
+) -> Result<ExitCode, CliError> {
     // Validate everything before booting anything.
-    let loaded = crate::load(cases, filters)?;
+    let loaded = cli::load(cases, filters)?;
     let files: Vec<PathBuf> = loaded.iter().map(|c| c.file.clone()).collect();
     let m = manifest(&args.manifest)?;
-    let specs = specs(words, m.as_ref())?;
+    let specs = specs("--kernel", words, m.as_ref(), &args.manifest)?;
     let opts = Options {
         memory_mb: args.memory,
         cpus: args.cpus,
@@ -142,7 +148,7 @@ pub fn vm(
     for spec in &specs {
         resolved.push(match kernels::resolve(spec, m.as_ref(), &cache) {
             Ok(k) => Ok(k),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(cli::kernel_problem(&e)),
         });
     }
     let results: Vec<Mutex<Option<KernelResult>>> =

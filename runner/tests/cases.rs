@@ -206,3 +206,88 @@ fn mangled_cases_never_panic() {
     }
     assert!(parsed > 2000, "only {parsed} inputs were tried");
 }
+
+/// Runs bpfcase; its exit status and stderr.
+fn fails(args: &[&str]) -> (Option<i32>, String) {
+    let out = bpfcase(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
+}
+
+#[test]
+fn a_bad_argument_is_named_with_its_value_once() {
+    assert_eq!(
+        fails(&["fetch", "debian:6"]),
+        (
+            Some(2),
+            "bpfcase: kernel `debian:6`: the series must be <major>.<minor> digits, e.g. debian:6.1 or debian:7.3".into()
+        )
+    );
+    let (code, err) = fails(&["vm", "--kernel", "debian:6", "cases"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.starts_with("bpfcase: --kernel `debian:6`: the series"),
+        "{err}"
+    );
+    assert_eq!(
+        fails(&["list", "--filter", "[a", "cases"]),
+        (
+            Some(2),
+            "bpfcase: --filter `[a`: not a glob: invalid range pattern at character 1; `*` matches any text (`/` too), `?` one character, `[[]` a `[`".into()
+        )
+    );
+    assert_eq!(
+        fails(&["show", "no_such_case/*", "cases"]),
+        (
+            Some(2),
+            "bpfcase: instance id `no_such_case/*`: matches no instance; `bpfcase list` prints the ids".into()
+        )
+    );
+    let (code, err) = fails(&["list", "no-such-folder"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            Some(2),
+            "bpfcase: no-such-folder: no such file or directory"
+        )
+    );
+}
+
+#[test]
+fn a_file_that_is_no_kernel_is_named_once() {
+    let dir = std::env::temp_dir().join(format!("bpfcase-nokernel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("not-a-kernel");
+    std::fs::write(&file, vec![b'x'; 4096]).unwrap();
+    let path = file.to_str().unwrap();
+    let (code, err) = fails(&["fetch", path]);
+    // Fetching goes on with the other kernels: a kernel that cannot be had is a failed run.
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.matches(path).count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "bpfcase: kernel `{path}`: not a bootable x86 kernel image: "
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(
+            "give a bzImage or vmlinuz file, debian:<series> (e.g. debian:6.1), host or default"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn types_say_how_each_type_runs_in_words() {
+    let out = bpfcase(&["types"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("attach to tracepoint syscalls/sys_enter_getpid, trigger: getpid()"),
+        "{text}"
+    );
+    assert!(!text.contains("AttachTrigger("), "{text}");
+}

@@ -8,6 +8,7 @@ mod instance;
 mod locate;
 mod model;
 mod names;
+mod prog;
 mod resolve;
 pub mod value;
 
@@ -46,6 +47,9 @@ impl fmt::Display for CaseError {
         write!(f, "{}", self.file.display())?;
         if self.line > 0 {
             write!(f, ":{}:{}", self.line, self.column)?;
+        } else if self.path == "." {
+            // The file as a whole (it cannot be read or listed): no position, no field.
+            return write!(f, ": {}", self.message);
         }
         write!(f, ": {}: {}", self.path, self.message)
     }

@@ -154,7 +154,8 @@ pub enum Step {
 #[serde(untagged)]
 pub enum ProgBody {
     Ops(Vec<Op>),
-    Program(ProgStep),
+    // Boxed: its leaves stay JSON values until resolution, which makes it large.
+    Program(Box<ProgStep>),
 }
 
 /// By the JSON shape (an array or an object), so that errors inside keep their exact path
@@ -172,7 +173,8 @@ impl<'de> Deserialize<'de> for ProgBody {
                 Vec::<Op>::deserialize(SeqAccessDeserializer::new(seq)).map(ProgBody::Ops)
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ProgBody, A::Error> {
-                ProgStep::deserialize(MapAccessDeserializer::new(map)).map(ProgBody::Program)
+                ProgStep::deserialize(MapAccessDeserializer::new(map))
+                    .map(|p| ProgBody::Program(Box::new(p)))
             }
         }
         d.deserialize_any(Shape)
@@ -192,18 +194,21 @@ impl ProgBody {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgStep {
-    /// Program type of this step (default: the case's).
+    /// Program type of this step (default: the case's), or a `"$dim"`.
     #[serde(default, rename = "type")]
     #[schemars(with = "Option<String>")]
     pub kind: Option<Value>,
     /// For fentry/fexit/fmod_ret/lsm/tp_btf: the kernel function (or `btf_trace_*`) to attach
-    /// to instead of the type's default target.
+    /// to instead of the type's default target, or a `"$dim"`.
     #[serde(default)]
-    pub attach_to: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub attach_to: Option<Value>,
     /// Stay attached while the following steps run, counting what each operation got, until
     /// the instance ends; then report the counts and the program's `recursion_misses`.
+    /// Default false.
     #[serde(default)]
-    pub stay: bool,
+    #[schemars(with = "Option<BoolLeaf>")]
+    pub stay: Option<Value>,
     pub ops: Vec<Op>,
 }
 

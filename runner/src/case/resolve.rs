@@ -9,20 +9,17 @@ use std::collections::BTreeSet;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::instance::{step_names, Instance, MapSpec, OpSpec, Rule, StepSpec, ValueSize, Width};
+use super::instance::{step_names, Instance, MapSpec, Rule, StepSpec, ValueSize};
 use super::locate::FieldPath;
-use super::model::{CaseFile, MapDef, Op, ProgBody, Step};
-use super::names::{name_results, ops_path};
-use super::value::{
-    kind_of, label, parse_u32, parse_u64, parse_update_flags, FlagsArg, KeyArg, Pattern, TaskArg,
-    ValueArg,
-};
+use super::model::{CaseFile, MapDef, Step};
+use super::names::name_results;
+use super::value::{kind_of, label, parse_u32, parse_update_flags, KeyArg, Pattern};
 use crate::tables::{self, ProgType};
 
 /// (where, whether the key rather than the value is meant, what is wrong)
 pub type ResolveError = (FieldPath, bool, String);
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     bindings: &'a IndexMap<String, Value>,
     used: &'a RefCell<BTreeSet<String>>,
 }
@@ -55,7 +52,7 @@ impl Ctx<'_> {
         Ok((Cow::Borrowed(v), None))
     }
 
-    fn typed<T>(
+    pub(super) fn typed<T>(
         &self,
         v: &Value,
         path: &FieldPath,
@@ -72,7 +69,7 @@ impl Ctx<'_> {
     }
 }
 
-fn known(items: impl Iterator<Item = String>) -> String {
+pub(super) fn known(items: impl Iterator<Item = String>) -> String {
     let v: Vec<String> = items.collect();
     if v.is_empty() {
         String::new()
@@ -276,120 +273,15 @@ fn resolve(
     for (i, step) in cf.steps.iter().enumerate() {
         let p = spath.index(i);
         let spec = match step {
-            Step::Prog(body) => {
-                let name = next_name();
-                let mut out: Vec<OpSpec> = Vec::new();
-                let ops_path = ops_path(&p, body);
-                for (j, op) in body.ops().iter().enumerate() {
-                    let op_name = next_name();
-                    let op_path = ops_path.index(j);
-                    let spec = match op {
-                        Op::Get(d) => {
-                            let q = op_path.key("get");
-                            OpSpec::Get {
-                                name: op_name,
-                                map: map_index(&d.map, q.key("map"))?,
-                                task: ctx.typed(&d.task, &q.key("task"), |v| {
-                                    TaskArg::parse(v, &children)
-                                })?,
-                                value: ctx.typed(&d.value, &q.key("value"), ValueArg::parse)?,
-                                flags: ctx.typed(&d.flags, &q.key("flags"), FlagsArg::parse)?,
-                            }
-                        }
-                        Op::CurrentTask(_) => OpSpec::CurrentTask { name: op_name },
-                        Op::Delete(d) => {
-                            let q = op_path.key("delete");
-                            OpSpec::Delete {
-                                name: op_name,
-                                map: map_index(&d.map, q.key("map"))?,
-                                task: ctx.typed(&d.task, &q.key("task"), |v| {
-                                    TaskArg::parse(v, &children)
-                                })?,
-                            }
-                        }
-                        Op::Read(d) => {
-                            let q = op_path.key("read");
-                            OpSpec::Read {
-                                name: op_name,
-                                from: earlier_get(&out, &d.from, q.key("from"))?,
-                                offset: opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?,
-                                width: opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?,
-                                null_check: opt(
-                                    ctx,
-                                    &d.null_check,
-                                    &q.key("null_check"),
-                                    true,
-                                    bool_leaf,
-                                )?,
-                            }
-                        }
-                        Op::Write(d) => {
-                            let q = op_path.key("write");
-                            OpSpec::Write {
-                                name: op_name,
-                                to: earlier_get(&out, &d.to, q.key("to"))?,
-                                value: ctx.typed(&d.value, &q.key("value"), parse_u64)?,
-                                offset: opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?,
-                                width: opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?,
-                                null_check: opt(
-                                    ctx,
-                                    &d.null_check,
-                                    &q.key("null_check"),
-                                    true,
-                                    bool_leaf,
-                                )?,
-                            }
-                        }
-                    };
-                    out.push(spec);
-                }
-                if out.is_empty() {
-                    return err(ops_path, "a program needs at least one operation");
-                }
-                let (prog_type, attach_to, stay) = match body {
-                    ProgBody::Ops(_) => (prog_type, None, false),
-                    ProgBody::Program(ps) => {
-                        let pt = match &ps.kind {
-                            None => prog_type,
-                            Some(k) => ctx.typed(k, &p.key("prog").key("type"), parse_prog_type)?,
-                        };
-                        if ps.attach_to.is_some() && pt.attach_btf.is_none() {
-                            return err(
-                                p.key("prog").key("attach_to"),
-                                format!(
-                                    "{} programs are not attached to a kernel function",
-                                    pt.name
-                                ),
-                            );
-                        }
-                        if ps.stay
-                            && matches!(
-                                pt.run,
-                                tables::RunMode::AttachTrigger(tables::Attach::PerfSoftware, _)
-                            )
-                        {
-                            return err(
-                                p.key("prog").key("stay"),
-                                format!("{} programs count timer ticks: their counts differ from run to run", pt.name),
-                            );
-                        }
-                        if ps.stay && !pt.attached() {
-                            return err(
-                                p.key("prog").key("stay"),
-                                format!("{} programs are not attached", pt.name),
-                            );
-                        }
-                        (pt, ps.attach_to.clone(), ps.stay)
-                    }
-                };
-                StepSpec::Prog {
-                    name,
-                    ops: out,
-                    prog_type,
-                    attach_to,
-                    stay,
-                }
-            }
+            Step::Prog(body) => super::prog::resolve_prog(
+                ctx,
+                body,
+                &p,
+                prog_type,
+                &children,
+                &mut next_name,
+                &map_index,
+            )?,
             Step::Update(d) => {
                 let q = p.key("update");
                 let map = map_index(&d.map, q.key("map"))?;
@@ -522,7 +414,7 @@ fn resolve(
     })
 }
 
-fn parse_prog_type(v: &Value) -> Result<&'static ProgType, String> {
+pub(super) fn parse_prog_type(v: &Value) -> Result<&'static ProgType, String> {
     let name = v
         .as_str()
         .ok_or_else(|| format!("expected a name, found {}", kind_of(v)))?;
@@ -542,25 +434,7 @@ fn child(children: &[String], c: &str, path: FieldPath) -> Result<String, Resolv
     }
 }
 
-fn earlier_get(ops: &[OpSpec], name: &str, path: FieldPath) -> Result<usize, ResolveError> {
-    match ops.iter().position(|o| o.name() == name) {
-        Some(i) if matches!(ops[i], OpSpec::Get { .. }) => Ok(i),
-        Some(_) => err(path, format!("`{name}` is not a get")),
-        None => err(
-            path,
-            format!(
-                "no earlier get named `{name}` in this program{}",
-                known(
-                    ops.iter()
-                        .filter(|o| matches!(o, OpSpec::Get { .. }))
-                        .map(|o| o.name().to_string())
-                )
-            ),
-        ),
-    }
-}
-
-fn opt<T>(
+pub(super) fn opt<T>(
     ctx: &Ctx<'_>,
     v: &Option<Value>,
     path: &FieldPath,
@@ -573,7 +447,7 @@ fn opt<T>(
     }
 }
 
-fn bool_leaf(v: &Value) -> Result<bool, String> {
+pub(super) fn bool_leaf(v: &Value) -> Result<bool, String> {
     v.as_bool()
         .ok_or_else(|| format!("expected true or false, found {}", kind_of(v)))
 }

@@ -274,3 +274,142 @@ fn a_timer_driven_program_cannot_stay_and_count() {
     assert_eq!(e.path, "steps[0].prog.stay");
     assert!(e.message.contains("timer ticks"), "{}", e.message);
 }
+
+/// The settings of instance `i`'s first step.
+fn prog_settings(c: &Case, i: usize) -> (&'static str, Option<&str>, bool) {
+    match &c.instances[i].steps[0] {
+        StepSpec::Prog {
+            prog_type,
+            attach_to,
+            stay,
+            ..
+        } => (prog_type.name, attach_to.as_deref(), *stay),
+        s => panic!("a prog step, not {s:?}"),
+    }
+}
+
+#[test]
+fn attach_to_and_stay_take_matrix_dimensions() {
+    let c = parse_ok(&format!(
+        r#"{{ "about": "a", {MAPS}, "matrix": {{ "hook": ["bpf_fentry_test1", "bpf_local_storage_update"], "stay": [false, true] }},
+            "steps": [ {{ "prog": {{ "type": "fentry", "attach_to": "$hook", "stay": "$stay",
+            "ops": [ {{ "get": {{ "map": "st", "task": "current", "flags": 1 }} }} ] }} }} ] }}"#
+    ));
+    let ids: Vec<&str> = c.instances.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "t/hook=bpf_fentry_test1/stay=false",
+            "t/hook=bpf_fentry_test1/stay=true",
+            "t/hook=bpf_local_storage_update/stay=false",
+            "t/hook=bpf_local_storage_update/stay=true",
+        ]
+    );
+    assert_eq!(
+        prog_settings(&c, 0),
+        ("fentry", Some("bpf_fentry_test1"), false)
+    );
+    assert_eq!(
+        prog_settings(&c, 3),
+        ("fentry", Some("bpf_local_storage_update"), true)
+    );
+    assert_eq!(
+        c.instances[3].bindings,
+        [
+            ("hook".to_string(), "bpf_local_storage_update".to_string()),
+            ("stay".to_string(), "true".to_string())
+        ]
+    );
+}
+
+#[test]
+fn attach_to_naming_no_dimension_is_located() {
+    let e = parse_err(&format!(
+        "{{ \"about\": \"a\", {MAPS}, \"matrix\": {{ \"hook\": [\"bpf_fentry_test1\"] }},\n \"steps\": [ {{ \"prog\": {{ \"type\": \"fentry\", \"attach_to\": \"$hok\",\n \"ops\": [ {{ \"current_task\": {{}} }} ] }} }} ] }}"
+    ));
+    assert_eq!(
+        (e.line, e.column, e.path.as_str(), e.message.as_str()),
+        (
+            2,
+            56,
+            "steps[0].prog.attach_to",
+            "`$hok` is not a matrix dimension (known: $hook)"
+        )
+    );
+    // Without a matrix, `$hook` is a reference too, not a function named `$hook`.
+    let e = parse_err(&format!(
+        r#"{{ "about": "a", {MAPS}, "steps": [ {{ "prog": {{ "type": "fentry", "attach_to": "$hook",
+            "ops": [ {{ "current_task": {{}} }} ] }} }} ] }}"#
+    ));
+    assert_eq!(e.path, "steps[0].prog.attach_to");
+    assert_eq!(e.message, "`$hook` is not a matrix dimension");
+}
+
+#[test]
+fn an_attach_target_must_be_a_name_of_an_attached_type() {
+    let e = parse_err(&format!(
+        r#"{{ "about": "a", {MAPS}, "matrix": {{ "hook": [7] }},
+            "steps": [ {{ "prog": {{ "type": "fentry", "attach_to": "$hook", "ops": [ {{ "current_task": {{}} }} ] }} }} ] }}"#
+    ));
+    assert_eq!(e.path, "steps[0].prog.attach_to");
+    assert_eq!(
+        e.message,
+        "matrix value 7 of `$hook` does not fit: expected a kernel function name, found a number"
+    );
+    let e = parse_err(&format!(
+        r#"{{ "about": "a", {MAPS}, "steps": [ {{ "prog": {{ "type": "fentry", "attach_to": "bpf fentry",
+            "ops": [ {{ "current_task": {{}} }} ] }} }} ] }}"#
+    ));
+    assert!(
+        e.message
+            .starts_with("`bpf fentry` is not a kernel function name"),
+        "{}",
+        e.message
+    );
+    let e = parse_err(&format!(
+        r#"{{ "about": "a", {MAPS}, "matrix": {{ "hook": ["bpf_fentry_test1"], "prog": ["fentry", "syscall"] }},
+            "steps": [ {{ "prog": {{ "type": "$prog", "attach_to": "$hook", "ops": [ {{ "current_task": {{}} }} ] }} }} ] }}"#
+    ));
+    assert_eq!(
+        (e.path.as_str(), e.message.as_str()),
+        (
+            "steps[0].prog.attach_to",
+            "syscall programs are not attached to a kernel function"
+        )
+    );
+    let e = parse_err(&format!(
+        r#"{{ "about": "a", {MAPS}, "matrix": {{ "stay": ["yes"] }},
+            "steps": [ {{ "prog": {{ "type": "fentry", "stay": "$stay", "ops": [ {{ "current_task": {{}} }} ] }} }} ] }}"#
+    ));
+    assert_eq!(e.path, "steps[0].prog.stay");
+    assert!(
+        e.message.contains("expected true or false"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn the_schema_lets_attach_to_and_stay_be_references() {
+    let s: serde_json::Value = serde_json::from_str(&schema()).expect("the schema is JSON");
+    let props = &s["$defs"]["ProgStep"]["properties"];
+    assert!(
+        props["attach_to"]["type"]
+            .as_array()
+            .is_some_and(|t| t.contains(&"string".into())),
+        "{}",
+        props["attach_to"]
+    );
+    assert!(
+        props["attach_to"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("\"$dim\"")),
+        "{}",
+        props["attach_to"]
+    );
+    // `stay` is a boolean or a `"$var"` string, as every boolean leaf.
+    assert_eq!(
+        props["stay"]["anyOf"],
+        s["$defs"]["ReadDef"]["properties"]["null_check"]["anyOf"]
+    );
+}

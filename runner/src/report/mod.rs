@@ -5,7 +5,7 @@
 //! before (the exec layer records no pointers, pids or fds), so rendering is a pure function.
 
 use crate::bpf::Errno;
-use crate::case::{Case, Instance};
+use crate::case::{Case, Instance, OpSpec, StepSpec};
 use crate::exec::{Observation, Outcome, Res};
 
 /// A result as text: the form snapshots show and expectations match against.
@@ -135,7 +135,9 @@ pub fn snapshot(case: &Case, observations: &[Observation]) -> String {
 pub enum Verdict {
     /// Every applicable rule holds.
     Pass,
-    /// Rules that do not hold: `name: expected P, got R (because …)`.
+    /// Rules that do not hold: `name: expected P, got R (because …)`, or, for a result that is
+    /// absent because its program did not run, `name: expected P, but the program was rejected
+    /// (EACCES: …) (because …)`.
     Fail(Vec<String>),
     /// No rule covers this instance.
     NoRule,
@@ -176,18 +178,22 @@ pub fn verdict(inst: &Instance, obs: &Observation) -> Verdict {
             continue;
         }
         applicable += 1;
-        let got = obs
-            .result(&r.result)
-            .map_or_else(|| "absent".to_string(), render);
+        let res = obs.result(&r.result);
+        let got = res.map_or_else(|| "absent".to_string(), render);
         let ok = glob::Pattern::new(&r.pattern).is_ok_and(|p| p.matches_with(&got, opts));
         if !ok {
             let because = r
                 .because
                 .as_ref()
                 .map_or(String::new(), |b| format!(" ({b})"));
+            // An absent result says nothing by itself: say what stopped it instead.
+            let got = match res.map_or_else(|| why_absent(inst, obs, &r.result), |_| None) {
+                Some(why) => format!("but {why}"),
+                None => format!("got {got}"),
+            };
             fails.push(format!(
-                "{}: expected {}, got {}{}",
-                r.result, r.pattern, got, because
+                "{}: expected {}, {got}{because}",
+                r.result, r.pattern
             ));
         }
     }
@@ -198,6 +204,48 @@ pub fn verdict(inst: &Instance, obs: &Observation) -> Verdict {
     } else {
         Verdict::Fail(fails)
     }
+}
+
+/// Why result `name` is absent from the observation, when a step it depends on says so: the
+/// load of its program did not lead to a run (rejected by the verifier, not compiled, test run
+/// failed, load only, unsupported), or a map could not be created, so that no step ran.
+fn why_absent(inst: &Instance, obs: &Observation, name: &str) -> Option<String> {
+    let programs: Vec<(&str, &[OpSpec])> = inst
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            StepSpec::Prog { name, ops, .. } => Some((name.as_str(), ops.as_slice())),
+            _ => None,
+        })
+        .collect();
+    let program = programs
+        .iter()
+        .find(|(_, ops)| ops.iter().any(|o| o.name() == name));
+    if let Some((load, _)) = program {
+        let which = if programs.len() == 1 {
+            "the program".to_string()
+        } else {
+            format!("program `{load}`")
+        };
+        let why = match obs.result(load) {
+            Some(Res::Rejected { errno, line }) => Some(format!("was rejected ({errno}: {line})")),
+            Some(Res::NotCompiled { reason }) => Some(format!("was not compiled ({reason})")),
+            Some(Res::RunFailed { errno }) => Some(format!("did not run (test run: {errno})")),
+            Some(Res::LoadOnly) => Some("was only loaded (its type is not run)".to_string()),
+            Some(Res::Unsupported { reason }) => Some(format!("is unsupported ({reason})")),
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Some(format!("{which} {why}"));
+        }
+    }
+    inst.maps.iter().find_map(|m| match obs.result(&m.name) {
+        Some(Res::Err { errno }) => Some(format!(
+            "no step ran: map `{}` was not created ({errno})",
+            m.name
+        )),
+        _ => None,
+    })
 }
 
 /// The JSON record of one instance, as `run --format json` prints it and a guest sends it:

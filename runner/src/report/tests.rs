@@ -226,3 +226,106 @@ fn an_unsupported_step_makes_its_expect_entry_not_applicable() {
     s.add(&o, &Verdict::NotRun);
     assert_eq!((s.unsupported, s.accepted), (1, 0));
 }
+
+fn with_rules(src: &str, rules: Vec<(&str, &str)>) -> crate::case::Instance {
+    let mut c = crate::case::parse(std::path::Path::new("case.json"), src).expect("valid");
+    let mut i = c.instances.remove(0);
+    i.rules = rules
+        .into_iter()
+        .map(|(r, p)| crate::case::Rule {
+            result: r.into(),
+            pattern: p.into(),
+            because: None,
+            group: 0,
+        })
+        .collect();
+    i
+}
+
+fn fails(i: &crate::case::Instance, o: &Observation) -> Vec<String> {
+    match verdict(i, o) {
+        Verdict::Fail(f) => f,
+        v => panic!("expected a failure, got {v:?}"),
+    }
+}
+
+#[test]
+fn a_result_absent_because_its_program_did_not_run_names_the_load_outcome() {
+    let i = instance(vec![("get", "NULL")]);
+    let load = |r: Res| obs(vec![("st", Res::Created { value_size: None }), ("load", r)]);
+    let rejected = load(Res::Rejected {
+        errno: "EACCES".into(),
+        line: "R1 invalid mem access 'scalar'".into(),
+    });
+    assert_eq!(
+        fails(&i, &rejected),
+        vec!["get: expected NULL, but the program was rejected (EACCES: R1 invalid mem access 'scalar') (doc)"]
+    );
+    let cases = [
+        (
+            Res::NotCompiled {
+                reason: "the stack buffers need 632 bytes; the BPF stack has 512".into(),
+            },
+            "get: expected NULL, but the program was not compiled (the stack buffers need 632 bytes; the BPF stack has 512) (doc)",
+        ),
+        (
+            Res::RunFailed {
+                errno: "EINVAL".into(),
+            },
+            "get: expected NULL, but the program did not run (test run: EINVAL) (doc)",
+        ),
+        (
+            Res::LoadOnly,
+            "get: expected NULL, but the program was only loaded (its type is not run) (doc)",
+        ),
+    ];
+    for (r, want) in cases {
+        assert_eq!(fails(&i, &load(r)), vec![want.to_string()]);
+    }
+    // A program that ran and still left the result out: nothing to explain.
+    assert_eq!(
+        fails(&i, &load(Res::Loaded)),
+        vec!["get: expected NULL, got absent (doc)"]
+    );
+}
+
+#[test]
+fn with_two_programs_the_failure_names_the_one_that_was_rejected() {
+    let src = r#"{ "about": "a", "maps": { "st": { "type": "task_storage", "value_size": 8 } },
+        "steps": [ { "prog": [ { "current_task": {} } ] },
+                   { "prog": [ { "get": { "map": "st", "task": "current", "value": "small", "flags": 1 } } ] } ] }"#;
+    let i = with_rules(src, vec![("get", "NULL"), ("current_task", "ptr")]);
+    let o = obs(vec![
+        ("load#1", Res::Loaded),
+        ("current_task", Res::TaskPtr),
+        (
+            "load#2",
+            Res::Rejected {
+                errno: "EINVAL".into(),
+                line: "invalid read from stack R3 off=-7 size=8".into(),
+            },
+        ),
+    ]);
+    assert_eq!(
+        fails(&i, &o),
+        vec!["get: expected NULL, but program `load#2` was rejected (EINVAL: invalid read from stack R3 off=-7 size=8)"]
+    );
+}
+
+#[test]
+fn a_result_absent_because_a_map_was_not_created_says_so() {
+    let i = instance(vec![("get", "NULL"), ("load", "ok")]);
+    let o = obs(vec![(
+        "st",
+        Res::Err {
+            errno: "EINVAL".into(),
+        },
+    )]);
+    assert_eq!(
+        fails(&i, &o),
+        vec![
+            "get: expected NULL, but no step ran: map `st` was not created (EINVAL) (doc)",
+            "load: expected ok, but no step ran: map `st` was not created (EINVAL) (doc)",
+        ]
+    );
+}
