@@ -233,6 +233,7 @@ fn why_absent(inst: &Instance, obs: &Observation, name: &str) -> Option<String> 
             Some(Res::RunFailed { errno }) => Some(format!("did not run (test run: {errno})")),
             Some(Res::LoadOnly) => Some("was only loaded (its type is not run)".to_string()),
             Some(Res::Unsupported { reason }) => Some(format!("is unsupported ({reason})")),
+            Some(Res::Refused { errno, what }) => Some(format!("was refused ({errno}: {what})")),
             _ => None,
         };
         if let Some(why) = why {
