@@ -12,6 +12,9 @@ use bpfcase::exec::{Env, Outcome};
 use bpfcase::vm::{self, kernels};
 
 pub fn bench(cases: &[PathBuf], filters: &[String], rounds: usize) -> Result<ExitCode, CaseError> {
+    if let Err(code) = bpfcase::exec::require_privileges() {
+        return Ok(code);
+    }
     let cases = crate::load(cases, filters)?;
     let instances: Vec<_> = cases.iter().flat_map(|c| c.instances.iter()).collect();
     if instances.is_empty() {

@@ -27,7 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run cases on the running kernel (needs root: CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN).
+    /// Run cases on the running kernel (needs root: CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, or
+    /// CAP_SYS_ADMIN; exit status 3 without them).
     Run {
         #[command(flatten)]
         sel: Selection,
@@ -212,6 +213,9 @@ fn list(sel: &Selection) -> Result<ExitCode, CaseError> {
 }
 
 fn run(sel: &Selection, format: Format) -> Result<ExitCode, CaseError> {
+    if let Err(code) = bpfcase::exec::require_privileges() {
+        return Ok(code);
+    }
     let cases = load(&sel.cases, &sel.filter)?;
     let mut env = Env::new();
     let mut summary = Summary::default();

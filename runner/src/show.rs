@@ -132,6 +132,9 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CaseError> {
             println!("\nuser space: {}", describe(inst, step));
         }
     }
+    if let Err(code) = bpfcase::exec::require_privileges() {
+        return Ok(code);
+    }
     let mut env = Env::new();
     env.keep_logs = true;
     let obs = env.run(inst);

@@ -127,6 +127,11 @@ pub fn vm(
     let files: Vec<PathBuf> = loaded.iter().map(|c| c.file.clone()).collect();
     let m = manifest(&args.manifest)?;
     let specs = specs(words, m.as_ref())?;
+    if specs.contains(&KernelSpec::Host) {
+        if let Err(code) = bpfcase::exec::require_privileges() {
+            return Ok(code);
+        }
+    }
     let opts = Options {
         memory_mb: args.memory,
         cpus: args.cpus,
