@@ -21,6 +21,9 @@ mod vm_cmd;
     about = "Conformance test runner for eBPF helpers"
 )]
 struct Cli {
+    /// Log to stderr (libbpf's lines too): -v debug, -vv trace; BPFCASE_LOG=<filter> overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
         bpfcase::vm::guest::main();
     }
     let cli = Cli::parse();
+    bpfcase::bpf::log::init(cli.verbose);
     let r = match cli.cmd {
         Cmd::Run { sel, format } => run(&sel, format),
         Cmd::List { sel } => list(&sel),

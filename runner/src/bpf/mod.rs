@@ -12,6 +12,7 @@ use libbpf_sys as sys;
 
 use crate::compile::asm::Insn;
 
+pub mod log;
 pub mod object;
 pub mod privileges;
 

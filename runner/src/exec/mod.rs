@@ -90,6 +90,7 @@ struct Live<'i> {
 impl Env {
     pub fn new() -> Env {
         bpf::raise_memlock();
+        bpf::log::route_libbpf();
         Env {
             keep_logs: false,
             logs: Vec::new(),
