@@ -37,7 +37,9 @@ fn host_label() -> String {
 /// would exit with 3), then whether the kernel has BPF at all.
 fn host_unavailable() -> Option<String> {
     if let Err(e) = bpfcase::exec::check_privileges() {
-        return Some(format!("{e} (run scripts/test as root)"));
+        let e = e.to_string();
+        let first = e.lines().next().unwrap_or_default();
+        return Some(format!("{first} Run scripts/test as root."));
     }
     match bpf::probe_bpf() {
         Ok(()) => None,
