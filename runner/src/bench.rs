@@ -13,6 +13,7 @@ use bpfcase::vm::{self, kernels};
 use crate::cli::{self, CliError};
 
 pub fn bench(cases: &[PathBuf], filters: &[String], rounds: usize) -> Result<ExitCode, CliError> {
+    bpfcase::exec::check_privileges()?;
     let loaded = cli::load(cases, filters)?;
     let instances: Vec<_> = loaded.iter().flat_map(|c| c.instances.iter()).collect();
     if instances.is_empty() {

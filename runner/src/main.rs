@@ -22,13 +22,17 @@ mod vm_cmd;
     about = "Conformance test runner for eBPF helpers"
 )]
 struct Cli {
+    /// Log to stderr (libbpf's lines too): -v debug, -vv trace; BPFCASE_LOG=<filter> overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run cases on the running kernel (needs root: CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN).
+    /// Run cases on the running kernel (needs root: CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, or
+    /// CAP_SYS_ADMIN; exit status 3 without them).
     Run {
         #[command(flatten)]
         sel: Selection,
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
         bpfcase::vm::guest::main();
     }
     let cli = Cli::parse();
+    bpfcase::bpf::log::init(cli.verbose);
     let r = match cli.cmd {
         Cmd::Run { sel, format } => cli::run(&sel, matches!(format, Format::Json)),
         Cmd::List { sel } => cli::list(&sel),

@@ -136,6 +136,7 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CliError> {
             println!("\nuser space: {}", describe(inst, step));
         }
     }
+    bpfcase::exec::check_privileges()?;
     let mut env = Env::new();
     env.keep_logs = true;
     let obs = env.run(inst);

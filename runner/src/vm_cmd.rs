@@ -133,6 +133,9 @@ pub fn vm(
     let files: Vec<PathBuf> = loaded.iter().map(|c| c.file.clone()).collect();
     let m = manifest(&args.manifest)?;
     let specs = specs("--kernel", words, m.as_ref(), &args.manifest)?;
+    if specs.contains(&KernelSpec::Host) {
+        bpfcase::exec::check_privileges()?;
+    }
     let opts = Options {
         memory_mb: args.memory,
         cpus: args.cpus,

@@ -1,10 +1,10 @@
 //! Kernel tests: one test per case file and kernel, asserting the insta snapshot
 //! `snapshots/<case>@<label>.snap`.
 //!
-//! - The running kernel (`host-<major>.<minor>`): needs root (CAP_BPF + CAP_PERFMON, or
-//!   CAP_SYS_ADMIN); without it these tests report themselves ignored, with the reason. Cases run
-//!   in the `bpfcase` binary, a single-threaded process, so that "current" in a program and
-//!   "self" in user space are the same task.
+//! - The running kernel (`host-<major>.<minor>`): needs root (CAP_BPF, CAP_PERFMON and
+//!   CAP_NET_ADMIN, or CAP_SYS_ADMIN); without it these tests report themselves ignored, with the
+//!   reason. Cases run in the `bpfcase` binary, a single-threaded process, so that "current" in
+//!   a program and "self" in user space are the same task.
 //! - Guest kernels (`<major>.<minor>`), listed in `BPFCASE_KERNELS` (comma-separated
 //!   `debian:<series>`, image paths, or `default` for the manifest's default set): each kernel
 //!   boots once in QEMU (`bpfcase vm`), then its tests compare their cases. Needs no root.
@@ -33,13 +33,13 @@ fn host_label() -> String {
     format!("host-{}", bpfcase::vm::label(release.trim()))
 }
 
-/// Why the host cannot run cases, if it cannot.
+/// Why the host cannot run cases, if it cannot: the privileges `bpfcase run` checks first (it
+/// would exit with 3), then whether the kernel has BPF at all.
 fn host_unavailable() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some(
-            "needs root (CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN): run scripts/test as root".into(),
-        );
+    if let Err(e) = bpfcase::exec::check_privileges() {
+        let e = e.to_string();
+        let first = e.lines().next().unwrap_or_default();
+        return Some(format!("{first} Run scripts/test as root."));
     }
     match bpf::probe_bpf() {
         Ok(()) => None,

@@ -86,10 +86,10 @@ fn run(tracefs: Tracefs) -> Result<Vec<String>, Failed> {
 }
 
 fn same_with_and_without_tracefs() -> Result<Completion, Failed> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if let Err(e) = bpfcase::exec::check_privileges() {
+        let e = e.to_string();
         return Ok(Completion::ignored_with(
-            "needs root (CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN, and CAP_SYS_ADMIN to mount)",
+            e.lines().next().unwrap_or_default().to_string(),
         ));
     }
     if let Err(e) = bpf::probe_bpf() {

@@ -36,10 +36,10 @@ fn case_text() -> String {
 }
 
 fn other_threads_do_not_trigger() -> Result<Completion, Failed> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if let Err(e) = bpfcase::exec::check_privileges() {
+        let e = e.to_string();
         return Ok(Completion::ignored_with(
-            "needs root (CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN)",
+            e.lines().next().unwrap_or_default().to_string(),
         ));
     }
     if let Err(e) = bpf::probe_bpf() {

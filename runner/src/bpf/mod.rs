@@ -12,8 +12,10 @@ use libbpf_sys as sys;
 
 use crate::compile::asm::Insn;
 
+pub mod log;
 pub mod object;
 mod percpu;
+pub mod privileges;
 
 /// A kernel errno (positive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -436,16 +438,28 @@ pub fn probe_bpf() -> Result<(), Errno> {
     .map(drop)
 }
 
-/// Whether the kernel knows a program type (libbpf loads a trivial program).
-pub fn probe_prog_type(prog_type: u32) -> bool {
+/// Whether the kernel knows a program type (libbpf loads a trivial program). libbpf answers
+/// "no" for any failed load, EPERM included: read a "no" together with the privileges.
+pub fn probe_prog_type(prog_type: u32) -> Result<bool, Errno> {
     // SAFETY: NULL opts are allowed.
-    unsafe { sys::libbpf_probe_bpf_prog_type(prog_type, std::ptr::null()) == 1 }
+    probe_answer(unsafe { sys::libbpf_probe_bpf_prog_type(prog_type, std::ptr::null()) })
 }
 
 /// Whether the kernel knows a map type (libbpf creates a small map, with BTF where needed).
-pub fn probe_map_type(map_type: u32) -> bool {
+/// An error is the probe's own failure (e.g. EPERM loading the BTF it needs), not an answer;
+/// a "no" may also be a refused map creation: read it together with the privileges.
+pub fn probe_map_type(map_type: u32) -> Result<bool, Errno> {
     // SAFETY: NULL opts are allowed.
-    unsafe { sys::libbpf_probe_bpf_map_type(map_type, std::ptr::null()) == 1 }
+    probe_answer(unsafe { sys::libbpf_probe_bpf_map_type(map_type, std::ptr::null()) })
+}
+
+/// libbpf's probe convention: 1 yes, 0 no, a negative errno when the probe could not ask.
+fn probe_answer(ret: i32) -> Result<bool, Errno> {
+    match ret {
+        1 => Ok(true),
+        0 => Ok(false),
+        r => Err(Errno::from_ret(r)),
+    }
 }
 
 /// The floor a runner cannot beat: load `r0 = 0; exit` as a sleepable SYSCALL program, run it

@@ -20,15 +20,6 @@ impl Drop for Object {
     }
 }
 
-/// libbpf prints load failures to stderr by default; the runner records them instead.
-fn quiet() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    // SAFETY: a NULL print function disables libbpf's printing.
-    ONCE.call_once(|| unsafe {
-        sys::libbpf_set_print(None);
-    });
-}
-
 fn c(s: &str) -> Result<CString, Errno> {
     CString::new(s).map_err(|_| Errno(libc::EINVAL))
 }
@@ -36,7 +27,8 @@ fn c(s: &str) -> Result<CString, Errno> {
 impl Object {
     /// Opens an ELF object; `bytes` must outlive it (libbpf keeps a pointer), hence `'static`.
     pub fn open(bytes: &'static [u8]) -> Result<Object, Errno> {
-        quiet();
+        // libbpf prints load failures to stderr by default; the runner records them instead.
+        super::log::route_libbpf();
         // SAFETY: a valid buffer and its size; NULL opts.
         let ptr = unsafe {
             sys::bpf_object__open_mem(bytes.as_ptr().cast(), bytes.len() as _, std::ptr::null())

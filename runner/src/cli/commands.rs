@@ -21,6 +21,7 @@ pub fn list(sel: &Selection) -> Result<ExitCode, CliError> {
 
 pub fn run(sel: &Selection, json: bool) -> Result<ExitCode, CliError> {
     let cases = load(&sel.cases, &sel.filter)?;
+    bpfcase::exec::check_privileges()?;
     let mut env = Env::new();
     let mut summary = Summary::default();
     let mut out = std::io::stdout().lock();

@@ -12,7 +12,8 @@ use bpfcase::vm::kernels::KernelError;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit status: bad input (a case file, an argument); nothing ran.
 pub const EXIT_BAD_INPUT: u8 = 2;
-// 3 is kept for missing privileges (a variant of its own, with its own `exit_code` arm).
+/// Exit status: the process lacks the privileges the running kernel asks for; nothing ran.
+pub const EXIT_MISSING_PRIVILEGES: u8 = bpfcase::exec::EXIT_MISSING_PRIVILEGES;
 
 #[derive(Debug)]
 pub enum CliError {
@@ -28,6 +29,8 @@ pub enum CliError {
     },
     /// The runner could not do what was asked, with what it was doing.
     Failed(String),
+    /// Running cases on this kernel needs capabilities this process lacks.
+    Privileges(bpfcase::exec::MissingPrivileges),
 }
 
 impl CliError {
@@ -59,6 +62,7 @@ impl CliError {
         ExitCode::from(match self {
             CliError::Case(_) | CliError::Arg { .. } => EXIT_BAD_INPUT,
             CliError::Failed(_) => EXIT_FAILED,
+            CliError::Privileges(_) => EXIT_MISSING_PRIVILEGES,
         })
     }
 }
@@ -87,11 +91,18 @@ impl fmt::Display for CliError {
                 problem,
             } => write!(f, "{what} `{given}`: {problem}"),
             CliError::Failed(m) => f.write_str(m),
+            CliError::Privileges(p) => write!(f, "{p}"),
         }
     }
 }
 
 impl std::error::Error for CliError {}
+
+impl From<bpfcase::exec::MissingPrivileges> for CliError {
+    fn from(e: bpfcase::exec::MissingPrivileges) -> Self {
+        CliError::Privileges(e)
+    }
+}
 
 impl From<CaseError> for CliError {
     fn from(e: CaseError) -> Self {

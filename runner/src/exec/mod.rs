@@ -11,18 +11,21 @@ mod child;
 mod cprog;
 pub mod fs;
 pub mod observation;
+mod privileges;
 mod run;
 pub mod verifier;
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 
+use crate::bpf::privileges::Privileges;
 use crate::bpf::{self, Errno, MapBtf, MapParams, VmlinuxBtf};
 use crate::case::value::KeyArg;
 use crate::case::{Instance, MapSpec, StepSpec, ValueSize};
 use crate::compile::{self, ProgramSpec};
 use child::Child;
 pub use observation::{Observation, Outcome, Res};
+pub use privileges::{check_privileges, MissingPrivileges, EXIT_MISSING_PRIVILEGES};
 
 const EPERM: i32 = libc::EPERM;
 const LOG_SIZE: usize = 1 << 20;
@@ -38,8 +41,11 @@ pub struct Env {
     pub logs: Vec<(String, String)>,
     log: Vec<u8>,
     vmlinux: Option<Result<VmlinuxBtf, Errno>>,
-    prog_types: HashMap<u32, bool>,
-    map_types: HashMap<u32, bool>,
+    /// What this process may do, read once: a refusal for want of a capability is recorded as
+    /// such, never as a kernel fact.
+    privileges: Privileges,
+    prog_types: HashMap<u32, Result<bool, Errno>>,
+    map_types: HashMap<u32, Result<bool, Errno>>,
     max_value: HashMap<MapShape, Result<u32, Errno>>,
     /// The kernel filesystems that could not be made available.
     mounts: fs::Mounts,
@@ -88,11 +94,13 @@ impl Env {
     pub fn new() -> Env {
         bpf::raise_memlock();
         let mounts = fs::ensure();
+        bpf::log::route_libbpf();
         Env {
             keep_logs: false,
             logs: Vec::new(),
             log: vec![0; LOG_SIZE],
             vmlinux: None,
+            privileges: Privileges::current(),
             prog_types: HashMap::new(),
             map_types: HashMap::new(),
             max_value: HashMap::new(),
@@ -234,18 +242,17 @@ impl Env {
         }
     }
 
+    /// A map that could not be created: refused (see `privileges::map_type_known`), unsupported
+    /// (the probe says the kernel lacks the map type), or the creation errno as its result.
     fn map_failed(&mut self, live: &mut Live<'_>, m: &MapSpec, e: Errno) -> Result<(), Stop> {
-        if e.0 == EPERM {
-            return Err(Stop::Refused(
-                e,
-                format!("creating {} map `{}`", m.map_type.name, m.name),
-            ));
-        }
         let id = m.map_type.id;
-        let known = *self
-            .map_types
-            .entry(id)
-            .or_insert_with(|| bpf::probe_map_type(id));
+        let map_types = &mut self.map_types;
+        let probe = || {
+            *map_types
+                .entry(id)
+                .or_insert_with(|| bpf::probe_map_type(id))
+        };
+        let known = privileges::map_type_known(&self.privileges, m, e, probe)?;
         if !known {
             // The steps that do not use this map still run; those that do are unavailable.
             let reason = format!("map type {}", m.map_type.name);
@@ -420,7 +427,7 @@ fn result_map(size: u32) -> Result<OwnedFd, Stop> {
 }
 
 fn env_stop(e: Errno, what: &str) -> Stop {
-    if e.0 == EPERM {
+    if privileges::is_permission(e) {
         Stop::Refused(e, what.to_string())
     } else {
         Stop::Error(format!("{what}: {}", e.name()))

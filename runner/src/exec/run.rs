@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::fs::Mounts;
-use super::{Env, Live, Res, Stop, EPERM};
+use super::{privileges, Env, Live, Res, Stop, EPERM};
 use crate::bpf::{self, Errno, LoadParams, VmlinuxBtf};
 use crate::case::value::ValueArg;
 use crate::case::OpSpec;
@@ -287,7 +287,8 @@ impl Env {
         }
     }
 
-    /// A refused load: the environment's refusal, a missing prerequisite, or the verifier's answer.
+    /// A refused load: the environment's refusal (EPERM, or a verifier answer that a missing
+    /// capability explains), a missing prerequisite, or the verifier's answer.
     fn refusal(
         &mut self,
         pt: &ProgType,
@@ -295,15 +296,23 @@ impl Env {
         e: bpf::LoadError,
     ) -> Result<Res, Stop> {
         if e.errno.0 == EPERM {
+            let without = self.privileges.without(self.privileges.prog_needs(pt.id));
             return Err(Stop::Refused(
                 e.errno,
-                format!("loading a {} program", pt.name),
+                format!("loading a {} program{without}", pt.name),
+            ));
+        }
+        let line = super::verifier::key_line(&e.log);
+        if let Some(without) = privileges::privileged_rejection(&self.privileges, &line) {
+            return Err(Stop::Refused(
+                e.errno,
+                format!("loading a {} program{without}: {line}", pt.name),
             ));
         }
         self.explain_rejection(pt, spec, &e.log)?;
         Ok(Res::Rejected {
             errno: e.errno.name(),
-            line: super::verifier::key_line(&e.log),
+            line,
         })
     }
 
@@ -387,12 +396,20 @@ impl Env {
         spec: &ProgramSpec,
         log: &str,
     ) -> Result<(), Stop> {
-        let known = *self
+        let probe = *self
             .prog_types
             .entry(pt.id)
             .or_insert_with(|| bpf::probe_prog_type(pt.id));
-        if !known {
-            return Err(Stop::Unsupported(format!("program type {}", pt.name)));
+        match probe {
+            Ok(true) => {}
+            Err(e) if privileges::is_permission(e) => {
+                let without = self.privileges.without(self.privileges.prog_needs(pt.id));
+                return Err(Stop::Refused(
+                    e,
+                    format!("probing program type {}{without}", pt.name),
+                ));
+            }
+            _ => return Err(Stop::Unsupported(format!("program type {}", pt.name))),
         }
         if !spec.percpu.is_empty() && log.contains("failed to find the address for kernel symbol") {
             // The variable is in the BTF, but kallsyms has no address for it (a kernel built
@@ -597,7 +614,7 @@ fn attach(
     mounts: &Mounts,
 ) -> Result<OwnedFd, Stop> {
     let fail = |what: String, e: Errno| {
-        if e.0 == EPERM {
+        if privileges::is_permission(e) {
             Stop::Refused(e, what)
         } else {
             Stop::Unsupported(format!("{what}: {}", e.name()))
