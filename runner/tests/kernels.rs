@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use bpfcase::bpf;
 use bpfcase::case::{self, Case};
 use bpfcase::exec::Observation;
 use bpfcase::report;
@@ -36,18 +35,7 @@ fn host_label() -> String {
 /// Why the host cannot run cases, if it cannot: the privileges `bpfcase run` checks first (it
 /// would exit with 3), then whether the kernel has BPF at all.
 fn host_unavailable() -> Option<String> {
-    if let Err(e) = bpfcase::exec::check_privileges() {
-        let e = e.to_string();
-        let first = e.lines().next().unwrap_or_default();
-        return Some(format!("{first} Run scripts/test as root."));
-    }
-    match bpf::probe_bpf() {
-        Ok(()) => None,
-        Err(e) => Some(format!(
-            "this kernel refuses BPF_MAP_CREATE ({}): no BPF here",
-            e.name()
-        )),
-    }
+    bpfcase::exec::host_unavailable().map(|why| format!("{why} Run scripts/test as root."))
 }
 
 /// Snapshot name of a case file: its path under `cases/`, `/` → `__`, without `.json`.

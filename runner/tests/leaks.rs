@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use bpfcase::bpf;
 use bpfcase::case;
 use bpfcase::exec::{Env, Outcome};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -26,17 +25,8 @@ fn open_fds() -> Vec<String> {
 }
 
 fn nothing_leaks() -> Result<Completion, Failed> {
-    if let Err(e) = bpfcase::exec::check_privileges() {
-        let e = e.to_string();
-        return Ok(Completion::ignored_with(
-            e.lines().next().unwrap_or_default().to_string(),
-        ));
-    }
-    if let Err(e) = bpf::probe_bpf() {
-        return Ok(Completion::ignored_with(format!(
-            "this kernel refuses BPF_MAP_CREATE ({})",
-            e.name()
-        )));
+    if let Some(why) = bpfcase::exec::host_unavailable() {
+        return Ok(Completion::ignored_with(why));
     }
     let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases");
     let files = case::discover(&[cases]).map_err(|e| Failed::from(e.to_string()))?;

@@ -7,7 +7,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bpfcase::bpf;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
@@ -86,17 +85,8 @@ fn run(tracefs: Tracefs) -> Result<Vec<String>, Failed> {
 }
 
 fn same_with_and_without_tracefs() -> Result<Completion, Failed> {
-    if let Err(e) = bpfcase::exec::check_privileges() {
-        let e = e.to_string();
-        return Ok(Completion::ignored_with(
-            e.lines().next().unwrap_or_default().to_string(),
-        ));
-    }
-    if let Err(e) = bpf::probe_bpf() {
-        return Ok(Completion::ignored_with(format!(
-            "this kernel refuses BPF_MAP_CREATE ({})",
-            e.name()
-        )));
+    if let Some(why) = bpfcase::exec::host_unavailable() {
+        return Ok(Completion::ignored_with(why));
     }
     let mounts = || std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let before = mounts();

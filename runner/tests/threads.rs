@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bpfcase::bpf;
 use bpfcase::case;
 use bpfcase::exec::{Env, Outcome, Res};
 use bpfcase::report;
@@ -36,17 +35,8 @@ fn case_text() -> String {
 }
 
 fn other_threads_do_not_trigger() -> Result<Completion, Failed> {
-    if let Err(e) = bpfcase::exec::check_privileges() {
-        let e = e.to_string();
-        return Ok(Completion::ignored_with(
-            e.lines().next().unwrap_or_default().to_string(),
-        ));
-    }
-    if let Err(e) = bpf::probe_bpf() {
-        return Ok(Completion::ignored_with(format!(
-            "this kernel refuses BPF_MAP_CREATE ({})",
-            e.name()
-        )));
+    if let Some(why) = bpfcase::exec::host_unavailable() {
+        return Ok(Completion::ignored_with(why));
     }
     let c = case::parse(Path::new("threads.json"), &case_text())
         .map_err(|e| Failed::from(e.to_string()))?;

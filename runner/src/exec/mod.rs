@@ -25,7 +25,9 @@ use crate::case::{Instance, MapSpec, StepSpec, ValueSize};
 use crate::compile::{self, ProgramSpec};
 use child::Child;
 pub use observation::{Observation, Outcome, Res};
-pub use privileges::{check_privileges, MissingPrivileges, EXIT_MISSING_PRIVILEGES};
+pub use privileges::{
+    check_privileges, host_unavailable, MissingPrivileges, EXIT_MISSING_PRIVILEGES,
+};
 
 const EPERM: i32 = libc::EPERM;
 const LOG_SIZE: usize = 1 << 20;

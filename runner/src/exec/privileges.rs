@@ -35,6 +35,22 @@ pub fn check_privileges() -> Result<(), MissingPrivileges> {
     diagnose(Privileges::current(), bpf::probe_bpf())
 }
 
+/// Why the running kernel cannot serve as a test kernel here, if it cannot: the first line of
+/// the missing privileges, or the kernel refusing a map create (no BPF). For tests that need
+/// the host, to ignore themselves with the reason.
+pub fn host_unavailable() -> Option<String> {
+    if let Err(e) = check_privileges() {
+        let e = e.to_string();
+        return Some(e.lines().next().unwrap_or_default().to_string());
+    }
+    bpf::probe_bpf().err().map(|e| {
+        format!(
+            "this kernel refuses BPF_MAP_CREATE ({}): no BPF here",
+            e.name()
+        )
+    })
+}
+
 fn diagnose(privileges: Privileges, probe: Result<(), Errno>) -> Result<(), MissingPrivileges> {
     let missing = privileges.missing(HOST_NEEDS);
     if missing.is_empty() && !probe.is_err_and(is_permission) {
