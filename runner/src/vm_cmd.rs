@@ -1,8 +1,10 @@
 //! `bpfcase vm` and `bpfcase fetch`: resolve kernels, boot them (a few in parallel), print what
-//! each guest observed.
+//! each guest observed. Kernels resolve against the manifest built into the binary unless
+//! `--manifest` names another, so they resolve the same from any directory. SIGINT, SIGTERM and
+//! SIGHUP stop the guests and apt, remove the work directories, and exit with 128 + the signal.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -13,7 +15,25 @@ use bpfcase::exec::Observation;
 use bpfcase::report::{self, Summary, Verdict};
 use bpfcase::vm::kernels::{self, KernelSpec, Manifest};
 use bpfcase::vm::qemu::Accel;
-use bpfcase::vm::{self, GuestRun, Options};
+use bpfcase::vm::{self, procs, GuestRun, Options};
+
+/// Which kernel manifest: the default set and the pinned versions.
+#[derive(clap::Args)]
+pub struct ManifestArg {
+    /// A kernel manifest (`kernels.json` format) instead of the one built into bpfcase.
+    #[arg(long, value_name = "PATH")]
+    manifest: Option<PathBuf>,
+}
+
+impl ManifestArg {
+    /// The manifest named by `--manifest`, else the built-in one.
+    pub fn load(&self) -> Result<Manifest, CaseError> {
+        match &self.manifest {
+            Some(path) => Manifest::load(path).map_err(|e| bad("--manifest", e.to_string())),
+            None => Manifest::builtin().map_err(|e| bad("kernels.json", e.to_string())),
+        }
+    }
+}
 
 #[derive(clap::Args)]
 pub struct GuestArgs {
@@ -32,9 +52,8 @@ pub struct GuestArgs {
     /// Guests running at the same time.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
-    /// The kernel manifest (default set and pinned versions).
-    #[arg(long, default_value = "kernels.json")]
-    manifest: PathBuf,
+    #[command(flatten)]
+    manifest: ManifestArg,
 }
 
 fn bad(file: &str, message: String) -> CaseError {
@@ -48,16 +67,10 @@ fn bad(file: &str, message: String) -> CaseError {
 }
 
 /// Expands `default` and parses the specs.
-fn specs(words: &[String], manifest: Option<&Manifest>) -> Result<Vec<KernelSpec>, CaseError> {
+pub fn specs(words: &[String], m: &Manifest) -> Result<Vec<KernelSpec>, CaseError> {
     let mut out = Vec::new();
     for w in words {
         if w == "default" {
-            let m = manifest.ok_or_else(|| {
-                bad(
-                    "--kernel",
-                    "`default` needs the kernel manifest (kernels.json)".into(),
-                )
-            })?;
             for d in &m.default {
                 out.push(
                     d.parse()
@@ -74,21 +87,13 @@ fn specs(words: &[String], manifest: Option<&Manifest>) -> Result<Vec<KernelSpec
     Ok(out)
 }
 
-fn manifest(path: &Path) -> Result<Option<Manifest>, CaseError> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    Manifest::load(path)
-        .map(Some)
-        .map_err(|e| bad(&path.display().to_string(), e.to_string()))
-}
-
-pub fn fetch(words: &[String]) -> Result<ExitCode, CaseError> {
-    let m = manifest(Path::new("kernels.json"))?;
+pub fn fetch(words: &[String], manifest: &ManifestArg) -> Result<ExitCode, CaseError> {
+    procs::handle_signals();
+    let m = manifest.load()?;
     let cache = kernels::cache_dir();
     let mut code = ExitCode::SUCCESS;
-    for spec in specs(words, m.as_ref())? {
-        match kernels::resolve(&spec, m.as_ref(), &cache) {
+    for spec in specs(words, &m)? {
+        match kernels::resolve(&spec, Some(&m), &cache) {
             Ok(Some(k)) => {
                 for w in &k.warnings {
                     eprintln!("warning: {spec}: {w}");
@@ -122,11 +127,13 @@ pub fn vm(
     json: bool,
     args: &GuestArgs,
 ) -> Result<ExitCode, CaseError> {
+    // Before any thread starts: every thread inherits the blocked signals.
+    procs::handle_signals();
     // Validate everything before booting anything.
     let loaded = crate::load(cases, filters)?;
     let files: Vec<PathBuf> = loaded.iter().map(|c| c.file.clone()).collect();
-    let m = manifest(&args.manifest)?;
-    let specs = specs(words, m.as_ref())?;
+    let m = args.manifest.load()?;
+    let specs = specs(words, &m)?;
     let opts = Options {
         memory_mb: args.memory,
         cpus: args.cpus,
@@ -135,13 +142,19 @@ pub fn vm(
             .accel
             .as_deref()
             .map(|a| if a == "kvm" { Accel::Kvm } else { Accel::Tcg }),
+        cache: Some(kernels::cache_dir()),
     };
     // Kernel supply runs one at a time (apt); guests run `jobs` at a time.
     let cache = kernels::cache_dir();
     let mut resolved = Vec::new();
     for spec in &specs {
-        resolved.push(match kernels::resolve(spec, m.as_ref(), &cache) {
-            Ok(k) => Ok(k),
+        resolved.push(match kernels::resolve(spec, Some(&m), &cache) {
+            Ok(k) => {
+                for w in k.iter().flat_map(|k| &k.warnings) {
+                    eprintln!("warning: {spec}: {w}");
+                }
+                Ok(k)
+            }
             Err(e) => Err(e.to_string()),
         });
     }
@@ -178,9 +191,18 @@ pub fn vm(
 
     let mut out = std::io::stdout().lock();
     let mut failed = false;
-    for (spec, r) in specs.iter().zip(results) {
+    for ((spec, r), k) in specs.iter().zip(results).zip(&resolved) {
         let r = r.unwrap_or_else(|| KernelResult::Failed("not run".into()));
-        failed |= print_kernel(&mut out, spec, &r, &loaded, json);
+        if let KernelResult::Guest(g) = &r {
+            for n in &g.notes {
+                eprintln!("note: {n}");
+            }
+        }
+        let warnings = match k {
+            Ok(Some(k)) => k.warnings.as_slice(),
+            _ => &[],
+        };
+        failed |= print_kernel(&mut out, spec, &r, warnings, &loaded, json);
     }
     Ok(if failed {
         ExitCode::from(1)
@@ -206,12 +228,13 @@ fn host_run(loaded: &[case::Case]) -> KernelResult {
     }
 }
 
-/// Prints one kernel's results; true when something failed (an expectation, a guest problem,
-/// a kernel that cannot serve).
+/// Prints one kernel's results; true when something failed (an expectation, an instance that
+/// ended in `error(…)`, a guest problem, a kernel that cannot serve).
 fn print_kernel(
     out: &mut dyn Write,
     spec: &KernelSpec,
     r: &KernelResult,
+    warnings: &[String],
     loaded: &[case::Case],
     json: bool,
 ) -> bool {
@@ -253,6 +276,7 @@ fn print_kernel(
                         "accel": g.accel.name(), "initramfs_s": secs(Some(g.initramfs)),
                         "boot_to_hello_s": secs(g.boot_to_hello), "total_s": secs(Some(g.total)),
                         "problems": g.problems, "unusable": g.unusable, "console_tail": g.console_tail,
+                        "warnings": warnings,
                     } })
                 );
             } else {
@@ -317,6 +341,8 @@ fn print_kernel(
             }
         }
     }
+    // As for `bpfcase run`: an instance the runner could not carry out fails the run.
+    failed |= summary.errors > 0;
     let expected: usize = loaded.iter().map(|c| c.instances.len()).sum();
     if summary.instances < expected {
         failed = true;
