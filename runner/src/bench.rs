@@ -95,7 +95,9 @@ pub fn bench_vm(
     cases: &[PathBuf],
     filters: &[String],
     rounds: usize,
+    manifest: &crate::vm_cmd::ManifestArg,
 ) -> Result<ExitCode, CliError> {
+    vm::procs::handle_signals();
     let loaded = cli::load(cases, filters)?;
     let files: Vec<PathBuf> = loaded.iter().map(|c| c.file.clone()).collect();
     let n: usize = loaded.iter().map(|c| c.instances.len()).sum();
@@ -105,9 +107,14 @@ pub fn bench_vm(
     let spec: kernels::KernelSpec = kernel
         .parse()
         .map_err(|e| CliError::kernel("--kernel", kernel, e))?;
-    let manifest = kernels::Manifest::load(std::path::Path::new("kernels.json")).ok();
-    let k = match kernels::resolve(&spec, manifest.as_ref(), &kernels::cache_dir()) {
-        Ok(Some(k)) => k,
+    let manifest = manifest.load()?;
+    let k = match kernels::resolve(&spec, Some(&manifest), &kernels::cache_dir()) {
+        Ok(Some(k)) => {
+            for w in &k.warnings {
+                eprintln!("warning: {spec}: {w}");
+            }
+            k
+        }
         Ok(None) => return Err(CliError::arg(
             "--kernel",
             kernel,
@@ -115,8 +122,27 @@ pub fn bench_vm(
         )),
         Err(e) => return Err(CliError::kernel("--kernel", kernel, e)),
     };
-    let opts = vm::Options::default();
+    let mut opts = vm::Options::default();
     let one = vec![first.id.clone()];
+    // One boot outside the measurement: it settles the accelerator (a first KVM attempt costs
+    // its hello timeout) and warms the page cache; every measured boot then uses that one.
+    match vm::boot(&k, &files, &one, &opts) {
+        Ok(g) => {
+            for n in &g.notes {
+                eprintln!("note: {n}");
+            }
+            eprintln!(
+                "bench: warm-up boot in {:.2} s ({})",
+                g.total.as_secs_f64(),
+                g.accel.name()
+            );
+            opts.accel = Some(g.accel);
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    }
     let (mut full, mut single, mut hello, mut initramfs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {

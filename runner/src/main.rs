@@ -71,6 +71,8 @@ enum Cmd {
         /// `debian:<series>`, a path, or `default`.
         #[arg(required = true, value_delimiter = ',')]
         kernels: Vec<String>,
+        #[command(flatten)]
+        manifest: vm_cmd::ManifestArg,
     },
     /// List the program types a case can name, how each runs, and whether the helper's
     /// documentation lists it.
@@ -88,6 +90,8 @@ enum Cmd {
         kernel: Option<String>,
         #[command(flatten)]
         sel: Selection,
+        #[command(flatten)]
+        manifest: vm_cmd::ManifestArg,
     },
 }
 
@@ -125,7 +129,7 @@ fn main() -> ExitCode {
             matches!(format, Format::Json),
             &guest,
         ),
-        Cmd::Fetch { kernels } => vm_cmd::fetch(&kernels),
+        Cmd::Fetch { kernels, manifest } => vm_cmd::fetch(&kernels, &manifest),
         Cmd::Types => {
             print!("{}", cli::types());
             Ok(ExitCode::SUCCESS)
@@ -138,12 +142,14 @@ fn main() -> ExitCode {
             rounds,
             kernel: None,
             sel,
+            ..
         } => bench::bench(&sel.cases, &sel.filter, rounds),
         Cmd::Bench {
             rounds,
             kernel: Some(k),
             sel,
-        } => bench::bench_vm(&k, &sel.cases, &sel.filter, rounds),
+            manifest,
+        } => bench::bench_vm(&k, &sel.cases, &sel.filter, rounds, &manifest),
     };
     match r {
         Ok(code) => code,

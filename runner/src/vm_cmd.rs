@@ -1,8 +1,10 @@
 //! `bpfcase vm` and `bpfcase fetch`: resolve kernels, boot them (a few in parallel), print what
-//! each guest observed.
+//! each guest observed. Kernels resolve against the manifest built into the binary unless
+//! `--manifest` names another, so they resolve the same from any directory. SIGINT, SIGTERM and
+//! SIGHUP stop the guests and apt, remove the work directories, and exit with 128 + the signal.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -13,9 +15,28 @@ use bpfcase::exec::Observation;
 use bpfcase::report::{self, Summary, Verdict};
 use bpfcase::vm::kernels::{self, KernelSpec, Manifest};
 use bpfcase::vm::qemu::Accel;
-use bpfcase::vm::{self, GuestRun, Options};
+use bpfcase::vm::{self, procs, GuestRun, Options};
 
 use crate::cli::{self, CliError};
+
+/// Which kernel manifest: the default set and the pinned versions.
+#[derive(clap::Args)]
+pub struct ManifestArg {
+    /// A kernel manifest (`kernels.json` format) instead of the one built into bpfcase.
+    #[arg(long, value_name = "PATH")]
+    manifest: Option<PathBuf>,
+}
+
+impl ManifestArg {
+    /// The manifest named by `--manifest`, else the built-in one.
+    pub fn load(&self) -> Result<Manifest, CliError> {
+        match &self.manifest {
+            Some(path) => Manifest::load(path)
+                .map_err(|e| CliError::kernel("--manifest", &path.display().to_string(), e)),
+            None => Manifest::builtin().map_err(|e| CliError::Failed(e.to_string())),
+        }
+    }
+}
 
 #[derive(clap::Args)]
 pub struct GuestArgs {
@@ -34,37 +55,24 @@ pub struct GuestArgs {
     /// Guests running at the same time.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
-    /// The kernel manifest (default set and pinned versions).
-    #[arg(long, default_value = "kernels.json")]
-    manifest: PathBuf,
+    #[command(flatten)]
+    manifest: ManifestArg,
 }
 
 /// Expands `default` and parses the specs; `what` names the argument they came from.
-fn specs(
+pub fn specs(
     what: &'static str,
     words: &[String],
-    manifest: Option<&Manifest>,
-    manifest_path: &Path,
+    m: &Manifest,
 ) -> Result<Vec<KernelSpec>, CliError> {
     let mut out = Vec::new();
     for w in words {
         if w == "default" {
-            let m = manifest.ok_or_else(|| {
-                CliError::arg(
-                    what,
-                    "default",
-                    format!(
-                        "names the kernel manifest's default set, and the manifest {} does not exist: run in the folder that holds it{}",
-                        manifest_path.display(),
-                        if what == "--kernel" { ", or name it with --manifest" } else { "" }
-                    ),
-                )
-            })?;
             for d in &m.default {
                 out.push(d.parse().map_err(|e| {
                     CliError::arg(
                         "kernel manifest",
-                        manifest_path.display().to_string(),
+                        "default",
                         format!("default kernel `{d}`: {}", cli::kernel_problem(&e)),
                     )
                 })?);
@@ -76,22 +84,13 @@ fn specs(
     Ok(out)
 }
 
-fn manifest(path: &Path) -> Result<Option<Manifest>, CliError> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    Manifest::load(path)
-        .map(Some)
-        .map_err(|e| CliError::kernel("--manifest", &path.display().to_string(), e))
-}
-
-pub fn fetch(words: &[String]) -> Result<ExitCode, CliError> {
-    let path = Path::new("kernels.json");
-    let m = manifest(path)?;
+pub fn fetch(words: &[String], manifest: &ManifestArg) -> Result<ExitCode, CliError> {
+    procs::handle_signals();
+    let m = manifest.load()?;
     let cache = kernels::cache_dir();
     let mut code = ExitCode::SUCCESS;
-    for spec in specs("kernel", words, m.as_ref(), path)? {
-        match kernels::resolve(&spec, m.as_ref(), &cache) {
+    for spec in specs("kernel", words, &m)? {
+        match kernels::resolve(&spec, Some(&m), &cache) {
             Ok(Some(k)) => {
                 for w in &k.warnings {
                     eprintln!("warning: {spec}: {w}");
@@ -128,11 +127,13 @@ pub fn vm(
     json: bool,
     args: &GuestArgs,
 ) -> Result<ExitCode, CliError> {
+    // Before any thread starts: every thread inherits the blocked signals.
+    procs::handle_signals();
     // Validate everything before booting anything.
     let loaded = cli::load(cases, filters)?;
     let files: Vec<PathBuf> = loaded.iter().map(|c| c.file.clone()).collect();
-    let m = manifest(&args.manifest)?;
-    let specs = specs("--kernel", words, m.as_ref(), &args.manifest)?;
+    let m = args.manifest.load()?;
+    let specs = specs("--kernel", words, &m)?;
     if specs.contains(&KernelSpec::Host) {
         bpfcase::exec::check_privileges()?;
     }
@@ -144,13 +145,19 @@ pub fn vm(
             .accel
             .as_deref()
             .map(|a| if a == "kvm" { Accel::Kvm } else { Accel::Tcg }),
+        cache: Some(kernels::cache_dir()),
     };
     // Kernel supply runs one at a time (apt); guests run `jobs` at a time.
     let cache = kernels::cache_dir();
     let mut resolved = Vec::new();
     for spec in &specs {
-        resolved.push(match kernels::resolve(spec, m.as_ref(), &cache) {
-            Ok(k) => Ok(k),
+        resolved.push(match kernels::resolve(spec, Some(&m), &cache) {
+            Ok(k) => {
+                for w in k.iter().flat_map(|k| &k.warnings) {
+                    eprintln!("warning: {spec}: {w}");
+                }
+                Ok(k)
+            }
             Err(e) => Err(cli::kernel_problem(&e)),
         });
     }
@@ -187,9 +194,18 @@ pub fn vm(
 
     let mut out = std::io::stdout().lock();
     let mut failed = false;
-    for (spec, r) in specs.iter().zip(results) {
+    for ((spec, r), k) in specs.iter().zip(results).zip(&resolved) {
         let r = r.unwrap_or_else(|| KernelResult::Failed("not run".into()));
-        failed |= print_kernel(&mut out, spec, &r, &loaded, json);
+        if let KernelResult::Guest(g) = &r {
+            for n in &g.notes {
+                eprintln!("note: {n}");
+            }
+        }
+        let warnings = match k {
+            Ok(Some(k)) => k.warnings.as_slice(),
+            _ => &[],
+        };
+        failed |= print_kernel(&mut out, spec, &r, warnings, &loaded, json);
     }
     Ok(if failed {
         ExitCode::from(1)
@@ -215,12 +231,13 @@ fn host_run(loaded: &[case::Case]) -> KernelResult {
     }
 }
 
-/// Prints one kernel's results; true when something failed (an expectation, a guest problem,
-/// a kernel that cannot serve).
+/// Prints one kernel's results; true when something failed (an expectation, an instance that
+/// ended in `error(…)`, a guest problem, a kernel that cannot serve).
 fn print_kernel(
     out: &mut dyn Write,
     spec: &KernelSpec,
     r: &KernelResult,
+    warnings: &[String],
     loaded: &[case::Case],
     json: bool,
 ) -> bool {
@@ -262,6 +279,7 @@ fn print_kernel(
                         "accel": g.accel.name(), "initramfs_s": secs(Some(g.initramfs)),
                         "boot_to_hello_s": secs(g.boot_to_hello), "total_s": secs(Some(g.total)),
                         "problems": g.problems, "unusable": g.unusable, "console_tail": g.console_tail,
+                        "warnings": warnings,
                     } })
                 );
             } else {
@@ -326,6 +344,8 @@ fn print_kernel(
             }
         }
     }
+    // As for `bpfcase run`: an instance the runner could not carry out fails the run.
+    failed |= summary.errors > 0;
     let expected: usize = loaded.iter().map(|c| c.instances.len()).sum();
     if summary.instances < expected {
         failed = true;

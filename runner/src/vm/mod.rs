@@ -6,15 +6,21 @@
 //!
 //! Owns: initramfs contents, starting and watching QEMU, collecting frames and console
 //! problems. Must not: need root on the host, or interpret observations (that is `report`).
+//!
+//! Submodules: `kernels` (kernel supply), `qemu` (the command line), `accel` (whether KVM boots
+//! guests here, measured once and kept in the cache), `procs` (children and work directories
+//! that never outlive bpfcase, signal handling), `cpio`, `frame` (the result wire format),
+//! `guest` (the PID 1 side).
 
+pub mod accel;
 pub mod cpio;
 pub mod frame;
 pub mod guest;
 pub mod kernels;
+pub mod procs;
 pub mod qemu;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use guest::{Config, Hello, ObsFrame};
@@ -30,8 +36,10 @@ pub struct Options {
     pub cpus: u32,
     /// The watchdog: a guest still running after this is killed and reported as hung.
     pub timeout: Duration,
-    /// None: KVM when it actually boots a kernel, else TCG.
+    /// None: KVM when it actually boots a kernel here (see `accel`), else TCG.
     pub accel: Option<Accel>,
+    /// Where the KVM verdict is kept (`<cache>/kvm.json`); None: measured in each process.
+    pub cache: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -41,6 +49,7 @@ impl Default for Options {
             cpus: 1,
             timeout: Duration::from_secs(300),
             accel: None,
+            cache: Some(kernels::cache_dir()),
         }
     }
 }
@@ -48,9 +57,6 @@ impl Default for Options {
 /// How long a KVM guest may take to say hello before KVM is judged unable to boot kernels
 /// here (a KVM boot takes about a second; some hosts accept KVM but never run a guest).
 const KVM_PROBE: Duration = Duration::from_secs(10);
-
-/// Set once KVM failed to boot a guest in this process.
-static KVM_BROKEN: AtomicBool = AtomicBool::new(false);
 
 /// What one guest did.
 #[derive(Debug)]
@@ -64,6 +70,8 @@ pub struct GuestRun {
     pub summary: Option<Summary>,
     /// Kernel panics, oopses, WARN splats, hangs, early deaths, guest errors.
     pub problems: Vec<String>,
+    /// Things the user should know that are not problems (e.g. the KVM verdict, once measured).
+    pub notes: Vec<String>,
     /// Why this kernel cannot serve (no BPF, no BTF), if so.
     pub unusable: Option<String>,
     /// The last lines of the kernel console.
@@ -153,38 +161,43 @@ pub fn boot(
     let image = initramfs(&init, cases, filters)?;
     let initramfs_time = t0.elapsed();
 
-    let work = workdir()?;
+    let work = procs::work_dir("bpfcase-vm-", None).map_err(io("creating a work directory"))?;
+    let work = work.path();
     let initrd = work.join("initrd.cpio");
     std::fs::write(&initrd, &image).map_err(io("writing the initramfs"))?;
-    let mut accel = opts.accel.unwrap_or_else(|| {
-        if qemu::kvm_available() && !KVM_BROKEN.load(Ordering::Relaxed) {
-            Accel::Kvm
-        } else {
-            Accel::Tcg
-        }
-    });
-    let run = loop {
-        let g = qemu::Guest {
-            qemu: qemu_bin.clone(),
-            accel,
-            kernel: kernel.image.clone(),
-            initrd: initrd.clone(),
-            memory_mb: opts.memory_mb,
-            cpus: opts.cpus,
-            console: work.join("console.log"),
-            results: work.join("results.bin"),
-        };
-        let probe = (accel == Accel::Kvm && opts.accel.is_none()).then_some(KVM_PROBE);
-        let r = watch(&g, opts.timeout, probe)?;
-        if r.hello.is_none() && probe.is_some() {
-            // KVM accepted the guest but did not boot it: fall back to emulation.
-            KVM_BROKEN.store(true, Ordering::Relaxed);
-            accel = Accel::Tcg;
-            continue;
-        }
-        break r;
+    let guest = |accel| qemu::Guest {
+        qemu: qemu_bin.clone(),
+        accel,
+        kernel: kernel.image.clone(),
+        initrd: initrd.clone(),
+        memory_mb: opts.memory_mb,
+        cpus: opts.cpus,
+        console: work.join("console.log"),
+        results: work.join("results.bin"),
     };
-    let _ = std::fs::remove_dir_all(&work);
+    let cache = opts.cache.as_deref();
+    let mut notes = Vec::new();
+    let (accel, run) = match opts.accel {
+        Some(a) => (a, watch(&guest(a), opts.timeout, None)?),
+        None => match accel::plan(&qemu_bin, cache) {
+            accel::Plan::Tcg => (Accel::Tcg, watch(&guest(Accel::Tcg), opts.timeout, None)?),
+            accel::Plan::TryKvm => {
+                let r = watch(&guest(Accel::Kvm), opts.timeout, Some(KVM_PROBE))?;
+                if r.hello.is_some() {
+                    notes.extend(accel::learned(cache, true));
+                    (Accel::Kvm, r)
+                } else {
+                    // KVM accepted the guest but did not boot it: emulate. Only a kernel that
+                    // boots under TCG says that KVM is the problem.
+                    let r = watch(&guest(Accel::Tcg), opts.timeout, None)?;
+                    if r.hello.is_some() {
+                        notes.extend(accel::learned(cache, false));
+                    }
+                    (Accel::Tcg, r)
+                }
+            }
+        },
+    };
     let mut problems = console_problems(&run.console);
     problems.extend(run.problems);
     let unusable = run.hello.as_ref().and_then(|h| {
@@ -205,6 +218,7 @@ pub fn boot(
         records: run.records,
         summary: run.summary,
         problems,
+        notes,
         unusable,
         console_tail: tail(&run.console, 30),
         initramfs: initramfs_time,
@@ -227,12 +241,14 @@ fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<
     let _ = std::fs::remove_file(&g.console);
     let _ = std::fs::remove_file(&g.results);
     let start = Instant::now();
-    let mut child = qemu::command(g)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(io(format!("starting {}", g.qemu.display())))?;
+    // A registered child: it dies with this process, and a signal to this process stops it.
+    let mut child = procs::spawn(
+        qemu::command(g)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .map_err(io(format!("starting {}", g.qemu.display())))?;
     let mut problems = Vec::new();
     let mut boot_to_hello = None;
     let status = loop {
@@ -245,19 +261,16 @@ fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<
             if frame::decode(&bytes).0.iter().any(|f| f.kind == "hello") {
                 boot_to_hello = Some(elapsed);
             } else if probe.is_some_and(|p| elapsed > p) {
-                let _ = child.kill();
-                let _ = child.wait();
+                child.kill();
                 break None;
             }
         } else if finished(&g.results) {
             // Every result is in: the guest's power-off adds nothing but time.
-            let _ = child.kill();
-            let _ = child.wait();
+            child.kill();
             break None;
         }
         if elapsed > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.kill();
             problems.push(format!(
                 "hang: the guest was still running after {} s and was killed",
                 timeout.as_secs()
@@ -271,7 +284,7 @@ fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<
         }));
     };
     let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
+    if let Some(mut e) = child.child().stderr.take() {
         use std::io::Read;
         let _ = e.read_to_string(&mut stderr);
     }
@@ -324,7 +337,7 @@ fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<
 }
 
 /// Whether the results file holds the final `done` frame (checked cheaply on its tail first).
-fn finished(results: &std::path::Path) -> bool {
+fn finished(results: &Path) -> bool {
     let bytes = std::fs::read(results).unwrap_or_default();
     let tail = &bytes[bytes.len().saturating_sub(4096)..];
     tail.windows(14).any(|w| w == b"@@bpfcase done")
@@ -366,17 +379,6 @@ fn strip_timestamp(l: &str) -> &str {
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn workdir() -> Result<PathBuf, VmError> {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "bpfcase-vm-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).map_err(io(format!("creating {}", d.display())))?;
-    Ok(d)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::packages::{
 };
 use super::sources::{mirrors_from, private_sources_list, read_apt_sources, APT_ETC, KEYRING};
 use super::{io_err, KernelError};
+use crate::vm::procs;
 
 /// Package lists older than this are refreshed before they are consulted.
 pub(super) const LISTS_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -107,8 +108,7 @@ impl Apt {
         if let Some(cwd) = cwd {
             cmd.current_dir(cwd);
         }
-        cmd.output()
-            .map_err(io_err(format!("running {tool} (is apt installed?)")))
+        procs::output(&mut cmd).map_err(io_err(format!("running {tool} (is apt installed?)")))
     }
 
     fn lists_present(&self) -> bool {
@@ -264,11 +264,12 @@ pub(super) fn newest<'a>(
 }
 
 fn version_gt(a: &str, b: &str) -> Result<bool, KernelError> {
-    let out = Command::new("dpkg")
-        .args(["--compare-versions", a, "gt", b])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(io_err("running dpkg --compare-versions"))?;
+    let out = procs::output(
+        Command::new("dpkg")
+            .args(["--compare-versions", a, "gt", b])
+            .stdin(Stdio::null()),
+    )
+    .map_err(io_err("running dpkg --compare-versions"))?;
     match out.status.code() {
         Some(0) => Ok(true),
         Some(1) => Ok(false),

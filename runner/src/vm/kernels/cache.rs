@@ -8,21 +8,25 @@
 //! <cache>/apt/updated                 stamp of the last successful apt-get update (kept 24 h)
 //! <cache>/kernels/<package>_<version>/vmlinuz, meta.json   {package, version, sha256}
 //! <cache>/tmp/                        downloads and extraction in progress
+//! <cache>/locks/apt, <package>_<version>   flock(2) files (`lock`)
+//! <cache>/kvm.json                    whether KVM boots guests here (`vm::accel`)
 //! ```
 //!
 //! The `apt/` part belongs to the private apt state (`apt`). A cached image is re-hashed on
-//! every use and fetched again when it no longer matches its `meta.json`.
+//! every use and fetched again when it no longer matches its `meta.json`. Entries are checked
+//! and stored under their lock; downloads and extraction happen in registered work directories
+//! (`vm::procs`), removed on drop and on SIGINT/SIGTERM.
 
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
 use super::apt::LISTS_MAX_AGE;
 use super::{check_image, io_err, KernelError};
+use crate::vm::procs::{self, WorkDir};
 
 /// $XDG_CACHE_HOME/bpfcase, else $HOME/.cache/bpfcase.
 pub fn cache_dir() -> PathBuf {
@@ -106,8 +110,12 @@ pub(super) fn store(
     let sha256 = sha256_file(image).map_err(io_err(format!("hashing {}", image.display())))?;
     let dir = entry_dir(cache, package, version);
     let kernels = cache.join("kernels");
-    let staging = kernels.join(format!(".{package}_{version}.{}", unique()));
-    fs::create_dir_all(&staging).map_err(io_err(format!("creating {}", staging.display())))?;
+    fs::create_dir_all(&kernels).map_err(io_err(format!("creating {}", kernels.display())))?;
+    let staging =
+        procs::work_dir(&format!(".{package}_{version}."), Some(&kernels)).map_err(io_err(
+            format!("creating a staging directory in {}", kernels.display()),
+        ))?;
+    let staging = staging.path();
     let staged = staging.join("vmlinuz");
     if fs::rename(image, &staged).is_err() {
         fs::copy(image, &staged).map_err(io_err(format!("copying {}", image.display())))?;
@@ -123,7 +131,7 @@ pub(super) fn store(
     if dir.exists() {
         fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))?;
     }
-    fs::rename(&staging, &dir).map_err(io_err(format!(
+    fs::rename(staging, &dir).map_err(io_err(format!(
         "renaming {} to {}",
         staging.display(),
         dir.display()
@@ -131,11 +139,11 @@ pub(super) fn store(
     Ok(dir.join("vmlinuz"))
 }
 
-/// A temporary directory under `<cache>/tmp`, removed on drop.
-pub(super) struct Scratch(pub(super) PathBuf);
+/// A temporary directory under `<cache>/tmp`, removed on drop (and on SIGINT/SIGTERM).
+pub(super) struct Scratch(WorkDir);
 
 impl Scratch {
-    /// Also removes what interrupted runs left there more than a day ago.
+    /// Also removes what killed runs (SIGKILL) left there more than a day ago.
     pub(super) fn new(cache: &Path) -> Result<Scratch, KernelError> {
         let tmp = cache.join("tmp");
         for e in fs::read_dir(&tmp).into_iter().flatten().flatten() {
@@ -148,29 +156,15 @@ impl Scratch {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
-        let dir = tmp.join(unique());
-        fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        fs::create_dir_all(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
+        let dir = procs::work_dir("fetch-", Some(&tmp))
+            .map_err(io_err(format!("creating a directory in {}", tmp.display())))?;
         Ok(Scratch(dir))
     }
-}
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+    pub(super) fn path(&self) -> &Path {
+        self.0.path()
     }
-}
-
-pub(super) fn unique() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 pub(super) fn sha256_file(path: &Path) -> io::Result<String> {

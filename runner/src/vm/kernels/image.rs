@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::{io_err, KernelError};
+use crate::vm::procs;
 
 /// The bzImage header magic and where it sits.
 pub(super) const HDRS_OFFSET: usize = 0x202;
@@ -79,31 +80,40 @@ pub(super) fn extract_image(deb: &Path, into: &Path) -> Result<Option<PathBuf>, 
         "dpkg-deb --fsys-tarfile {} | tar -x '*vmlinuz*'",
         deb.display()
     );
-    let mut dpkg = Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(deb)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(io_err("running dpkg-deb"))?;
-    let tar_in = dpkg.stdout.take().expect("piped stdout");
-    let tar = Command::new("tar")
-        .args(["-x", "--no-same-owner", "--wildcards", "-C"])
-        .arg(into)
-        .arg("*vmlinuz*")
-        .stdin(Stdio::from(tar_in))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(io_err("running tar"))?;
-    let dpkg = dpkg
-        .wait_with_output()
-        .map_err(io_err("running dpkg-deb"))?;
+    let mut dpkg = procs::spawn(
+        Command::new("dpkg-deb")
+            .arg("--fsys-tarfile")
+            .arg(deb)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .map_err(io_err("running dpkg-deb"))?;
+    let Some(tar_in) = dpkg.child().stdout.take() else {
+        return Err(io_err("running dpkg-deb")(io::Error::other(
+            "no stdout pipe",
+        )));
+    };
+    let tar = procs::output(
+        Command::new("tar")
+            .args(["-x", "--no-same-owner", "--wildcards", "-C"])
+            .arg(into)
+            .arg("*vmlinuz*")
+            .stdin(Stdio::from(tar_in))
+            .stdout(Stdio::null()),
+    )
+    .map_err(io_err("running tar"))?;
+    // dpkg-deb's stderr is small (a message at most): read it after tar is done.
+    let mut dpkg_stderr = String::new();
+    if let Some(mut e) = dpkg.child().stderr.take() {
+        let _ = e.read_to_string(&mut dpkg_stderr);
+    }
+    let dpkg_status = dpkg.wait().map_err(io_err("running dpkg-deb"))?;
     let tar_stderr = String::from_utf8_lossy(&tar.stderr).into_owned();
-    if !dpkg.status.success() {
+    if !dpkg_status.success() {
         return Err(KernelError::Apt {
             what,
-            stderr: format!("{}{tar_stderr}", String::from_utf8_lossy(&dpkg.stderr)),
+            stderr: format!("{dpkg_stderr}{tar_stderr}"),
         });
     }
     let mut images = Vec::new();

@@ -1,4 +1,6 @@
-//! The kernel manifest, `kernels.json`: the default set of kernels and exact Debian pins.
+//! The kernel manifest, `kernels.json`: the default set of kernels and exact Debian pins. The
+//! repository's `kernels.json` is compiled into the binary ([`Manifest::builtin`]), so kernels
+//! resolve the same from any directory; `--manifest PATH` loads another ([`Manifest::load`]).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -22,7 +24,18 @@ pub struct Pin {
     pub version: String,
 }
 
+/// The repository's manifest, as built.
+const BUILTIN: &str = include_str!("../../../../kernels.json");
+
 impl Manifest {
+    /// The manifest compiled into this binary (the repository's `kernels.json`).
+    pub fn builtin() -> Result<Manifest, KernelError> {
+        Manifest::parse(BUILTIN).map_err(|why| KernelError::Manifest {
+            path: "kernels.json (built in)".into(),
+            why,
+        })
+    }
+
     pub fn load(path: &Path) -> Result<Manifest, KernelError> {
         let text = fs::read_to_string(path).map_err(|e| KernelError::Manifest {
             path: path.to_path_buf(),
@@ -108,8 +121,10 @@ mod tests {
     }
 
     #[test]
-    fn the_repository_manifest_parses() {
-        let m = Manifest::parse(include_str!("../../../../kernels.json")).unwrap();
+    fn the_repository_manifest_is_built_in() {
+        let m = Manifest::builtin().unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels.json");
+        assert_eq!(Manifest::load(&repo).unwrap(), m);
         assert!(!m.default.is_empty());
         for d in &m.default {
             if let Ok(KernelSpec::Debian(s)) = d.parse() {

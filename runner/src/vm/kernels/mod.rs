@@ -12,11 +12,14 @@
 //! Submodules: `spec` (the `--kernel` syntax), `manifest` (`kernels.json`), `resolve` (a spec to
 //! an image), `sources` (the machine's apt sources, the private sources list), `apt` (the private
 //! apt state), `packages` (parsing apt-cache output), `cache` (layout, meta.json, sha256),
-//! `image` (bzImage checks and extraction from a .deb).
+//! `lock` (flock on the shared cache: several bpfcase processes may use one), `image` (bzImage
+//! checks and extraction from a .deb). apt, dpkg and tar run as registered children
+//! (`vm::procs`): they die with bpfcase.
 
 mod apt;
 mod cache;
 mod image;
+mod lock;
 mod manifest;
 mod packages;
 mod resolve;
@@ -85,24 +88,19 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> KernelError {
 
 #[cfg(test)]
 mod test_util {
-    use std::fs;
     use std::path::PathBuf;
 
-    use super::cache::unique;
     use super::image::{HDRS, HDRS_OFFSET};
 
-    /// A fresh directory under the system temp dir, removed on drop.
-    pub(super) struct TempDir(pub(super) PathBuf);
+    /// A fresh directory under the system temp dir (its path, and the guard that removes it).
+    pub(super) struct TempDir(pub(super) PathBuf, #[allow(dead_code)] tempfile::TempDir);
     impl TempDir {
         pub(super) fn new() -> TempDir {
-            let d = std::env::temp_dir().join(format!("bpfcase-kernels-test-{}", unique()));
-            fs::create_dir_all(&d).unwrap();
-            TempDir(d)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
+            let d = tempfile::Builder::new()
+                .prefix("bpfcase-kernels-test-")
+                .tempdir()
+                .unwrap();
+            TempDir(d.path().to_path_buf(), d)
         }
     }
 

@@ -1,7 +1,8 @@
 //! Resolution: a [`KernelSpec`] to a bootable image. A Debian spec goes to its pin in the
 //! cache, else to the archive through the private apt state (pin, else newest of the series,
 //! following metapackages to the linux-binary package that holds the image), else, when the
-//! archive cannot be consulted, to the newest cached image of the series.
+//! archive cannot be consulted, to the newest cached image of the series. Cache entries and the
+//! private apt state are used under their locks (`lock`).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use super::apt::{is_not_found, newest, Apt};
 use super::cache::{cached_checked, sha256_file, store, Meta, Scratch};
 use super::image::extract_image;
+use super::lock;
 use super::packages::{binary_deps, version_in_series, PkgInfo};
 use super::spec::valid_series;
 use super::{check_image, io_err, Kernel, KernelError, KernelSpec, Manifest, Pin};
@@ -60,6 +62,7 @@ fn resolve_debian(series: &str, pin: Option<&Pin>, cache: &Path) -> Result<Kerne
     let mut warnings = Vec::new();
     let got = match pin {
         Some(pin) => {
+            let _entry = lock::entry(cache, &pin.package, &pin.version)?;
             cached_checked(cache, &pin.package, &pin.version, &mut warnings)?.map(|image| Fetched {
                 package: pin.package.clone(),
                 version: pin.version.clone(),
@@ -93,6 +96,8 @@ fn from_archive(
     cache: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Fetched, KernelError> {
+    // Another bpfcase updating the same lists would make them look empty or half there.
+    let _apt = lock::apt(cache)?;
     let mut apt = Apt::open(cache)?;
     apt.ensure_lists(warnings)?;
     let Some(pin) = pin else {
@@ -152,6 +157,7 @@ fn newest_cached_or(
     }
     while let Some(i) = newest(entries.iter().map(|e| e.1.as_str())).ok().flatten() {
         let (package, version) = entries.swap_remove(i);
+        let _entry = lock::entry(cache, &package, &version)?;
         if let Some(image) = cached_checked(cache, &package, &version, warnings)? {
             warnings.push(format!(
                 "could not consult the Debian archive ({err}); using the cached {package} {version}"
@@ -235,15 +241,17 @@ fn fetch(
         version: version.to_string(),
         image,
     };
+    let entry = lock::entry(cache, package, version)?;
     if let Some(image) = cached_checked(cache, package, version, warnings)? {
         return Ok(found(image));
     }
     let scratch = Scratch::new(cache)?;
-    let deb = apt.download(package, version, &scratch.0)?;
-    if let Some(image) = extract_image(&deb, &scratch.0.join("x"))? {
+    let deb = apt.download(package, version, scratch.path())?;
+    if let Some(image) = extract_image(&deb, &scratch.path().join("x"))? {
         return Ok(found(store(cache, package, version, &image)?));
     }
     drop(scratch);
+    drop(entry);
     let no_image = || KernelError::NoImage {
         package: package.to_string(),
         version: version.to_string(),

@@ -1,0 +1,94 @@
+//! Locks on the shared cache, so that bpfcase processes sharing one cache (two terminals,
+//! parallel CI jobs) never run apt on the same private state at once nor write one cache entry
+//! twice: `flock(2)` on files in `<cache>/locks/`, released when the holder drops the lock or
+//! dies. Locks are per resource and held only while resolving, never while a guest runs:
+//!
+//! - `apt`: the private apt state (sources, lists, package cache) and downloads through it;
+//! - `<package>_<version>`: one cache entry, while it is checked or stored.
+//!
+//! Order: `apt` before an entry, never the reverse, so two holders cannot deadlock.
+//!
+//! A cache this process cannot write (read-only, another user's) cannot be changed by it
+//! either: there, resolution goes on without a lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::{io_err, KernelError};
+
+/// An exclusive lock on one resource of the cache; None when the cache is not writable here.
+pub(super) struct CacheLock {
+    _lock: Option<Flock<File>>,
+}
+
+/// The lock of the private apt state.
+pub(super) fn apt(cache: &Path) -> Result<CacheLock, KernelError> {
+    lock(cache, "apt")
+}
+
+/// The lock of one cache entry.
+pub(super) fn entry(cache: &Path, package: &str, version: &str) -> Result<CacheLock, KernelError> {
+    // Package names and versions are checked to be safe file names (`spec::valid_name`).
+    lock(cache, &format!("{package}_{version}"))
+}
+
+/// Waits for the exclusive lock `<cache>/locks/<name>`.
+fn lock(cache: &Path, name: &str) -> Result<CacheLock, KernelError> {
+    let dir = cache.join("locks");
+    let path = dir.join(name);
+    let file = fs::create_dir_all(&dir).and_then(|()| {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+    });
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if read_only(&e) => return Ok(CacheLock { _lock: None }),
+        Err(e) => return Err(io_err(format!("opening the lock {}", path.display()))(e)),
+    };
+    match Flock::lock(file, FlockArg::LockExclusive) {
+        Ok(l) => Ok(CacheLock { _lock: Some(l) }),
+        Err((_, e)) => Err(KernelError::Io {
+            what: format!("locking {}", path.display()),
+            source: io::Error::from(e),
+        }),
+    }
+}
+
+fn read_only(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_lock_excludes_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().to_path_buf();
+        let held = apt(&cache).unwrap();
+        assert!(cache.join("locks/apt").is_file());
+        let (tx, rx) = mpsc::channel();
+        let c = cache.clone();
+        let t = std::thread::spawn(move || {
+            // flock locks belong to the open file: another open waits like another process.
+            let _l = apt(&c).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+        // Another resource is not held up.
+        drop(entry(&cache, "linux-image-6.1", "6.1.192-2").unwrap());
+        drop(held);
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        t.join().unwrap();
+    }
+}
