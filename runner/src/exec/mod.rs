@@ -7,9 +7,11 @@
 //! calling thread, so "current" is that thread: run instances from the process's main thread
 //! for `self` (a pidfd of the process) and `current` (the running task) to be the same task.
 
+mod attach;
 mod child;
 mod cprog;
 pub mod fs;
+mod load;
 pub mod observation;
 mod privileges;
 mod run;

@@ -1,0 +1,161 @@
+//! Making a loaded program run once, for every way a program type runs: a test run (with a
+//! context or a packet), attach-then-test-run for tracing programs, attach-and-trigger for the
+//! types the kernel only runs on events, or load only.
+
+use std::ffi::CString;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::fs::Mounts;
+use super::{privileges, Res, Stop, EPERM};
+use crate::bpf::{self, Errno};
+use crate::tables::{Attach, ProgType, RunMode, Trigger};
+
+/// A minimal Ethernet + IPv4 + UDP frame for the packet program types.
+const PACKET: [u8; 64] = {
+    let mut p = [0u8; 64];
+    p[12] = 0x08; // EtherType IPv4
+    p[14] = 0x45; // IPv4, IHL 5
+    p[17] = 50; // total length
+    p[22] = 64; // TTL
+    p[23] = 17; // UDP
+    p
+};
+
+/// How long a triggered program may take to run.
+const TRIGGER_WAIT: Duration = Duration::from_secs(1);
+
+/// Makes a loaded program run once, as its type allows.
+pub(super) fn run(
+    pt: &ProgType,
+    prog: BorrowedFd<'_>,
+    attach_to: Option<&str>,
+    results: &OwnedFd,
+    size: usize,
+    mounts: &Mounts,
+) -> Result<Res, Stop> {
+    let ran = match pt.run {
+        RunMode::LoadOnly => return Ok(Res::LoadOnly),
+        RunMode::TestRun => bpf::test_run(prog, Some(&mut [0u8; 8]), None),
+        RunMode::TestRunPacket => bpf::test_run(prog, None, Some(&PACKET)),
+        RunMode::AttachTestRun(a) => {
+            let _link = attach(pt, a, prog, attach_to, mounts)?;
+            bpf::test_run(prog, None, None)
+        }
+        RunMode::AttachTrigger(a, t) => {
+            let _link = attach(pt, a, prog, attach_to, mounts)?;
+            trigger(t, results, size);
+            Ok(0)
+        }
+    };
+    Ok(match ran {
+        Ok(_) => Res::Loaded,
+        Err(e) => Res::RunFailed { errno: e.name() },
+    })
+}
+
+/// Attaches; what keeps the attachment alive is returned (dropping it detaches).
+pub(super) fn attach(
+    pt: &ProgType,
+    a: Attach,
+    prog: BorrowedFd<'_>,
+    attach_to: Option<&str>,
+    mounts: &Mounts,
+) -> Result<OwnedFd, Stop> {
+    let fail = |what: String, e: Errno| {
+        if privileges::is_permission(e) {
+            Stop::Refused(e, what)
+        } else {
+            Stop::Unsupported(format!("{what}: {}", e.name()))
+        }
+    };
+    match a {
+        Attach::BtfTarget => bpf::attach_btf_target(prog).map_err(|e| {
+            fail(
+                format!(
+                    "attaching the {} program to {}",
+                    pt.name,
+                    attach_to.or(pt.attach_btf).unwrap_or("?")
+                ),
+                e,
+            )
+        }),
+        Attach::PerfTracepoint(tp) => {
+            let id = tracepoint_id(tp).ok_or_else(|| match mounts.missing("tracefs") {
+                Some(e) if e.0 == EPERM || e.0 == libc::EACCES => {
+                    Stop::Refused(e, format!("mounting tracefs for tracepoint {tp}"))
+                }
+                Some(e) => Stop::Unsupported(format!("tracefs, for tracepoint {tp}: {}", e.name())),
+                None => Stop::Unsupported(format!(
+                    "tracepoint {tp} is not in tracefs (CONFIG_FTRACE_SYSCALLS?)"
+                )),
+            })?;
+            let perf = bpf::perf_tracepoint(id)
+                .map_err(|e| fail(format!("perf event for tracepoint {tp}"), e))?;
+            bpf::perf_attach(&perf, prog)
+                .map_err(|e| fail(format!("attaching to tracepoint {tp}"), e))?;
+            Ok(perf)
+        }
+        Attach::PerfKprobe(func) => {
+            let pmu = std::fs::read_to_string("/sys/bus/event_source/devices/kprobe/type")
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+                .ok_or_else(|| {
+                    Stop::Unsupported("kprobes: no kprobe PMU in sysfs (CONFIG_KPROBES?)".into())
+                })?;
+            let name =
+                CString::new(func).map_err(|_| Stop::Error(format!("bad function name {func}")))?;
+            let perf =
+                bpf::perf_kprobe(pmu, &name).map_err(|e| fail(format!("kprobe on {func}"), e))?;
+            bpf::perf_attach(&perf, prog)
+                .map_err(|e| fail(format!("attaching to the kprobe on {func}"), e))?;
+            Ok(perf)
+        }
+        Attach::PerfSoftware => {
+            let perf =
+                bpf::perf_software().map_err(|e| fail("a cpu-clock perf event".into(), e))?;
+            bpf::perf_attach(&perf, prog)
+                .map_err(|e| fail("attaching to a cpu-clock perf event".into(), e))?;
+            Ok(perf)
+        }
+    }
+}
+
+fn tracepoint_id(tp: &str) -> Option<u64> {
+    [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ]
+    .iter()
+    .find_map(|root| std::fs::read_to_string(format!("{root}/{tp}/id")).ok())
+    .and_then(|s| s.trim().parse().ok())
+}
+
+/// Makes the kernel run the attached program for the runner.
+fn trigger(t: Trigger, results: &OwnedFd, size: usize) {
+    match t {
+        Trigger::Getpid => {
+            // SAFETY: getpid has no preconditions; the raw syscall avoids libc caching.
+            unsafe { libc::syscall(libc::SYS_getpid) };
+        }
+        Trigger::OpenFile => {
+            let _ = std::fs::File::open("/dev/null");
+        }
+        Trigger::Spin => {
+            let start = Instant::now();
+            let key = 0u32.to_ne_bytes();
+            let mut v = vec![0u8; size];
+            while start.elapsed() < TRIGGER_WAIT {
+                let spin = Instant::now();
+                while spin.elapsed() < Duration::from_millis(1) {
+                    std::hint::spin_loop();
+                }
+                // The "finished" word leads the result map's value.
+                if bpf::map_lookup(results, &key, &mut v).is_ok() && v[..8].iter().any(|b| *b != 0)
+                {
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Loading a program: the compiler's (relocations patched from the kernel's BTF and the
+//! instance's maps) or a clang-compiled object's, and what a refused load means: the
+//! environment's refusal, a missing prerequisite, or the verifier's answer.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use super::{privileges, Env, Live, Res, Stop, EPERM};
+use crate::bpf::{self, Errno, LoadParams, VmlinuxBtf};
+use crate::case::OpSpec;
+use crate::compile::asm::{Resolver, Unresolved};
+use crate::compile::{self, ProgramSpec};
+use crate::tables::ProgType;
+
+impl Env {
+    /// Loads the compiler's program. `Ok(Err(res))`: the verifier's refusal, to record.
+    pub(super) fn load_compiled(
+        &mut self,
+        live: &Live<'_>,
+        name: &str,
+        spec: &ProgramSpec,
+        attach_to: Option<&str>,
+        results: Option<&OwnedFd>,
+    ) -> Result<Result<Loaded, Res>, Stop> {
+        let pt = spec.prog_type;
+        let (insns, attach_btf_id) = self.link(live, pt, spec, attach_to, results)?;
+        // `show` wants the full trace (level 2) and statistics (4); a run wants speed: libbpf
+        // reloads a refused program with level 1 to fetch the reason.
+        let params = LoadParams {
+            prog_type: pt.id,
+            expected_attach_type: pt.expected_attach_type,
+            attach_btf_id,
+            sleepable: pt.sleepable,
+            insns: &insns,
+        };
+        let level = self.log_level();
+        let loaded = bpf::prog_load(&params, &mut self.log, level);
+        self.keep_log(name, &loaded.as_ref().map(|_| ()));
+        match loaded {
+            Ok(fd) => Ok(Ok(Loaded::Own(fd))),
+            Err(e) => self.refusal(pt, spec, e).map(Err),
+        }
+    }
+
+    /// Loads the C program named by the case instead (see `cprog`).
+    pub(super) fn load_object(
+        &mut self,
+        live: &Live<'_>,
+        name: &str,
+        object: &str,
+        ops: &[OpSpec],
+        spec: &ProgramSpec,
+    ) -> Result<Result<Loaded, Res>, Stop> {
+        let pt = spec.prog_type;
+        let (config, map) = match super::cprog::config(pt, ops, &live.value_sizes, spec) {
+            Ok(c) => c,
+            Err(reason) => return Ok(Err(Res::NotCompiled { reason })),
+        };
+        let bytes = crate::progs::object(object).ok_or_else(|| {
+            Stop::Unsupported(format!(
+                "progs/{object}.bpf.c was not built (no clang when bpfcase was built)"
+            ))
+        })?;
+        let setup = |e: Errno| Stop::Error(format!("preparing progs/{object}.bpf.c: {}", e.name()));
+        let mut obj = bpf::object::Object::open(bytes).map_err(setup)?;
+        if let Some(m) = map {
+            let fd = live.maps[m]
+                .as_ref()
+                .ok_or_else(|| Stop::Error("the map of a C program step is missing".into()))?;
+            obj.reuse_map("st", fd).map_err(setup)?;
+        }
+        let results = live
+            .result_map
+            .as_ref()
+            .ok_or_else(|| Stop::Error("no result map".into()))?;
+        obj.reuse_map("results", results).map_err(setup)?;
+        obj.set_rodata(&config).map_err(setup)?;
+        let level = self.log_level();
+        let loaded = obj.load(super::cprog::PROGRAM, &mut self.log, level);
+        self.keep_log(name, &loaded.as_ref().map(|_| ()));
+        match loaded {
+            Ok(fd) => Ok(Ok(Loaded::Object { _object: obj, fd })),
+            Err(e) => self.refusal(pt, spec, e).map(Err),
+        }
+    }
+
+    fn log_level(&self) -> u32 {
+        if self.keep_logs {
+            2 | 4
+        } else {
+            0
+        }
+    }
+
+    /// With `keep_logs`, keeps the verifier log of the last load.
+    fn keep_log(&mut self, name: &str, loaded: &Result<(), &bpf::LoadError>) {
+        if self.keep_logs {
+            let log = match loaded {
+                Ok(()) => bpf::log_text(&self.log),
+                Err(e) => e.log.clone(),
+            };
+            self.logs.push((name.to_string(), log));
+        }
+    }
+
+    /// A refused load: the environment's refusal (EPERM, or a verifier answer that a missing
+    /// capability explains), a missing prerequisite, or the verifier's answer.
+    fn refusal(
+        &mut self,
+        pt: &ProgType,
+        spec: &ProgramSpec,
+        e: bpf::LoadError,
+    ) -> Result<Res, Stop> {
+        if e.errno.0 == EPERM {
+            let without = self.privileges.without(self.privileges.prog_needs(pt.id));
+            return Err(Stop::Refused(
+                e.errno,
+                format!("loading a {} program{without}", pt.name),
+            ));
+        }
+        let line = super::verifier::key_line(&e.log);
+        if let Some(without) = privileges::privileged_rejection(&self.privileges, &line) {
+            return Err(Stop::Refused(
+                e.errno,
+                format!("loading a {} program{without}: {line}", pt.name),
+            ));
+        }
+        self.explain_rejection(pt, spec, &e.log)?;
+        Ok(Res::Rejected {
+            errno: e.errno.name(),
+            line,
+        })
+    }
+
+    /// Patches map fds, kfunc ids and per-CPU variables into the program; finds the attach
+    /// target's BTF id.
+    fn link(
+        &mut self,
+        live: &Live<'_>,
+        pt: &ProgType,
+        spec: &ProgramSpec,
+        attach_to: Option<&str>,
+        results: Option<&OwnedFd>,
+    ) -> Result<(Vec<compile::asm::Insn>, Option<u32>), Stop> {
+        let mut links = Links {
+            maps: &live.maps,
+            result_fd: results
+                .or(live.result_map.as_ref())
+                .map_or(-1, |f| f.as_raw_fd()),
+            kfuncs: HashMap::new(),
+            percpu: HashMap::new(),
+        };
+        let mut attach_btf_id = None;
+        let target = attach_to.or(pt.attach_btf);
+        if !spec.kfuncs.is_empty() || !spec.percpu.is_empty() || target.is_some() {
+            let btf = match self.vmlinux.get_or_insert_with(VmlinuxBtf::load) {
+                Ok(b) => b,
+                Err(e) => {
+                    return Err(Stop::Unsupported(format!(
+                        "kernel BTF (vmlinux): {}",
+                        e.name()
+                    )))
+                }
+            };
+            for k in &spec.kfuncs {
+                match btf.func_id(k) {
+                    Some(id) => {
+                        links.kfuncs.insert(k.to_string(), id);
+                    }
+                    None => return Err(Stop::Unsupported(format!("kfunc {k}"))),
+                }
+            }
+            for v in &spec.percpu {
+                match btf.percpu(v) {
+                    Some(found) => {
+                        links.percpu.insert(v.name.to_string(), found);
+                    }
+                    None => return Err(Stop::Unsupported(unresolved_percpu(v.name))),
+                }
+            }
+            if let Some(target) = target {
+                let id = if target.starts_with("btf_trace_") {
+                    btf.typedef_id(target)
+                } else {
+                    btf.func_id(target)
+                };
+                match id {
+                    Some(id) => attach_btf_id = Some(id as u32),
+                    None => {
+                        return Err(Stop::Unsupported(format!(
+                            "attach target {target} is not in the kernel's BTF"
+                        )))
+                    }
+                }
+            }
+        }
+        let insns = spec.program.patched(&links).map_err(|u| {
+            Stop::Unsupported(match u {
+                Unresolved::Kfunc(k) => format!("kfunc {k}"),
+                Unresolved::PerCpu(v) => unresolved_percpu(&v),
+            })
+        })?;
+        Ok((insns, attach_btf_id))
+    }
+
+    /// A refused load is "unsupported" when the kernel lacks the program type (probed, cached)
+    /// or does not know a helper the program calls (the verifier names it `unknown#<id>`);
+    /// otherwise the verifier's answer is the observation.
+    fn explain_rejection(
+        &mut self,
+        pt: &ProgType,
+        spec: &ProgramSpec,
+        log: &str,
+    ) -> Result<(), Stop> {
+        let probe = *self
+            .prog_types
+            .entry(pt.id)
+            .or_insert_with(|| bpf::probe_prog_type(pt.id));
+        match probe {
+            Ok(true) => {}
+            Err(e) if privileges::is_permission(e) => {
+                let without = self.privileges.without(self.privileges.prog_needs(pt.id));
+                return Err(Stop::Refused(
+                    e,
+                    format!("probing program type {}{without}", pt.name),
+                ));
+            }
+            _ => return Err(Stop::Unsupported(format!("program type {}", pt.name))),
+        }
+        if !spec.percpu.is_empty() && log.contains("failed to find the address for kernel symbol") {
+            // The variable is in the BTF, but kallsyms has no address for it (a kernel built
+            // without CONFIG_KALLSYMS_ALL lists no data symbols).
+            let names: Vec<&str> = spec.percpu.iter().map(|v| v.name).collect();
+            return Err(Stop::Unsupported(format!(
+                "kallsyms has no address for per-CPU {} (CONFIG_KALLSYMS_ALL?): an attached program cannot tell the runner's task context from interrupts",
+                names.join(", ")
+            )));
+        }
+        for h in &spec.helpers {
+            let needle = format!("unknown#{}", h.id);
+            let unknown = log
+                .match_indices(&needle)
+                .any(|(i, _)| !log[i + needle.len()..].starts_with(|c: char| c.is_ascii_digit()));
+            if unknown {
+                return Err(Stop::Unsupported(format!(
+                    "helper {} (#{}) is unknown to this kernel",
+                    h.name, h.id
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a missing per-CPU variable means for the program.
+fn unresolved_percpu(name: &str) -> String {
+    let places = crate::tables::percpu_value(name)
+        .map(|v| {
+            v.places
+                .iter()
+                .map(|(var, m)| m.map_or(var.to_string(), |m| format!("{var}.{m}")))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        })
+        .unwrap_or_default();
+    format!("per-CPU {name} ({places}) is not in the kernel's BTF: an attached program cannot tell the runner's task context from interrupts")
+}
+
+/// The loader's answers to a program's relocations.
+struct Links<'a> {
+    maps: &'a [Option<OwnedFd>],
+    /// The result map, which map relocations index after the instance's maps.
+    result_fd: RawFd,
+    kfuncs: HashMap<String, i32>,
+    percpu: HashMap<String, (i32, i16)>,
+}
+
+impl Resolver for Links<'_> {
+    fn map_fd(&self, map: usize) -> i32 {
+        match self.maps.get(map) {
+            Some(Some(f)) => f.as_raw_fd(),
+            Some(None) => -1,
+            None => self.result_fd,
+        }
+    }
+    fn kfunc_id(&self, name: &str) -> Option<i32> {
+        self.kfuncs.get(name).copied()
+    }
+    fn percpu(&self, name: &str) -> Option<(i32, i16)> {
+        self.percpu.get(name).copied()
+    }
+}
+
+/// A loaded program: the runner's own, or one inside a libbpf object (closed with it).
+pub(super) enum Loaded {
+    Own(OwnedFd),
+    /// The object owns the program fd; dropping it closes the program.
+    Object {
+        _object: bpf::object::Object,
+        fd: RawFd,
+    },
+}
+
+impl Loaded {
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Loaded::Own(fd) => fd.as_fd(),
+            // SAFETY: the object owns this fd and lives as long as the borrow.
+            Loaded::Object { fd, .. } => unsafe { BorrowedFd::borrow_raw(*fd) },
+        }
+    }
+}
