@@ -415,10 +415,14 @@ pub fn percpu_value(name: &str) -> Option<&'static PerCpuValue> {
     PERCPU_VALUES.iter().copied().find(|v| v.name == name)
 }
 
-/// The preempt count's bits that say the CPU is not running a task: NMI (bits 20-23), hard
-/// interrupt (16-19), and serving a soft interrupt (bit 8) — `in_task()` of
-/// include/linux/preempt.h. Bit 9 up (softirqs disabled) is still task context.
-pub const PREEMPT_NOT_TASK_MASK: i32 = 0x00f0_0000 | 0x000f_0000 | 0x0000_0100;
+/// The preempt count's bits that say the CPU is not running a task: serving a soft interrupt
+/// (bit 8, SOFTIRQ_OFFSET) and every bit from 16 to 30. Kernels put the hard-interrupt and NMI
+/// counts there, but not all in the same place: a hard interrupt reads 0x00010000 on Debian's 6.1
+/// and 6.12 (HARDIRQ_MASK 0x000f0000, NMI_MASK 0x00f00000) and 0x01000000 on 7.3, whose bits
+/// 16-23 count sections with interrupts disabled instead (so a hook reached from such a section in
+/// task context is taken for an interrupt there). Bits 9-15 (softirqs disabled) and 0-7
+/// (preemption disabled) are still task context; bit 31 is x86's inverted need-resched flag.
+pub const PREEMPT_NOT_TASK_MASK: i32 = 0x7fff_0000 | 0x0000_0100;
 
 /// BPF_LOCAL_STORAGE_GET_F_CREATE.
 pub const LOCAL_STORAGE_GET_F_CREATE: u64 = 1;

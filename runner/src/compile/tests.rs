@@ -495,7 +495,7 @@ fn attached_programs_run_once_and_only_for_the_runner() {
     let prologue = "call bpf_get_current_pid_tgid#14; r1 = *(u64 *)(r9 +24); \
                     if r0 != r1 goto pc+13; r1 = percpu[preempt_count] ll; \
                     call bpf_this_cpu_ptr#154; r1 = *(u32 *)(r0 +0); \
-                    if r1 & 0xff0100 goto pc+8; r1 = *(u64 *)(r9 +0); if r1 != 0x0 goto pc+6";
+                    if r1 & 0x7fff0100 goto pc+8; r1 = *(u64 *)(r9 +0); if r1 != 0x0 goto pc+6";
     assert_eq!(run(&lines, 2, 9), prologue);
     let body = "call bpf_get_current_task_btf#158; *(u64 *)(r9 +8) = 1; if r0 == 0x0 goto pc+1; \
                 *(u64 *)(r9 +16) = 1; *(u64 *)(r9 +0) = 1; r0 = 0; exit";

@@ -212,21 +212,6 @@ impl Env {
         spec: &ProgramSpec,
         log: &str,
     ) -> Result<(), Stop> {
-        let probe = *self
-            .prog_types
-            .entry(pt.id)
-            .or_insert_with(|| bpf::probe_prog_type(pt.id));
-        match probe {
-            Ok(true) => {}
-            Err(e) if privileges::is_permission(e) => {
-                let without = self.privileges.without(self.privileges.prog_needs(pt.id));
-                return Err(Stop::Refused(
-                    e,
-                    format!("probing program type {}{without}", pt.name),
-                ));
-            }
-            _ => return Err(Stop::Unsupported(format!("program type {}", pt.name))),
-        }
         if !spec.percpu.is_empty() && log.contains("failed to find the address for kernel symbol") {
             // The variable is in the BTF, but kallsyms has no address for it (a kernel built
             // without CONFIG_KALLSYMS_ALL lists no data symbols).
@@ -235,6 +220,26 @@ impl Env {
                 "kallsyms has no address for per-CPU {} (CONFIG_KALLSYMS_ALL?): an attached program cannot tell the runner's task context from interrupts",
                 names.join(", ")
             )));
+        }
+        // The verifier wrote a log: it knew the program type. Only a load refused before
+        // verification asks the probe (whose answer for tracing types also depends on
+        // whether fentry programs may load here).
+        if log.trim().is_empty() {
+            let probe = *self
+                .prog_types
+                .entry(pt.id)
+                .or_insert_with(|| bpf::probe_prog_type(pt.id));
+            match probe {
+                Ok(true) => {}
+                Err(e) if privileges::is_permission(e) => {
+                    let without = self.privileges.without(self.privileges.prog_needs(pt.id));
+                    return Err(Stop::Refused(
+                        e,
+                        format!("probing program type {}{without}", pt.name),
+                    ));
+                }
+                _ => return Err(Stop::Unsupported(format!("program type {}", pt.name))),
+            }
         }
         for h in &spec.helpers {
             let needle = format!("unknown#{}", h.id);
