@@ -72,8 +72,12 @@ fn list_and_filter_select_instances_by_id() {
 /// Writes `text` as a case file and runs `bpfcase run` on it: it must fail with status 2 and
 /// print `file:line:col: path: message`.
 fn bad(name: &str, text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("bpfcase-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when the test ends.
+    let tmp = tempfile::Builder::new()
+        .prefix("bpfcase-bad-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let file = dir.join(format!("{name}.json"));
     std::fs::write(&file, text).unwrap();
     let out = bpfcase(&["run", file.to_str().unwrap()]);
@@ -156,8 +160,12 @@ fn an_unused_dimension_is_an_error() {
 
 #[test]
 fn one_bad_file_stops_the_whole_run() {
-    let dir = std::env::temp_dir().join(format!("bpfcase-mixed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when the test ends.
+    let tmp = tempfile::Builder::new()
+        .prefix("bpfcase-mixed-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     std::fs::copy(
         workspace().join("cases/task_storage/user_keys.json"),
         dir.join("a.json"),
@@ -257,8 +265,12 @@ fn a_bad_argument_is_named_with_its_value_once() {
 
 #[test]
 fn a_file_that_is_no_kernel_is_named_once() {
-    let dir = std::env::temp_dir().join(format!("bpfcase-nokernel-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when the test ends.
+    let tmp = tempfile::Builder::new()
+        .prefix("bpfcase-nokernel-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let file = dir.join("not-a-kernel");
     std::fs::write(&file, vec![b'x'; 4096]).unwrap();
     let path = file.to_str().unwrap();
