@@ -1,9 +1,15 @@
-//! Nothing leaks: after every shipped instance has run, the process holds the same fds as
-//! before (every map, program, BTF object and pidfd is closed) and has no child left (every
-//! child is reaped). Needs root, like the kernel tests; without it the test says so.
+//! Nothing leaks: after every shipped instance has run on the host, the process holds the same
+//! fds as before (every map, program, BTF object and pidfd is closed), has no child left (every
+//! child is reaped), and the kernel holds no BPF program, map, BTF object or link that was not
+//! there before (walked through the BPF object id iterators; the kernel frees some of them
+//! later, after RCU grace periods and in workers, so the walk is repeated for a while). Needs
+//! root, like the kernel tests; without it the test says so.
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
+use bpfcase::bpf::{self, ObjectKind};
 use bpfcase::case;
 use bpfcase::exec::{Env, Outcome};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -24,6 +30,79 @@ fn open_fds() -> Vec<String> {
     v
 }
 
+const KINDS: [ObjectKind; 4] = [
+    ObjectKind::Prog,
+    ObjectKind::Map,
+    ObjectKind::Btf,
+    ObjectKind::Link,
+];
+
+/// How long the kernel may take to free what a closed fd released (RCU grace periods, the
+/// map-free worker).
+const DEFERRED_FREE: Duration = Duration::from_secs(20);
+
+/// Every kernel BPF object, by kind and id.
+fn kernel_objects() -> Result<BTreeSet<(String, u32)>, Failed> {
+    let mut all = BTreeSet::new();
+    for kind in KINDS {
+        let ids = bpf::object_ids(kind)
+            .map_err(|e| Failed::from(format!("walking {kind:?} ids: {}", e.name())))?;
+        all.extend(ids.into_iter().map(|id| (format!("{kind:?}"), id)));
+    }
+    Ok(all)
+}
+
+/// Objects that other processes hold an fd of (fdinfo's `prog_id:`, `map_id:`, `btf_id:`,
+/// `link_id:` lines): theirs, not ours, when something else on the machine uses BPF meanwhile.
+fn held_elsewhere() -> BTreeSet<(String, u32)> {
+    let me = std::process::id().to_string();
+    let mut held = BTreeSet::new();
+    for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = p.file_name().to_string_lossy().into_owned();
+        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        for f in std::fs::read_dir(p.path().join("fdinfo"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+            for line in text.lines() {
+                let kind = match line.split_once(':') {
+                    Some(("prog_id", _)) => "Prog",
+                    Some(("map_id", _)) => "Map",
+                    Some(("btf_id", _)) => "Btf",
+                    Some(("link_id", _)) => "Link",
+                    _ => continue,
+                };
+                if let Some(Ok(id)) = line.split_once(':').map(|(_, v)| v.trim().parse::<u32>()) {
+                    held.insert((kind.to_string(), id));
+                }
+            }
+        }
+    }
+    held
+}
+
+/// The kernel objects that appeared since `before` and are still there after `DEFERRED_FREE`.
+fn left_in_the_kernel(before: &BTreeSet<(String, u32)>) -> Result<Vec<(String, u32)>, Failed> {
+    let start = Instant::now();
+    loop {
+        let now = kernel_objects()?;
+        let elsewhere = held_elsewhere();
+        let new: Vec<(String, u32)> = now
+            .difference(before)
+            .filter(|o| !elsewhere.contains(*o))
+            .cloned()
+            .collect();
+        if new.is_empty() || start.elapsed() > DEFERRED_FREE {
+            return Ok(new);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn nothing_leaks() -> Result<Completion, Failed> {
     if let Some(why) = bpfcase::exec::host_unavailable() {
         return Ok(Completion::ignored_with(why));
@@ -32,6 +111,8 @@ fn nothing_leaks() -> Result<Completion, Failed> {
     let files = case::discover(&[cases]).map_err(|e| Failed::from(e.to_string()))?;
     let mut env = Env::new();
     let before = open_fds();
+    let objects_before = kernel_objects()?;
+    let start = Instant::now();
     let mut ran = 0;
     for f in files {
         let c = case::load(&f).map_err(|e| Failed::from(e.to_string()))?;
@@ -58,6 +139,21 @@ fn nothing_leaks() -> Result<Completion, Failed> {
     if ran < 100 {
         return Err(format!("only {ran} instances ran").into());
     }
+    let ran_for = start.elapsed();
+    let left = left_in_the_kernel(&objects_before)?;
+    if !left.is_empty() {
+        return Err(format!(
+            "after {ran} instances the kernel still holds {} BPF objects it did not hold before: {left:?}",
+            left.len()
+        )
+        .into());
+    }
+    eprintln!(
+        "{ran} instances in {:.1} s; fds, children and the kernel's {} BPF objects as before {:.1} s later",
+        ran_for.as_secs_f64(),
+        objects_before.len(),
+        (start.elapsed() - ran_for).as_secs_f64()
+    );
     Ok(Completion::Completed)
 }
 
