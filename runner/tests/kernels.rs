@@ -16,8 +16,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bpfcase::case::{self, Case};
 use bpfcase::exec::Observation;
-use bpfcase::report;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+mod snapshot_support;
+use snapshot_support::{assert_case_snapshot, host_label, snapshot_name};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -26,21 +28,10 @@ fn workspace() -> PathBuf {
         .expect("the workspace exists")
 }
 
-/// `host-<major>.<minor>` from the running kernel's release.
-fn host_label() -> String {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("host-{}", bpfcase::vm::label(release.trim()))
-}
-
 /// Why the host cannot run cases, if it cannot: the privileges `bpfcase run` checks first (it
 /// would exit with 3), then whether the kernel has BPF at all.
 fn host_unavailable() -> Option<String> {
     bpfcase::exec::host_unavailable().map(|why| format!("{why} Run scripts/test as root."))
-}
-
-/// Snapshot name of a case file: its path under `cases/`, `/` → `__`, without `.json`.
-fn snapshot_name(rel: &Path) -> String {
-    rel.with_extension("").to_string_lossy().replace('/', "__")
 }
 
 fn assert_snapshot(
@@ -49,24 +40,7 @@ fn assert_snapshot(
     label: &str,
     observations: &[Observation],
 ) -> Result<Completion, Failed> {
-    if observations.len() != c.instances.len() {
-        return Err(format!(
-            "{} of {} instances reported",
-            observations.len(),
-            c.instances.len()
-        )
-        .into());
-    }
-    let text = report::snapshot(c, observations);
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(workspace().join("snapshots"));
-    settings.set_snapshot_suffix(label);
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    settings.set_input_file(Path::new("cases").join(rel));
-    // A mismatch panics; libtest-mimic reports the panic as this test's failure.
-    settings.bind(|| insta::assert_snapshot!(snapshot_name(rel), text));
-    Ok(Completion::Completed)
+    assert_case_snapshot(&workspace().join("snapshots"), c, rel, label, observations)
 }
 
 /// Observations by case file.
