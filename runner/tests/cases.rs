@@ -303,3 +303,36 @@ fn types_say_how_each_type_runs_in_words() {
     );
     assert!(!text.contains("AttachTrigger("), "{text}");
 }
+
+/// A map value size near u32::MAX: the compiler sizes the stack without wrapping around (which
+/// used to allocate a 4 GB buffer and abort) and says how much it needs. What the kernel then
+/// says about the map needs root and does not matter here.
+#[test]
+fn show_refuses_a_value_buffer_larger_than_the_stack() {
+    // Removed when the test ends.
+    let tmp = tempfile::Builder::new()
+        .prefix("bpfcase-vs-")
+        .tempdir()
+        .unwrap();
+    for vs in ["0xfffffff9", "0xfffffffc", "0xffffffff"] {
+        let file = tmp.path().join("vs.json");
+        let text = format!(
+            r#"{{ "about": "a", "maps": {{ "st": {{ "type": "task_storage", "value_size": "{vs}" }} }},
+                "steps": [ {{ "prog": [ {{ "get": {{ "map": "st", "task": "current", "value": 1, "flags": 1 }} }} ] }} ] }}"#
+        );
+        std::fs::write(&file, text).unwrap();
+        let out = bpfcase(&["show", "vs", file.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.code().is_some(),
+            "{vs}: killed by a signal: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(
+                "  not compiled: the stack buffers need 4294967304 bytes; the BPF stack has 512\n"
+            ),
+            "{vs}: {stdout}"
+        );
+    }
+}
