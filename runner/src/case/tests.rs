@@ -443,3 +443,17 @@ fn many_ops_are_named_in_linear_time() {
     // Generous for an unoptimized build on a busy machine; quadratic naming took minutes.
     assert!(took.as_secs() < 20, "parsing took {took:?}");
 }
+
+/// serde_json's positions (bytes read on the line, 0 before the first) become columns in
+/// characters that start at 1.
+#[test]
+fn serde_positions_become_character_columns() {
+    let src = "{\n\"é😀\": x}";
+    assert_eq!(super::serde_position(src, 1, 0), (1, 1));
+    assert_eq!(super::serde_position(src, 1, 1), (1, 1));
+    // Byte 8 of line 2 is the closing quote (é is 2 bytes, 😀 4); byte 5 is inside 😀.
+    assert_eq!(super::serde_position(src, 2, 8), (2, 4));
+    assert_eq!(super::serde_position(src, 2, 5), (2, 3));
+    // Past the end: the end.
+    assert_eq!(super::serde_position(src, 9, 9), (2, 9));
+}
