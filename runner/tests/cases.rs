@@ -121,7 +121,7 @@ fn unknown_step_is_located() {
         format!("{{ \"about\": \"x\", {GOOD_MAPS},\n  \"steps\": [ {{ \"jump\": {{}} }} ] }}");
     let err = bad("unknown_step", &text);
     assert!(err.starts_with("bpfcase: unknown_step.json:2:"), "{err}");
-    assert!(err.contains("unknown variant `jump`"), "{err}");
+    assert!(err.contains("unknown step `jump`"), "{err}");
 }
 
 #[test]

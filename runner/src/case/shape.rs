@@ -16,7 +16,12 @@ use super::model::*;
 
 /// Messages of errors that concern an object's key rather than its value: the position
 /// reported is the key's.
-pub const KEY_ERRORS: &[&str] = &["unknown field", "unknown variant", "one key only"];
+pub const KEY_ERRORS: &[&str] = &[
+    "unknown field",
+    "unknown step",
+    "unknown operation",
+    "one key only",
+];
 
 /// `Deserialize` for structs whose derive is `Self::deserialize` (`remote = "Self"`): from a
 /// JSON object only.
@@ -91,7 +96,14 @@ impl Visitor<'_> for Tag {
             .iter()
             .find(|n| **n == s)
             .copied()
-            .ok_or_else(|| E::unknown_variant(s, self.names))
+            .ok_or_else(|| {
+                // "a step" → "unknown step".
+                let kind = self.what.split_once(' ').map_or(self.what, |(_, k)| k);
+                E::custom(format!(
+                    "unknown {kind} `{s}`, expected one of `{}`",
+                    self.names.join("`, `")
+                ))
+            })
     }
 }
 
@@ -323,7 +335,7 @@ mod tests {
         );
         assert!(
             e.message
-                .starts_with("unknown variant `lookpu`, expected one of `prog`"),
+                .starts_with("unknown step `lookpu`, expected one of `prog`"),
             "{}",
             e.message
         );
