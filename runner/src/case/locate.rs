@@ -74,7 +74,8 @@ impl fmt::Display for FieldPath {
 /// `path` begins. For an object key's value this is the first char of the value;
 /// if `at_key` is true and the last segment is a key, the key's opening quote is
 /// reported instead. `None` if the path does not exist in the text (or the text
-/// is malformed). With duplicate keys the last occurrence wins, as in serde_json.
+/// is malformed). With duplicate keys the last occurrence wins (`syntax::check` refuses
+/// them before anything is located).
 pub fn locate(src: &str, path: &FieldPath, at_key: bool) -> Option<(usize, usize)> {
     let s = Scanner { b: src.as_bytes() };
     let mut pos = s.ws(0);
@@ -93,7 +94,7 @@ pub fn locate(src: &str, path: &FieldPath, at_key: bool) -> Option<(usize, usize
     Some(line_col(src, at))
 }
 
-fn line_col(src: &str, off: usize) -> (usize, usize) {
+pub(super) fn line_col(src: &str, off: usize) -> (usize, usize) {
     let prefix = src.get(..off).unwrap_or(src);
     let line = prefix.bytes().filter(|&c| c == b'\n').count() + 1;
     let last = prefix.rfind('\n').map_or(0, |i| i + 1);

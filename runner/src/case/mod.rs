@@ -10,6 +10,8 @@ mod model;
 mod names;
 mod prog;
 mod resolve;
+mod shape;
+mod syntax;
 pub mod value;
 
 use std::fmt;
@@ -59,42 +61,63 @@ impl std::error::Error for CaseError {}
 
 /// Reads and validates a case file.
 pub fn load(file: &Path) -> Result<Case, CaseError> {
-    let src = std::fs::read_to_string(file).map_err(|e| CaseError {
+    let bytes = std::fs::read(file).map_err(|e| CaseError {
         file: file.to_path_buf(),
         line: 0,
         column: 0,
         path: ".".into(),
         message: format!("cannot read: {e}"),
     })?;
-    parse(file, &src)
+    parse_bytes(file, &bytes)
+}
+
+/// Validates a case from the bytes of its file: UTF-8 first, then as [`parse`].
+pub fn parse_bytes(file: &Path, bytes: &[u8]) -> Result<Case, CaseError> {
+    let src = syntax::utf8(bytes).map_err(|e| {
+        let before = std::str::from_utf8(&bytes[..e.offset]).unwrap_or_default();
+        text_error(file, before, e)
+    })?;
+    parse(file, src)
+}
+
+fn text_error(file: &Path, src: &str, e: syntax::TextError) -> CaseError {
+    let (line, column) = syntax::position(src, e.offset);
+    CaseError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        path: e.path.to_string(),
+        message: e.message,
+    }
 }
 
 /// Validates a case from its text; `file` only names it in errors and gives the default name.
 pub fn parse(file: &Path, src: &str) -> Result<Case, CaseError> {
+    syntax::check(src).map_err(|e| text_error(file, src, e))?;
     let de = &mut serde_json::Deserializer::from_str(src);
     let parsed: Result<CaseFile, _> = serde_path_to_error::deserialize(de);
     let cf = match parsed {
         Ok(cf) => cf,
         Err(e) => {
-            let path = e.path().to_string();
             let field_path = field_path(e.path());
             let inner = e.into_inner();
-            let message = strip_position(&inner.to_string());
-            // serde_json points just past the offending token; point at the value (or, for an
-            // unknown field, the key) itself when the text has it.
-            let (line, column) = match inner.classify() {
+            let message = shape::plain(strip_position(&inner.to_string()));
+            // serde_json points just past the offending token, in bytes; point at the value
+            // (or, for an error about a key, the key) itself.
+            let located = match inner.classify() {
                 serde_json::error::Category::Data => {
-                    let at_key = message.starts_with("unknown field");
+                    let at_key = shape::KEY_ERRORS.iter().any(|k| message.starts_with(k));
                     locate::locate(src, &field_path, at_key)
-                        .unwrap_or((inner.line(), inner.column()))
                 }
-                _ => (inner.line(), inner.column()),
+                _ => None,
             };
+            let (line, column) =
+                located.unwrap_or_else(|| serde_position(src, inner.line(), inner.column()));
             return Err(CaseError {
                 file: file.to_path_buf(),
                 line,
                 column,
-                path: if path.is_empty() { ".".into() } else { path },
+                path: field_path.to_string(),
                 message,
             });
         }
@@ -122,6 +145,23 @@ pub fn parse(file: &Path, src: &str) -> Result<Case, CaseError> {
     })
 }
 
+/// serde_json's position (1-based line; column: bytes of that line read, 0 before the
+/// first) as a line and a 1-based column in characters.
+fn serde_position(src: &str, line: usize, column: usize) -> (usize, usize) {
+    let start: usize = src
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let mut at = (start + column.saturating_sub(1)).min(src.len());
+    while !src.is_char_boundary(at) {
+        at -= 1;
+    }
+    syntax::position(src, at)
+}
+
+/// The path serde_path_to_error tracked; it ends where it lost track (an error while a key
+/// was read is the object's).
 fn field_path(p: &serde_path_to_error::Path) -> FieldPath {
     use serde_path_to_error::Segment;
     let mut out = FieldPath::root();

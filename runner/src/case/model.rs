@@ -1,6 +1,12 @@
 //! The serde types of a case file, exactly as written (before matrix expansion). Any leaf may
 //! be a `"$name"` reference to a matrix dimension; leaves are therefore kept as JSON values and
 //! typed during resolution (see `resolve.rs`). The JSON Schema is generated from these types.
+//!
+//! Every struct is read from a JSON object only: its derived `Deserialize` is made an inherent
+//! `Self::deserialize` (`#[serde(remote = "Self")]`, named for the schema with
+//! `#[schemars(rename)]`) and `shape.rs` implements the trait with a visitor that takes maps
+//! alone. The derived one would also take a list of the field values in order, which skips
+//! the unknown-field check. `Step` and `Op` are read there too, as objects with one key.
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
@@ -39,7 +45,8 @@ enum NullableLeaf {
 /// One case file: maps, a matrix of parameters, steps that run for every combination, and the
 /// documented semantics as expectations.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "CaseFile")]
 pub struct CaseFile {
     /// Case name used in instance ids; defaults to the file stem. (Snapshot files are named
     /// after the file's path under `cases/`.)
@@ -48,18 +55,18 @@ pub struct CaseFile {
     /// What the case checks, in one sentence.
     pub about: String,
     /// Maps the steps use, by name. Created fresh for every instance.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::shape::object")]
     pub maps: IndexMap<String, MapDef>,
     /// The program type the `prog` steps are loaded as.
     #[serde(default)]
     pub program: ProgramDef,
     /// Dimensions, each a list of values; the instances are their Cartesian product in the order
     /// written. Steps refer to a dimension as `"$name"`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::shape::object")]
     pub matrix: IndexMap<String, Vec<Value>>,
     /// Combinations left out: an instance is dropped when it matches every dimension of a rule
     /// (a rule's value may be a list of alternatives).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::shape::objects")]
     pub exclude: Vec<IndexMap<String, Value>>,
     /// What every instance does, in order.
     pub steps: Vec<Step>,
@@ -69,7 +76,8 @@ pub struct CaseFile {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "MapDef")]
 pub struct MapDef {
     /// `task_storage`, `hash`, `array`, `percpu_array`, `sk_storage`, `inode_storage` or
     /// `cgrp_storage`.
@@ -104,7 +112,8 @@ pub struct MapDef {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "ProgramDef")]
 pub struct ProgramDef {
     /// Program type (`bpfcase types` lists them): `syscall`, `raw_tp`, `fentry`, `lsm`, `kprobe`, … or
     /// a `"$dim"`, so that the program type is a matrix dimension.
@@ -127,7 +136,7 @@ impl Default for ProgramDef {
 }
 
 /// One step of an instance. Exactly one key.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     /// Load a program made of these operations and run it once; or, as an object, a program
@@ -213,7 +222,7 @@ pub struct ProgStep {
 }
 
 /// An operation inside a program. Exactly one key.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// `bpf_task_storage_get(map, task, value, flags)`; a non-NULL result is read back (up to 64 bytes).
@@ -229,7 +238,8 @@ pub enum Op {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "GetDef")]
 pub struct GetDef {
     pub map: String,
     /// `"current"`, null, `"scalar"`, or a child's name.
@@ -248,7 +258,8 @@ pub struct GetDef {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "DeleteDef")]
 pub struct DeleteDef {
     pub map: String,
     #[schemars(with = "NullableLeaf")]
@@ -258,14 +269,16 @@ pub struct DeleteDef {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "NameDef")]
 pub struct NameDef {
     #[serde(default, rename = "as")]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "ReadDef")]
 pub struct ReadDef {
     /// The name of an earlier `get`.
     pub from: String,
@@ -286,7 +299,8 @@ pub struct ReadDef {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "WriteDef")]
 pub struct WriteDef {
     /// The name of an earlier `get`.
     pub to: String,
@@ -308,7 +322,8 @@ pub struct WriteDef {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "UpdateDef")]
 pub struct UpdateDef {
     pub map: String,
     /// `"self"`, a child's name, `"not_pidfd"`, `"closed_fd"`.
@@ -325,7 +340,8 @@ pub struct UpdateDef {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "KeyDef")]
 pub struct KeyDef {
     pub map: String,
     #[schemars(with = "String")]
@@ -335,7 +351,8 @@ pub struct KeyDef {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "NextKeyDef")]
 pub struct NextKeyDef {
     pub map: String,
     /// A key as for `lookup`, or null for the first key.
@@ -349,12 +366,14 @@ pub struct NextKeyDef {
 /// A documented rule: for the instances matching `when`, each named result must match its
 /// pattern (`*` and `?` wildcards) as rendered in the observation.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "Expect")]
 pub struct Expect {
     /// Matrix dimension → value, or a list of values (any of them). Empty: every instance.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::shape::object")]
     pub when: IndexMap<String, Value>,
     /// Result name (`load`, `get`, `lookup#2`, a map name for its creation…) → pattern.
+    #[serde(deserialize_with = "super::shape::object")]
     pub then: IndexMap<String, String>,
     /// Where the rule comes from (documentation, commit).
     #[serde(default)]

@@ -1,7 +1,7 @@
 //! Result names: every map, program, operation and user-space call gets the name that
 //! observations and expectations use. Pure; errors carry the field path.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::locate::FieldPath;
 use super::model::{CaseFile, Op, ProgBody, Step};
@@ -45,22 +45,26 @@ pub(super) fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
         };
         bases.push((base, explicit, p));
     }
+    // Linear in the number of results: how often each default name occurs, then a running
+    // count per name.
+    let mut totals: HashMap<&str, usize> = HashMap::new();
+    for (base, explicit, _) in &bases {
+        if !explicit {
+            *totals.entry(base.as_str()).or_default() += 1;
+        }
+    }
+    let mut nth: HashMap<&str, usize> = HashMap::new();
     let mut names = Vec::with_capacity(bases.len());
     for (base, explicit, path) in &bases {
         if *explicit {
             check_ident(base, path, "result name")?;
             names.push(base.clone());
-            continue;
-        }
-        let total = bases.iter().filter(|(b, e, _)| !e && b == base).count();
-        if total == 1 {
+        } else if totals.get(base.as_str()) == Some(&1) {
             names.push(base.clone());
         } else {
-            let nth = names
-                .iter()
-                .filter(|n: &&String| n.starts_with(&format!("{base}#")))
-                .count();
-            names.push(format!("{base}#{}", nth + 1));
+            let n = nth.entry(base.as_str()).or_default();
+            *n += 1;
+            names.push(format!("{base}#{n}"));
         }
     }
     // Every result must be addressable by its name: `as` may not repeat a name, a generated

@@ -1,6 +1,8 @@
 //! A `prog` step: its operations, its program type, attach target and whether it stays
 //! attached, each leaf resolved like any other (`"$dim"` included) and located on error.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::instance::{OpSpec, StepSpec, Width};
@@ -24,6 +26,8 @@ pub(super) fn resolve_prog(
 ) -> Result<StepSpec, ResolveError> {
     let name = next_name();
     let mut out: Vec<OpSpec> = Vec::new();
+    // Op names in this program → index (names are unique: `name_results` checked them).
+    let mut index: HashMap<String, usize> = HashMap::new();
     let ops_path = ops_path(p, body);
     for (j, op) in body.ops().iter().enumerate() {
         let op_name = next_name();
@@ -52,7 +56,7 @@ pub(super) fn resolve_prog(
                 let q = op_path.key("read");
                 OpSpec::Read {
                     name: op_name,
-                    from: earlier_get(&out, &d.from, q.key("from"))?,
+                    from: earlier_get(&out, &index, &d.from, q.key("from"))?,
                     offset: opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?,
                     width: opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?,
                     null_check: opt(ctx, &d.null_check, &q.key("null_check"), true, bool_leaf)?,
@@ -62,7 +66,7 @@ pub(super) fn resolve_prog(
                 let q = op_path.key("write");
                 OpSpec::Write {
                     name: op_name,
-                    to: earlier_get(&out, &d.to, q.key("to"))?,
+                    to: earlier_get(&out, &index, &d.to, q.key("to"))?,
                     value: ctx.typed(&d.value, &q.key("value"), parse_u64)?,
                     offset: opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?,
                     width: opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?,
@@ -70,6 +74,7 @@ pub(super) fn resolve_prog(
                 }
             }
         };
+        index.insert(spec.name().to_string(), out.len());
         out.push(spec);
     }
     if out.is_empty() {
@@ -141,8 +146,13 @@ fn parse_btf_name(v: &Value) -> Result<String, String> {
     }
 }
 
-fn earlier_get(ops: &[OpSpec], name: &str, path: FieldPath) -> Result<usize, ResolveError> {
-    match ops.iter().position(|o| o.name() == name) {
+fn earlier_get(
+    ops: &[OpSpec],
+    index: &HashMap<String, usize>,
+    name: &str,
+    path: FieldPath,
+) -> Result<usize, ResolveError> {
+    match index.get(name).copied() {
         Some(i) if matches!(ops[i], OpSpec::Get { .. }) => Ok(i),
         Some(_) => err(path, format!("`{name}` is not a get")),
         None => err(

@@ -95,6 +95,15 @@ pub fn expand(cf: &CaseFile, case: &str) -> Result<Vec<Instance>, ResolveError> 
         if values.is_empty() {
             return err(mpath.key(dim), "a dimension needs at least one value");
         }
+        // A value replaces `"$dim"` as it is written; it is not resolved again.
+        for (j, v) in values.iter().enumerate() {
+            if let Some(r) = v.as_str().filter(|s| s.starts_with('$')) {
+                return err(
+                    mpath.key(dim).index(j),
+                    format!("a matrix value cannot be a reference (`{r}`): write the value itself"),
+                );
+            }
+        }
     }
     for (i, rule) in cf.exclude.iter().enumerate() {
         check_dims(cf, rule.keys(), &root.key("exclude").index(i))?;

@@ -413,3 +413,47 @@ fn the_schema_lets_attach_to_and_stay_be_references() {
         s["$defs"]["ReadDef"]["properties"]["null_check"]["anyOf"]
     );
 }
+
+/// Result names are numbered in one pass: 60,000 ops (each `get` and `read` name used 30,000
+/// times) parse in well under a second in a release build (they took minutes when every name
+/// was counted against every other).
+#[test]
+fn many_ops_are_named_in_linear_time() {
+    let n = 30_000;
+    let ops: Vec<&str> = (0..n)
+        .flat_map(|_| {
+            [
+                r#"{ "get": { "map": "st", "task": "current", "flags": 1 } }"#,
+                r#"{ "read": { "from": "mine" } }"#,
+            ]
+        })
+        .collect();
+    let src = format!(
+        r#"{{ "about": "a", {MAPS}, "steps": [ {{ "prog": [
+            {{ "get": {{ "map": "st", "task": "current", "flags": 1, "as": "mine" }} }}, {} ] }} ] }}"#,
+        ops.join(", ")
+    );
+    let start = std::time::Instant::now();
+    let c = parse_ok(&src);
+    let took = start.elapsed();
+    let names: Vec<String> = c.instances[0].steps.iter().flat_map(step_names).collect();
+    assert_eq!(names.len(), 2 + 2 * n);
+    assert_eq!(names[..4], ["load", "mine", "get#1", "read#1"]);
+    assert_eq!(names[names.len() - 2..], ["get#30000", "read#30000"]);
+    // Generous for an unoptimized build on a busy machine; quadratic naming took minutes.
+    assert!(took.as_secs() < 20, "parsing took {took:?}");
+}
+
+/// serde_json's positions (bytes read on the line, 0 before the first) become columns in
+/// characters that start at 1.
+#[test]
+fn serde_positions_become_character_columns() {
+    let src = "{\n\"é😀\": x}";
+    assert_eq!(super::serde_position(src, 1, 0), (1, 1));
+    assert_eq!(super::serde_position(src, 1, 1), (1, 1));
+    // Byte 8 of line 2 is the closing quote (é is 2 bytes, 😀 4); byte 5 is inside 😀.
+    assert_eq!(super::serde_position(src, 2, 8), (2, 4));
+    assert_eq!(super::serde_position(src, 2, 5), (2, 3));
+    // Past the end: the end.
+    assert_eq!(super::serde_position(src, 9, 9), (2, 9));
+}

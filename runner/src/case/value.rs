@@ -24,7 +24,13 @@ pub fn parse_u64(v: &Value) -> Result<u64, String> {
 /// A u64 that must fit in 32 bits.
 pub fn parse_u32(v: &Value) -> Result<u32, String> {
     let n = parse_u64(v)?;
-    u32::try_from(n).map_err(|_| format!("{n:#x} does not fit in 32 bits"))
+    u32::try_from(n).map_err(|_| match v {
+        Value::String(s) => {
+            format!("`{s}` is {n:#x}, which does not fit in 32 bits (at most 0xffffffff)")
+        }
+        // A JSON integer, in decimal as written (a negative one too).
+        other => format!("{other} does not fit in 32 bits (0 to 4294967295)"),
+    })
 }
 
 fn parse_u64_expr(s: &str) -> Result<u64, String> {
@@ -286,7 +292,19 @@ mod tests {
         assert!(parse_u64(&json!(1.5)).is_err());
         assert!(parse_u64(&json!(null)).is_err());
         assert_eq!(parse_u32(&json!("u32::MAX")), Ok(u32::MAX));
-        assert!(parse_u32(&json!("1<<32")).is_err());
+        // Numbers as written: JSON integers in decimal, expressions with their value.
+        let too_big = "does not fit in 32 bits (0 to 4294967295)";
+        assert_eq!(
+            parse_u32(&json!(1u64 << 32)),
+            Err(format!("4294967296 {too_big}"))
+        );
+        assert_eq!(parse_u32(&json!(-1)), Err(format!("-1 {too_big}")));
+        assert_eq!(
+            parse_u32(&json!("1<<32")),
+            Err(
+                "`1<<32` is 0x100000000, which does not fit in 32 bits (at most 0xffffffff)".into()
+            )
+        );
     }
 
     #[test]

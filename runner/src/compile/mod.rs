@@ -75,7 +75,7 @@ pub struct ProgramSpec {
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CompileError {
     #[error("the stack buffers need {0} bytes; the BPF stack has {STACK}")]
-    StackOverflow(u32),
+    StackOverflow(u64),
     #[error("offset {0} is out of range")]
     Offset(u32),
     #[error("assembler: {0}")]
@@ -312,6 +312,67 @@ pub enum Hook {
     Any,
 }
 
+/// The stack frame, from r10 down: [top: room for "small" buffers, which end at the frame's
+/// last byte] [one spilled pointer per op, zeroed first so a read after a skipped get sees
+/// NULL] [each get's value buffer].
+struct Frame {
+    /// Bytes above the spilled pointers.
+    top: u32,
+    /// Per op: the offset from r10 of its value buffer, if it has one.
+    buffers: Vec<Option<i32>>,
+}
+
+impl Frame {
+    /// Sized in u64 from value sizes up to u32::MAX (a size near it must not wrap around to a
+    /// small frame), and refused before anything is laid out when it exceeds the BPF stack.
+    fn new(ops: &[OpSpec], value_sizes: &[u32]) -> Result<Frame, CompileError> {
+        let rounded = |map: usize| u64::from(value_sizes[map]).div_ceil(8) * 8;
+        let top = ops
+            .iter()
+            .filter_map(|o| match o {
+                OpSpec::Get {
+                    map,
+                    value: ValueArg::Small,
+                    ..
+                } => Some(rounded(*map)),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let spills = u64::try_from(ops.len())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(8);
+        let mut depth = top.saturating_add(spills);
+        // Distance below r10 of each buffer, in u64 until the frame is known to fit.
+        let mut below = Vec::with_capacity(ops.len());
+        for op in ops {
+            below.push(match op {
+                OpSpec::Get {
+                    value: ValueArg::Small,
+                    map,
+                    ..
+                } => Some(u64::from(value_sizes[*map].saturating_sub(1))),
+                OpSpec::Get { map, value, .. } if *value != ValueArg::Null => {
+                    depth = depth.saturating_add(rounded(*map));
+                    Some(depth)
+                }
+                _ => None,
+            });
+        }
+        if depth > u64::from(STACK) {
+            return Err(CompileError::StackOverflow(depth));
+        }
+        // Every distance is at most `depth`, at most STACK: these conversions cannot fail.
+        let fits = |d: u64| i32::try_from(d).map_err(|_| CompileError::StackOverflow(depth));
+        let buffers = below
+            .into_iter()
+            .map(|b| b.map(|d| fits(d).map(|d| -d)).transpose())
+            .collect::<Result<_, _>>()?;
+        let top = u32::try_from(top).map_err(|_| CompileError::StackOverflow(depth))?;
+        Ok(Frame { top, buffers })
+    }
+}
+
 /// `compile`, with the recording mode and the kind of hook chosen.
 pub fn compile_mode(
     prog_type: &'static ProgType,
@@ -321,40 +382,8 @@ pub fn compile_mode(
     hook: Hook,
 ) -> Result<ProgramSpec, CompileError> {
     let counting = mode == Mode::Count;
-    // Frame, from r10 down: [top: room for "small" buffers, which end at the frame's last
-    // byte] [one spilled pointer per op, zeroed first so a read after a skipped get sees
-    // NULL] [each get's value buffer].
-    let top = ops
-        .iter()
-        .filter_map(|o| match o {
-            OpSpec::Get {
-                map,
-                value: ValueArg::Small,
-                ..
-            } => Some(value_sizes[*map].div_ceil(8) * 8),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0);
-    let mut depth = top + ops.len() as u32 * 8;
-    let mut buffers = Vec::with_capacity(ops.len());
-    for op in ops {
-        buffers.push(match op {
-            OpSpec::Get {
-                value: ValueArg::Small,
-                map,
-                ..
-            } => Some(-(value_sizes[*map].saturating_sub(1) as i32)),
-            OpSpec::Get { map, value, .. } if *value != ValueArg::Null => {
-                depth += value_sizes[*map].div_ceil(8) * 8;
-                Some(-(depth as i32))
-            }
-            _ => None,
-        });
-    }
-    if depth > STACK {
-        return Err(CompileError::StackOverflow(depth));
-    }
+    let frame = Frame::new(ops, value_sizes)?;
+    let (top, buffers) = (frame.top, frame.buffers);
     let spill_at = |i: usize| -((top + (i as u32 + 1) * 8) as i16);
 
     // Result map value: [finished u64][one slot per op][params].
@@ -413,7 +442,8 @@ pub fn compile_mode(
                 ..
             } => {
                 let vs = value_sizes[*map];
-                // The value buffer is written before any call: calls clobber r1-r5.
+                // The value buffer is written before any call: calls clobber r1-r5. A get
+                // with a buffer has `vs` ≤ STACK here: `Frame::new` refused larger ones.
                 let buf = buffers[i];
                 match (value, buf) {
                     (ValueArg::Init(p), Some(b)) => store_bytes(&mut g, b, &p.bytes(vs as usize))?,

@@ -443,6 +443,22 @@ fn stack_overflow() {
     assert_eq!(try_compile(&[current_get(Small)], &[600]), overflow(608));
     let null = try_compile(&[current_get(ValueArg::Null)], &[600]);
     assert!(null.is_ok(), "NULL needs no buffer");
+    // Value sizes near u32::MAX: rounded up to 8 they pass 2^32, which must not wrap around
+    // to a small frame (nor allocate a buffer of that size).
+    for vs in [0xffff_fff9, 0xffff_fffc, u32::MAX] {
+        assert_eq!(try_compile(&[init()], &[vs]), overflow(8 + (1 << 32)));
+        assert_eq!(
+            try_compile(&[current_get(Small)], &[vs]),
+            overflow(8 + (1 << 32))
+        );
+        let two = [init(), current_get(Uninit)];
+        assert_eq!(try_compile(&two, &[vs]), overflow(16 + (2 << 32)));
+        assert!(try_compile(&[current_get(ValueArg::Null)], &[vs]).is_ok());
+    }
+    assert_eq!(
+        CompileError::StackOverflow(8 + (1 << 32)).to_string(),
+        "the stack buffers need 4294967304 bytes; the BPF stack has 512"
+    );
 }
 
 #[test]
