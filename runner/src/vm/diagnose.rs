@@ -90,6 +90,15 @@ fn panic_line(console: &str) -> Option<&str> {
         .find(|l| l.contains("Kernel panic - not syncing"))
 }
 
+/// Console lines of a kernel that could not unpack bpfcase's initramfs (always a valid one):
+/// the initramfs did not fit next to the kernel and was overwritten, or unpacking it ran out of
+/// memory.
+const UNPACKING: &[&str] = &[
+    "Initramfs unpacking failed",
+    "Unable to mount root fs",
+    "No working init found",
+];
+
 /// The console line that best says the kernel had too little memory to start user space: the
 /// markers in order of how plainly they say it.
 fn memory_trouble(console: &str) -> Option<&str> {
@@ -109,24 +118,31 @@ fn memory_trouble(console: &str) -> Option<&str> {
     })
 }
 
-/// What the kernel needs before anything runs: `(load address + init_size, in bytes)` and the
-/// sentence that says so; None without a boot header that tells.
+/// What the kernel needs before anything runs: the least memory for it and the initramfs side
+/// by side, in bytes, and the sentence that says what the kernel alone needs; None without a
+/// boot header that tells.
 fn kernel_floor(f: &Facts) -> Option<(u64, String)> {
     let h = f.kernel?;
     let (load, init) = (h.pref_address?, h.init_size?);
-    let floor = load + init + f.initramfs_bytes;
     Some((
-        floor,
+        load + init + f.initramfs_bytes,
         format!(
             "this kernel loads at {} and needs {} from there to decompress and start (its boot \
-             header's init_size), next to the {} initramfs: at least {} before it unpacks \
-             the initramfs",
+             header's init_size)",
             mib(load),
-            mib(init),
-            mib(f.initramfs_bytes),
-            mib(floor)
+            mib(init)
         ),
     ))
+}
+
+/// The floor sentence with the initramfs: "…, next to the 5.9 MiB initramfs: at least …".
+fn with_initramfs(f: &Facts, (floor, kernel): (u64, String)) -> (u64, String) {
+    let why = format!(
+        "{kernel}, next to the {} initramfs: at least {} before it unpacks the initramfs",
+        mib(f.initramfs_bytes),
+        mib(floor)
+    );
+    (floor, why)
 }
 
 fn qemu_failed(f: &Facts, st: ExitStatus) -> String {
@@ -178,7 +194,7 @@ fn never_started(f: &Facts) -> String {
     };
     if f.console.trim().is_empty() {
         let memory = u64::from(f.memory_mb) << 20;
-        let cause = match kernel_floor(f) {
+        let cause = match kernel_floor(f).map(|k| with_initramfs(f, k)) {
             Some((floor, why)) if memory < floor => format!(
                 "The cause is too little memory: the guest had {} MiB, and {why}. {}.",
                 f.memory_mb,
@@ -213,12 +229,21 @@ fn never_started(f: &Facts) -> String {
             Some(p) => format!("(`{line}`) and panicked after {ran} (`{p}`)"),
             None => format!("(`{line}`) and stopped after {ran}"),
         };
+        let what = if UNPACKING.iter().any(|m| line.contains(m)) {
+            "could not unpack the initramfs, so found no /init"
+        } else {
+            "ran out of memory before it could run /init"
+        };
+        let floor = kernel_floor(f).map_or(String::new(), |(floor, kernel)| {
+            format!("; {kernel}: with the initramfs at least {}", mib(floor))
+        });
         return format!(
-            "the guest never started the runner: the kernel ran out of memory before it could \
-             run /init {how}. It had {} MiB for itself and the {} initramfs, which it holds \
-             twice while unpacking it: {MORE_MEMORY}.{qemu_said}",
+            "the guest never started the runner: the kernel {what} {how}. That is too little \
+             memory: the guest had {} MiB for the kernel and the {} initramfs, which the kernel \
+             holds twice while unpacking it{floor}. {}.{qemu_said}",
             f.memory_mb,
-            mib(f.initramfs_bytes)
+            mib(f.initramfs_bytes),
+            capitalized(MORE_MEMORY)
         );
     }
     if !panicked.is_empty() {
@@ -409,15 +434,15 @@ mod tests {
                      deadlocked on memory\n[ 1.7] CPU: 0\n";
         let p = &problems(&f)[0];
         assert!(
-            p.contains("the kernel ran out of memory before it could run /init and panicked after 0.5 s (`Kernel panic - not syncing: System is deadlocked on memory`)")
-                && p.contains("It had 100 MiB for itself and the 6.0 MiB initramfs"),
+            p.contains("the kernel ran out of memory before it could run /init and panicked after 0.5 s (`Kernel panic - not syncing: System is deadlocked on memory`). That is too little memory: the guest had 100 MiB for the kernel and the 6.0 MiB initramfs")
+                && p.contains("; this kernel loads at 16.0 MiB and needs 51.5 MiB from there to decompress and start (its boot header's init_size): with the initramfs at least 73.5 MiB. Give"),
             "{p}"
         );
         f.console = "[ 1.1] Initramfs unpacking failed: invalid magic at start of compressed archive\n\
                      [ 2.0] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n";
         let p = &problems(&f)[0];
         assert!(
-            p.contains("run /init (`Initramfs unpacking failed: invalid magic at start of compressed archive`) and panicked after 0.5 s (`Kernel panic - not syncing: VFS: Unable"),
+            p.contains("the kernel could not unpack the initramfs, so found no /init (`Initramfs unpacking failed: invalid magic at start of compressed archive`) and panicked after 0.5 s (`Kernel panic - not syncing: VFS: Unable"),
             "{p}"
         );
         f.console = "[ 1.0] Kernel panic - not syncing: Attempted to kill init!\n";
