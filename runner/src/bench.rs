@@ -96,6 +96,7 @@ pub fn bench_vm(
     filters: &[String],
     rounds: usize,
     manifest: &crate::vm_cmd::ManifestArg,
+    append: &crate::vm_cmd::AppendArg,
 ) -> Result<ExitCode, CliError> {
     vm::procs::handle_signals();
     let loaded = cli::load(cases, filters)?;
@@ -122,7 +123,12 @@ pub fn bench_vm(
         )),
         Err(e) => return Err(CliError::kernel("--kernel", kernel, e)),
     };
-    let mut opts = vm::Options::default();
+    let mut opts = vm::Options {
+        append: append.params.clone(),
+        ..vm::Options::default()
+    };
+    opts.check()
+        .map_err(|e| CliError::arg("--append", append.params.join(" "), e))?;
     let one = vec![first.id.clone()];
     // One boot outside the measurement: it settles the accelerator (a first KVM attempt costs
     // its hello timeout) and warms the page cache; every measured boot then uses that one.

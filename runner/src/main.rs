@@ -92,6 +92,9 @@ enum Cmd {
         sel: Selection,
         #[command(flatten)]
         manifest: vm_cmd::ManifestArg,
+        /// With --kernel: added to the guest kernel's command line.
+        #[command(flatten)]
+        append: vm_cmd::AppendArg,
     },
 }
 
@@ -139,6 +142,15 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Bench {
+            kernel: None,
+            append,
+            ..
+        } if !append.params.is_empty() => Err(cli::CliError::arg(
+            "--append",
+            append.params.join(" "),
+            "adds to a guest kernel's command line: give --kernel too",
+        )),
+        Cmd::Bench {
             rounds,
             kernel: None,
             sel,
@@ -149,7 +161,8 @@ fn main() -> ExitCode {
             kernel: Some(k),
             sel,
             manifest,
-        } => bench::bench_vm(&k, &sel.cases, &sel.filter, rounds, &manifest),
+            append,
+        } => bench::bench_vm(&k, &sel.cases, &sel.filter, rounds, &manifest, &append),
     };
     match r {
         Ok(code) => code,

@@ -40,14 +40,14 @@ impl ManifestArg {
 
 #[derive(clap::Args)]
 pub struct GuestArgs {
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512)]
+    /// Guest memory in MiB (68 to 1048576).
+    #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = memory)]
     memory: u32,
-    /// Guest CPUs.
-    #[arg(long, default_value_t = 1)]
+    /// Guest vCPUs (1 to 255).
+    #[arg(long, default_value_t = 1, value_parser = cpus)]
     cpus: u32,
-    /// Watchdog: seconds a guest may run before it is killed and reported as hung.
-    #[arg(long, default_value_t = 300)]
+    /// Watchdog: seconds a guest may run before it is killed and reported as hung (1 to 86400).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = timeout)]
     timeout: u64,
     /// kvm or tcg; default: KVM when it boots a kernel here, else TCG.
     #[arg(long, value_parser = ["kvm", "tcg"])]
@@ -56,7 +56,48 @@ pub struct GuestArgs {
     #[arg(long, default_value_t = 2)]
     jobs: usize,
     #[command(flatten)]
+    pub append: AppendArg,
+    #[command(flatten)]
     manifest: ManifestArg,
+}
+
+/// Additions to the guest kernel's command line.
+#[derive(clap::Args)]
+pub struct AppendArg {
+    /// Kernel parameters added to every guest's command line, after bpfcase's own
+    /// (`console=ttyS0 panic=-1 loglevel=5 rdinit=/init mitigations=off`), so a parameter
+    /// given again here wins. Repeatable.
+    #[arg(long = "append", value_name = "PARAMS", allow_hyphen_values = true, value_parser = append)]
+    pub params: Vec<String>,
+}
+
+/// A whole number within a limit of `vm::options`.
+fn number<T: std::str::FromStr + Copy>(
+    s: &str,
+    unit: &str,
+    check: impl Fn(T) -> Result<(), String>,
+) -> Result<T, String> {
+    let n: T = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a whole number of {unit}"))?;
+    check(n).map(|()| n)
+}
+
+fn memory(s: &str) -> Result<u32, String> {
+    number(s, "MiB", vm::options::check_memory)
+}
+
+fn cpus(s: &str) -> Result<u32, String> {
+    number(s, "vCPUs", vm::options::check_cpus)
+}
+
+fn timeout(s: &str) -> Result<u64, String> {
+    number(s, "seconds", vm::options::check_timeout)
+}
+
+fn append(s: &str) -> Result<String, String> {
+    vm::options::check_append(s).map(|()| s.to_string())
 }
 
 /// Expands `default` and parses the specs; `what` names the argument they came from.
@@ -146,7 +187,11 @@ pub fn vm(
             .as_deref()
             .map(|a| if a == "kvm" { Accel::Kvm } else { Accel::Tcg }),
         cache: Some(kernels::cache_dir()),
+        append: args.append.params.clone(),
     };
+    // The flags were checked one by one; together they make one kernel command line.
+    opts.check()
+        .map_err(|e| CliError::arg("--append", args.append.params.join(" "), e))?;
     // Kernel supply runs one at a time (apt); guests run `jobs` at a time.
     let cache = kernels::cache_dir();
     let mut resolved = Vec::new();
@@ -267,7 +312,8 @@ fn print_kernel(
             (label.clone(), records, false)
         }
         KernelResult::Guest(g) => {
-            let label = g.label().unwrap_or_else(|| "unknown".into());
+            // A guest that never said hello has no release: it goes by its spec.
+            let label = g.label().unwrap_or_else(|| spec.to_string());
             let secs = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0);
             if json {
                 let _ = writeln!(
@@ -300,7 +346,11 @@ fn print_kernel(
                     let _ = writeln!(out, "!! {p}");
                 }
                 if g.hello.is_none() || !g.problems.is_empty() {
-                    let _ = writeln!(out, "-- console (last lines):\n{}\n--", g.console_tail);
+                    if g.console_tail.trim().is_empty() {
+                        let _ = writeln!(out, "-- the console is empty");
+                    } else {
+                        let _ = writeln!(out, "-- console (last lines):\n{}\n--", g.console_tail);
+                    }
                 }
             }
             (
@@ -346,25 +396,59 @@ fn print_kernel(
     }
     // As for `bpfcase run`: an instance the runner could not carry out fails the run.
     failed |= summary.errors > 0;
-    let expected: usize = loaded.iter().map(|c| c.instances.len()).sum();
-    if summary.instances < expected {
-        failed = true;
-        if !json {
-            let _ = writeln!(
-                out,
-                "!! {} of {expected} instances did not report",
-                expected - summary.instances
-            );
-        }
+    let mut missing = missing(records, loaded);
+    if matches!(r, KernelResult::Guest(g) if g.hello.is_none()) {
+        // Nothing ran: no instance was being run when the guest stopped.
+        missing.first = None;
     }
+    failed |= missing.count > 0;
     if json {
         let _ = writeln!(
             out,
             "{}",
-            serde_json::json!({ "summary": summary, "kernel": label })
+            serde_json::json!({ "summary": summary, "kernel": label,
+                "did_not_report": missing.count, "stopped_at": missing.first })
         );
     } else {
+        if missing.count > 0 {
+            let _ = writeln!(
+                out,
+                "!! {} of {} instances did not report{}",
+                missing.count,
+                loaded.iter().map(|c| c.instances.len()).sum::<usize>(),
+                missing.first.as_ref().map_or(String::new(), |id| format!(
+                    ": the guest stopped during or just before `{id}`"
+                ))
+            );
+        }
         let _ = writeln!(out, "{label}: {summary}");
     }
     failed
+}
+
+/// The selected instances that did not report, and the first of them in the order the guest
+/// runs them (case files in order, instances in order): the one it was running or about to.
+struct Missing {
+    count: usize,
+    first: Option<String>,
+}
+
+fn missing(records: &[(usize, serde_json::Value)], loaded: &[case::Case]) -> Missing {
+    let reported: std::collections::HashSet<(usize, &str)> = records
+        .iter()
+        .filter_map(|(f, r)| Some((*f, r["observation"]["id"].as_str()?)))
+        .collect();
+    let mut m = Missing {
+        count: 0,
+        first: None,
+    };
+    for (f, c) in loaded.iter().enumerate() {
+        for i in &c.instances {
+            if !reported.contains(&(f, i.id.as_str())) {
+                m.count += 1;
+                m.first.get_or_insert_with(|| i.id.clone());
+            }
+        }
+    }
+    m
 }

@@ -4,6 +4,12 @@
 //!
 //! Owns: everything that happens inside the guest. Must not: return (PID 1 exiting panics the
 //! kernel) — every path ends in a power-off.
+//!
+//! One knob exists for testing how bpfcase reports a kernel that dies mid-run: with
+//! `bpfcase.crash_after=N` on the kernel command line (`bpfcase vm --append
+//! bpfcase.crash_after=N`), the guest crashes its kernel through `/proc/sysrq-trigger` once N
+//! instances have reported (their frames drained to the host first), as if the next instance
+//! had crashed it. A case file cannot do this; nothing else reads the command line.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -73,7 +79,7 @@ pub fn main() -> ! {
     power_off()
 }
 
-fn run(out: &mut dyn Write) -> Result<(), String> {
+fn run(out: &mut Results) -> Result<(), String> {
     let uts = nix::sys::utsname::uname().map_err(|e| format!("uname: {e}"))?;
     let bpf_error = crate::bpf::probe_bpf().err().map(|e| e.name());
     let hello = Hello {
@@ -95,8 +101,15 @@ fn run(out: &mut dyn Write) -> Result<(), String> {
         .iter()
         .filter_map(|f| glob::Pattern::new(f).ok())
         .collect();
+    let crash_after = std::fs::read_to_string("/proc/cmdline")
+        .ok()
+        .and_then(|c| crash_after(&c));
+    let mut reported = 0;
     let mut env = Env::new();
     let mut summary = Summary::default();
+    if crash_after == Some(0) {
+        crash();
+    }
     for (file, path) in cfg.cases.iter().enumerate() {
         let c = case::load(&PathBuf::from("/").join(path)).map_err(|e| e.to_string())?;
         for inst in &c.instances {
@@ -113,6 +126,10 @@ fn run(out: &mut dyn Write) -> Result<(), String> {
                 "obs",
                 &serde_json::to_vec(&frame).map_err(|e| e.to_string())?,
             );
+            reported += 1;
+            if crash_after == Some(reported) {
+                crash();
+            }
         }
     }
     send(
@@ -123,9 +140,44 @@ fn run(out: &mut dyn Write) -> Result<(), String> {
     Ok(())
 }
 
-fn send(out: &mut dyn Write, kind: &str, payload: &[u8]) {
+/// Sends one frame and waits until the serial port has put it on the wire: a kernel that dies
+/// during the next instance then still leaves this one's frame with the host (the port's
+/// buffer does not survive a panic).
+fn send(out: &mut Results, kind: &str, payload: &[u8]) {
     let _ = out.write_all(&frame::encode(kind, payload));
     let _ = out.flush();
+    out.drain();
+}
+
+/// Where frames go: the results port, or the console when it cannot be opened.
+enum Results {
+    Tty(std::fs::File),
+    Console(std::io::Stdout),
+}
+
+impl Results {
+    /// Waits until everything written has left the port.
+    fn drain(&self) {
+        if let Results::Tty(f) = self {
+            let _ = nix::sys::termios::tcdrain(f.as_fd());
+        }
+    }
+}
+
+impl Write for Results {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Results::Tty(f) => f.write(b),
+            Results::Console(o) => o.write(b),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Results::Tty(f) => f.flush(),
+            Results::Console(o) => o.flush(),
+        }
+    }
 }
 
 fn mount_all() {
@@ -153,7 +205,7 @@ fn mount_all() {
 }
 
 /// The results port in raw mode: no `\n` → `\r\n`, no echo, no flow control.
-fn open_results() -> Box<dyn Write> {
+fn open_results() -> Results {
     match OpenOptions::new().read(true).write(true).open(RESULTS_TTY) {
         Ok(f) => {
             use nix::sys::termios;
@@ -161,15 +213,33 @@ fn open_results() -> Box<dyn Write> {
                 termios::cfmakeraw(&mut t);
                 let _ = termios::tcsetattr(f.as_fd(), termios::SetArg::TCSANOW, &t);
             }
-            Box::new(f)
+            Results::Tty(f)
         }
         Err(e) => {
             eprintln!(
                 "bpfcase guest: cannot open {RESULTS_TTY}: {e}; writing results to the console"
             );
-            Box::new(std::io::stdout())
+            Results::Console(std::io::stdout())
         }
     }
+}
+
+/// The value of `bpfcase.crash_after=N` on a kernel command line (the last one given).
+fn crash_after(cmdline: &str) -> Option<usize> {
+    cmdline
+        .split_whitespace()
+        .rev()
+        .find_map(|p| p.strip_prefix("bpfcase.crash_after="))?
+        .parse()
+        .ok()
+}
+
+/// Crashes the kernel (SysRq `c`: a NULL dereference in the kernel, then a panic). Every frame
+/// sent is already on the wire (`send` drains). Writing to `/proc/sysrq-trigger` works whatever
+/// the `kernel.sysrq` mask says; a kernel without SysRq goes on.
+fn crash() {
+    nix::unistd::sync();
+    let _ = std::fs::write("/proc/sysrq-trigger", b"c");
 }
 
 fn power_off() -> ! {
@@ -178,5 +248,27 @@ fn power_off() -> ! {
     // Only reached if the kernel refused: PID 1 must not exit.
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_crash_knob_is_read_from_the_command_line() {
+        let base = "console=ttyS0 panic=-1 loglevel=5 rdinit=/init mitigations=off";
+        assert_eq!(crash_after(base), None);
+        assert_eq!(
+            crash_after(&format!("{base} bpfcase.crash_after=3")),
+            Some(3)
+        );
+        assert_eq!(crash_after("bpfcase.crash_after=0\n"), Some(0));
+        assert_eq!(
+            crash_after("bpfcase.crash_after=1 bpfcase.crash_after=4"),
+            Some(4)
+        );
+        assert_eq!(crash_after("bpfcase.crash_after=x"), None);
+        assert_eq!(crash_after("xbpfcase.crash_after=2"), None);
     }
 }

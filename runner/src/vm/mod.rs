@@ -7,52 +7,32 @@
 //! Owns: initramfs contents, starting and watching QEMU, collecting frames and console
 //! problems. Must not: need root on the host, or interpret observations (that is `report`).
 //!
-//! Submodules: `kernels` (kernel supply), `qemu` (the command line), `accel` (whether KVM boots
-//! guests here, measured once and kept in the cache), `procs` (children and work directories
-//! that never outlive bpfcase, signal handling), `cpio`, `frame` (the result wire format),
-//! `guest` (the PID 1 side).
+//! Submodules: `kernels` (kernel supply), `options` (what a guest is started with, and the
+//! limits of each value), `qemu` (the command line), `accel` (whether KVM boots guests here,
+//! measured once and kept in the cache), `procs` (children and work directories that never
+//! outlive bpfcase, signal handling), `cpio`, `frame` (the result wire format), `diagnose`
+//! (what went wrong, in words), `guest` (the PID 1 side).
 
 pub mod accel;
 pub mod cpio;
+pub mod diagnose;
 pub mod frame;
 pub mod guest;
 pub mod kernels;
+pub mod options;
 pub mod procs;
 pub mod qemu;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use diagnose::End;
 use guest::{Config, Hello, ObsFrame};
 use kernels::Kernel;
+pub use options::Options;
 use qemu::Accel;
 
 use crate::report::Summary;
-
-/// How guests are started.
-#[derive(Clone, Debug)]
-pub struct Options {
-    pub memory_mb: u32,
-    pub cpus: u32,
-    /// The watchdog: a guest still running after this is killed and reported as hung.
-    pub timeout: Duration,
-    /// None: KVM when it actually boots a kernel here (see `accel`), else TCG.
-    pub accel: Option<Accel>,
-    /// Where the KVM verdict is kept (`<cache>/kvm.json`); None: measured in each process.
-    pub cache: Option<PathBuf>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            memory_mb: 512,
-            cpus: 1,
-            timeout: Duration::from_secs(300),
-            accel: None,
-            cache: Some(kernels::cache_dir()),
-        }
-    }
-}
 
 /// How long a KVM guest may take to say hello before KVM is judged unable to boot kernels
 /// here (a KVM boot takes about a second; some hosts accept KVM but never run a guest).
@@ -100,6 +80,9 @@ pub fn label(release: &str) -> String {
 pub enum VmError {
     #[error("no qemu-system-x86_64 on PATH (install qemu-system-x86, or set BPFCASE_QEMU)")]
     NoQemu,
+    /// An option outside what QEMU and the guests take ([`Options::check`]).
+    #[error("{0}")]
+    BadOptions(String),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -154,6 +137,7 @@ pub fn boot(
     filters: &[String],
     opts: &Options,
 ) -> Result<GuestRun, VmError> {
+    opts.check().map_err(VmError::BadOptions)?;
     let qemu_bin = qemu::find_qemu().ok_or(VmError::NoQemu)?;
     let t0 = Instant::now();
     let exe = std::env::current_exe().map_err(io("finding this binary"))?;
@@ -174,22 +158,31 @@ pub fn boot(
         cpus: opts.cpus,
         console: work.join("console.log"),
         results: work.join("results.bin"),
+        append: opts.append.clone(),
+    };
+    let sizes = Sizes {
+        memory_mb: opts.memory_mb,
+        initramfs_bytes: image.len() as u64,
+        kernel: kernels::boot_header(&kernel.image),
     };
     let cache = opts.cache.as_deref();
     let mut notes = Vec::new();
     let (accel, run) = match opts.accel {
-        Some(a) => (a, watch(&guest(a), opts.timeout, None)?),
+        Some(a) => (a, watch(&guest(a), opts.timeout, None, &sizes)?),
         None => match accel::plan(&qemu_bin, cache) {
-            accel::Plan::Tcg => (Accel::Tcg, watch(&guest(Accel::Tcg), opts.timeout, None)?),
+            accel::Plan::Tcg => (
+                Accel::Tcg,
+                watch(&guest(Accel::Tcg), opts.timeout, None, &sizes)?,
+            ),
             accel::Plan::TryKvm => {
-                let r = watch(&guest(Accel::Kvm), opts.timeout, Some(KVM_PROBE))?;
+                let r = watch(&guest(Accel::Kvm), opts.timeout, Some(KVM_PROBE), &sizes)?;
                 if r.hello.is_some() {
                     notes.extend(accel::learned(cache, true));
                     (Accel::Kvm, r)
                 } else {
                     // KVM accepted the guest but did not boot it: emulate. Only a kernel that
                     // boots under TCG says that KVM is the problem.
-                    let r = watch(&guest(Accel::Tcg), opts.timeout, None)?;
+                    let r = watch(&guest(Accel::Tcg), opts.timeout, None, &sizes)?;
                     if r.hello.is_some() {
                         notes.extend(accel::learned(cache, false));
                     }
@@ -206,7 +199,11 @@ pub fn boot(
                 "no BPF: bpf(BPF_MAP_CREATE) fails with {e} (CONFIG_BPF_SYSCALL?)"
             ))
         } else if !h.btf {
-            Some("no kernel BTF: /sys/kernel/btf/vmlinux is missing (CONFIG_DEBUG_INFO_BTF)".into())
+            Some(
+                "no kernel BTF: /sys/kernel/btf/vmlinux is missing (a kernel built without \
+                 CONFIG_DEBUG_INFO_BTF?)"
+                    .into(),
+            )
         } else {
             None
         }
@@ -227,6 +224,14 @@ pub fn boot(
     })
 }
 
+/// What the diagnosis needs to know about memory: the guest's, the initramfs's and the
+/// kernel's.
+struct Sizes {
+    memory_mb: u32,
+    initramfs_bytes: u64,
+    kernel: Option<kernels::BootHeader>,
+}
+
 struct Watched {
     hello: Option<Hello>,
     records: Vec<(usize, serde_json::Value)>,
@@ -237,7 +242,12 @@ struct Watched {
 }
 
 /// Runs QEMU until it exits, the watchdog fires, or (with `probe`) no hello came in time.
-fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<Watched, VmError> {
+fn watch(
+    g: &qemu::Guest,
+    timeout: Duration,
+    probe: Option<Duration>,
+    sizes: &Sizes,
+) -> Result<Watched, VmError> {
     let _ = std::fs::remove_file(&g.console);
     let _ = std::fs::remove_file(&g.results);
     let start = Instant::now();
@@ -249,11 +259,10 @@ fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<
             .stderr(std::process::Stdio::piped()),
     )
     .map_err(io(format!("starting {}", g.qemu.display())))?;
-    let mut problems = Vec::new();
     let mut boot_to_hello = None;
-    let status = loop {
+    let end = loop {
         if let Some(st) = child.try_wait().map_err(io("waiting for QEMU"))? {
-            break Some(st);
+            break End::Exited(st);
         }
         let elapsed = start.elapsed();
         if boot_to_hello.is_none() {
@@ -262,20 +271,16 @@ fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<
                 boot_to_hello = Some(elapsed);
             } else if probe.is_some_and(|p| elapsed > p) {
                 child.kill();
-                break None;
+                break End::Probe;
             }
         } else if finished(&g.results) {
             // Every result is in: the guest's power-off adds nothing but time.
             child.kill();
-            break None;
+            break End::Finished;
         }
         if elapsed > timeout {
             child.kill();
-            problems.push(format!(
-                "hang: the guest was still running after {} s and was killed",
-                timeout.as_secs()
-            ));
-            break None;
+            break End::Watchdog(timeout);
         }
         std::thread::sleep(Duration::from_millis(if boot_to_hello.is_some() {
             20
@@ -283,15 +288,11 @@ fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<
             5
         }));
     };
+    let elapsed = start.elapsed();
     let mut stderr = String::new();
     if let Some(mut e) = child.child().stderr.take() {
         use std::io::Read;
         let _ = e.read_to_string(&mut stderr);
-    }
-    if let Some(st) = status {
-        if !st.success() {
-            problems.push(format!("QEMU exited with {st}: {}", stderr.trim()));
-        }
     }
     let bytes = std::fs::read(&g.results).unwrap_or_default();
     let console =
@@ -301,7 +302,7 @@ fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<
         hello: None,
         records: Vec::new(),
         summary: None,
-        problems,
+        problems: Vec::new(),
         console,
         boot_to_hello,
     };
@@ -326,13 +327,21 @@ fn watch(g: &qemu::Guest, timeout: Duration, probe: Option<Duration>) -> Result<
         w.problems
             .push("the result stream ends inside a frame: the guest died while writing".into());
     }
-    if w.hello.is_none() && probe.is_none() {
-        w.problems
-            .push("the guest never started the runner (no hello frame): see the console".into());
-    } else if w.hello.is_some() && w.summary.is_none() {
-        w.problems
-            .push("the guest stopped before finishing the cases".into());
-    }
+    let facts = diagnose::Facts {
+        end,
+        stderr: &stderr,
+        console: &w.console,
+        elapsed,
+        hello: w.hello.is_some(),
+        done: w.summary.is_some(),
+        memory_mb: sizes.memory_mb,
+        initramfs_bytes: sizes.initramfs_bytes,
+        kernel: sizes.kernel,
+        cmdline: &qemu::cmdline(&g.append),
+    };
+    let mut problems = diagnose::problems(&facts);
+    problems.append(&mut w.problems);
+    w.problems = problems;
     Ok(w)
 }
 

@@ -36,6 +36,8 @@ pub struct Guest {
     pub console: PathBuf,
     /// Where the results port (ttyS1) goes.
     pub results: PathBuf,
+    /// Kernel parameters after bpfcase's own (see [`cmdline`]).
+    pub append: Vec<String>,
 }
 
 /// KVM uses the host CPU; TCG emulates the most capable CPU it knows (`max`), which Debian
@@ -71,18 +73,24 @@ pub fn machine_args(memory_mb: u32, cpus: u32) -> Vec<String> {
 /// an emulated serial port; `mitigations=off` spares TCG a page-table switch per syscall
 /// (about a third of a guest's time). It changes nothing the cases observe: as root the
 /// verifier already skips its Spectre hardening (bpf_bypass_spec_v1/v4 hold with CAP_PERFMON).
-pub fn cmdline() -> String {
-    "console=ttyS0 panic=-1 loglevel=5 rdinit=/init mitigations=off".to_string()
+/// The user's `append` comes last: the kernel takes the last value of a parameter given twice.
+pub fn cmdline(append: &[String]) -> String {
+    let mut line = "console=ttyS0 panic=-1 loglevel=5 rdinit=/init mitigations=off".to_string();
+    for a in append.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
+        line.push(' ');
+        line.push_str(a);
+    }
+    line
 }
 
-pub fn kernel_args(kernel: &Path, initrd: &Path) -> Vec<String> {
+pub fn kernel_args(kernel: &Path, initrd: &Path, append: &[String]) -> Vec<String> {
     vec![
         "-kernel".into(),
         kernel.display().to_string(),
         "-initrd".into(),
         initrd.display().to_string(),
         "-append".into(),
-        cmdline(),
+        cmdline(append),
     ]
 }
 
@@ -101,7 +109,7 @@ pub fn command(g: &Guest) -> Command {
     let mut c = Command::new(&g.qemu);
     c.args(accel_args(g.accel))
         .args(machine_args(g.memory_mb, g.cpus))
-        .args(kernel_args(&g.kernel, &g.initrd))
+        .args(kernel_args(&g.kernel, &g.initrd, &g.append))
         .args(serial_args(&g.console, &g.results));
     c
 }
@@ -146,6 +154,7 @@ mod tests {
             cpus: 1,
             console: "w/console".into(),
             results: "w/results".into(),
+            append: vec!["  ".into(), "panic=0 bpfcase.crash_after=2".into()],
         };
         let c = command(&g);
         let a: Vec<String> = c
@@ -155,7 +164,7 @@ mod tests {
         assert_eq!(
             a.join(" "),
             "-accel tcg -cpu max -nodefaults -no-user-config -display none -no-reboot -m 512M -smp 1 \
-             -kernel k/vmlinuz -initrd w/initrd -append console=ttyS0 panic=-1 loglevel=5 rdinit=/init mitigations=off \
+             -kernel k/vmlinuz -initrd w/initrd -append console=ttyS0 panic=-1 loglevel=5 rdinit=/init mitigations=off panic=0 bpfcase.crash_after=2 \
              -serial file:w/console -serial file:w/results"
         );
         assert_eq!(accel_args(Accel::Kvm), ["-accel", "kvm", "-cpu", "host"]);

@@ -46,10 +46,96 @@ pub fn check_image(path: &Path) -> Result<(), KernelError> {
             head.len()
         )));
     }
-    if &head[HDRS_OFFSET..HDRS_OFFSET + HDRS.len()] == HDRS {
-        return Ok(());
+    if &head[HDRS_OFFSET..HDRS_OFFSET + HDRS.len()] != HDRS {
+        return Err(not(describe_non_image(&head)));
     }
-    Err(not(describe_non_image(&head)))
+    let header = read_header(path).map_err(io_err(format!("reading {}", path.display())))?;
+    match BootHeader::parse(&header).and_then(|h| h.image_len()) {
+        Some(want) if meta.len() < want => Err(not(format!(
+            "truncated: its boot header says the image is {want} bytes, the file has {} \
+             (an interrupted copy or download?)",
+            meta.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The first bytes of an image: the boot sector and the setup header.
+fn read_header(path: &Path) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(HEADER_LEN);
+    fs::File::open(path)?
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// How many bytes of an image hold the fields [`BootHeader`] reads.
+const HEADER_LEN: usize = 0x268;
+
+/// The fields of the x86 boot protocol's setup header that say how big an image is and how
+/// much memory it needs to start (Documentation/arch/x86/boot.rst).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootHeader {
+    /// Boot protocol version, e.g. 0x20f.
+    pub version: u16,
+    /// 512-byte sectors of real-mode setup code after the boot sector (`setup_sects`).
+    pub setup_sects: u32,
+    /// The protected-mode code in 16-byte units (`syssize`, 32 bits from protocol 2.04).
+    pub syssize: u32,
+    /// Where the kernel wants to be loaded (`pref_address`, from 2.10).
+    pub pref_address: Option<u64>,
+    /// Bytes of memory the kernel needs from its load address on to decompress and start
+    /// (`init_size`, from 2.10).
+    pub init_size: Option<u64>,
+}
+
+impl BootHeader {
+    /// The header of an image's first [`HEADER_LEN`] bytes; None without the "HdrS" magic.
+    pub fn parse(b: &[u8]) -> Option<BootHeader> {
+        if b.get(HDRS_OFFSET..HDRS_OFFSET + HDRS.len())? != HDRS {
+            return None;
+        }
+        let u16_at = |o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
+        let u32_at = |o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
+        let u64_at = |o: usize| Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?));
+        let version = u16_at(0x206)?;
+        // "If this field is 0, the real value is 4."
+        let setup_sects = match *b.get(0x1f1)? {
+            0 => 4,
+            n => u32::from(n),
+        };
+        let modern = version >= 0x20a;
+        Some(BootHeader {
+            version,
+            setup_sects,
+            syssize: u32_at(0x1f4)?,
+            pref_address: if modern { u64_at(0x258) } else { None },
+            init_size: if modern {
+                u32_at(0x260).map(u64::from)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// The length of the image the header describes (boot sector, setup, protected-mode
+    /// code); None before protocol 2.04, whose `syssize` is 16 bits. Signed images are longer.
+    pub fn image_len(&self) -> Option<u64> {
+        (self.version >= 0x204)
+            .then(|| (u64::from(self.setup_sects) + 1) * 512 + u64::from(self.syssize) * 16)
+    }
+
+    /// The least guest memory in which this kernel can decompress itself, in bytes: from
+    /// address 0 to its load address plus `init_size` (a kernel never decompresses below its
+    /// load address).
+    pub fn memory_floor(&self) -> Option<u64> {
+        Some(self.pref_address? + self.init_size?)
+    }
+}
+
+/// The boot header of the image at `path`, if it has one.
+pub fn boot_header(path: &Path) -> Option<BootHeader> {
+    BootHeader::parse(&read_header(path).ok()?)
 }
 
 /// Why a file that lacks the bzImage magic is not an image, recognising common mistakes.
@@ -180,6 +266,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains(".deb package"));
+
+        // A real header (6.1's numbers) on a file cut short.
+        let mut b = fake_image(HEADER_LEN);
+        b[0x1f1] = 0x27;
+        b[0x1f4..0x1f8].copy_from_slice(&0xd8220u32.to_le_bytes());
+        b[0x206..0x208].copy_from_slice(&0x20fu16.to_le_bytes());
+        b[0x258..0x260].copy_from_slice(&0x100_0000u64.to_le_bytes());
+        b[0x260..0x264].copy_from_slice(&0x337_8000u32.to_le_bytes());
+        let h = BootHeader::parse(&b).unwrap();
+        assert_eq!(h.image_len(), Some(14_184_960));
+        assert_eq!(h.memory_floor(), Some(0x100_0000 + 0x337_8000));
+        let cut = dir.0.join("cut");
+        fs::write(&cut, &b).unwrap();
+        let e = check_image(&cut).unwrap_err().to_string();
+        assert!(
+            e.contains("truncated") && e.contains("14184960 bytes") && e.contains("has 616"),
+            "{e}"
+        );
+        b.resize(14_184_960 + 700, 0); // a signature after the image is fine
+        fs::write(&cut, &b).unwrap();
+        check_image(&cut).unwrap();
+        assert_eq!(boot_header(&cut), Some(h));
+        assert_eq!(BootHeader::parse(b"MZ"), None);
+        // Protocols before 2.04 give no 32-bit size: nothing to compare.
+        let old = fake_image(4096);
+        assert_eq!(BootHeader::parse(&old).and_then(|h| h.image_len()), None);
 
         let e = check_image(&dir.0.join("absent")).unwrap_err();
         assert!(matches!(e, KernelError::Missing { .. }), "{e}");

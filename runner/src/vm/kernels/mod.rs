@@ -30,7 +30,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use cache::cache_dir;
-pub use image::check_image;
+pub use image::{boot_header, check_image, BootHeader};
 pub use manifest::{Manifest, Pin};
 pub use resolve::resolve;
 pub use spec::KernelSpec;
