@@ -75,7 +75,7 @@ pub struct ProgramSpec {
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CompileError {
     #[error("the stack buffers need {0} bytes; the BPF stack has {STACK}")]
-    StackOverflow(u32),
+    StackOverflow(u64),
     #[error("offset {0} is out of range")]
     Offset(u32),
     #[error("assembler: {0}")]
@@ -323,7 +323,9 @@ pub fn compile_mode(
     let counting = mode == Mode::Count;
     // Frame, from r10 down: [top: room for "small" buffers, which end at the frame's last
     // byte] [one spilled pointer per op, zeroed first so a read after a skipped get sees
-    // NULL] [each get's value buffer].
+    // NULL] [each get's value buffer]. Sized in u64: a value size near u32::MAX is a stack
+    // overflow, not an arithmetic one.
+    let rounded = |map: usize| u64::from(value_sizes[map]).div_ceil(8) * 8;
     let top = ops
         .iter()
         .filter_map(|o| match o {
@@ -331,12 +333,12 @@ pub fn compile_mode(
                 map,
                 value: ValueArg::Small,
                 ..
-            } => Some(value_sizes[*map].div_ceil(8) * 8),
+            } => Some(rounded(*map)),
             _ => None,
         })
         .max()
         .unwrap_or(0);
-    let mut depth = top + ops.len() as u32 * 8;
+    let mut depth = top + ops.len() as u64 * 8;
     let mut buffers = Vec::with_capacity(ops.len());
     for op in ops {
         buffers.push(match op {
@@ -344,17 +346,21 @@ pub fn compile_mode(
                 value: ValueArg::Small,
                 map,
                 ..
-            } => Some(-(value_sizes[*map].saturating_sub(1) as i32)),
+            } => Some(-i64::from(value_sizes[*map].saturating_sub(1))),
             OpSpec::Get { map, value, .. } if *value != ValueArg::Null => {
-                depth += value_sizes[*map].div_ceil(8) * 8;
-                Some(-(depth as i32))
+                depth += rounded(*map);
+                Some(-(depth as i64))
             }
             _ => None,
         });
     }
-    if depth > STACK {
+    if depth > u64::from(STACK) {
         return Err(CompileError::StackOverflow(depth));
     }
+    // From here on everything lies in the 512-byte stack: `top` and every buffer offset fit
+    // an i16, so these conversions are exact.
+    let top = top as u32;
+    let buffers: Vec<Option<i32>> = buffers.into_iter().map(|b| b.map(|b| b as i32)).collect();
     let spill_at = |i: usize| -((top + (i as u32 + 1) * 8) as i16);
 
     // Result map value: [finished u64][one slot per op][params].

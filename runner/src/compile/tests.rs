@@ -443,6 +443,16 @@ fn stack_overflow() {
     assert_eq!(try_compile(&[current_get(Small)], &[600]), overflow(608));
     let null = try_compile(&[current_get(ValueArg::Null)], &[600]);
     assert!(null.is_ok(), "NULL needs no buffer");
+    // Value sizes near u32::MAX (found by fuzzing: they overflowed the frame arithmetic).
+    assert_eq!(
+        try_compile(&[current_get(Small)], &[u32::MAX]),
+        overflow(0x1_0000_0008)
+    );
+    assert_eq!(try_compile(&[init()], &[u32::MAX]), overflow(0x1_0000_0008));
+    assert_eq!(
+        try_compile(&[current_get(Small)], &[0x8000_0001]),
+        overflow(0x8000_0010)
+    );
 }
 
 #[test]
