@@ -66,6 +66,8 @@ const EDGES: &[&str] = &[
     "\"$prog\"",
     "\"*\"",
     "\"[\"",
+    "\"é→\"",
+    "\"\\u0000\"",
 ];
 
 /// Member names a mutation may add to an object.
