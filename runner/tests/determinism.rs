@@ -9,8 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bpfcase::vm::kernels::Manifest;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+mod support;
 
 const RUNS: usize = 3;
 
@@ -62,28 +63,16 @@ fn host() -> Result<Completion, Failed> {
 }
 
 /// The guest kernel to repeat, if any.
-fn guest_kernel() -> Result<Option<String>, Failed> {
+fn guest_kernel() -> Option<String> {
     if let Ok(k) = std::env::var("BPFCASE_DETERMINISM_KERNEL") {
-        return Ok(Some(k));
+        return Some(k);
     }
-    let list = std::env::var("BPFCASE_KERNELS").unwrap_or_default();
-    let mut kernels = Vec::new();
-    for k in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-        match k {
-            "host" => {}
-            "default" => kernels.extend(
-                Manifest::builtin()
-                    .map_err(|e| Failed::from(e.to_string()))?
-                    .default,
-            ),
-            k => kernels.push(k.to_string()),
-        }
-    }
-    Ok(kernels.get(1).or(kernels.first()).cloned())
+    let kernels = support::guest_kernels();
+    kernels.get(1).or(kernels.first()).cloned()
 }
 
 fn guest() -> Result<Completion, Failed> {
-    let Some(kernel) = guest_kernel()? else {
+    let Some(kernel) = guest_kernel() else {
         return Ok(Completion::ignored_with(
             "needs guest kernels: set BPFCASE_KERNELS (scripts/test does)",
         ));

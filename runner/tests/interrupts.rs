@@ -9,8 +9,9 @@
 
 use std::process::Command;
 
-use bpfcase::vm::kernels::Manifest;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+mod support;
 
 /// Programs the runner loads and runs while the hook's program stays attached.
 const STEPS: usize = 40;
@@ -35,26 +36,8 @@ fn case_text() -> String {
     )
 }
 
-/// The guest kernels of `BPFCASE_KERNELS`, `default` expanded from the built-in manifest.
-fn kernels() -> Result<Vec<String>, Failed> {
-    let list = std::env::var("BPFCASE_KERNELS").unwrap_or_default();
-    let mut out = Vec::new();
-    for k in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-        match k {
-            "host" => {}
-            "default" => out.extend(
-                Manifest::builtin()
-                    .map_err(|e| Failed::from(e.to_string()))?
-                    .default,
-            ),
-            k => out.push(k.to_string()),
-        }
-    }
-    Ok(out)
-}
-
 fn no_interrupt_counts() -> Result<Completion, Failed> {
-    let kernels = kernels()?;
+    let kernels = support::guest_kernels();
     if kernels.is_empty() {
         return Ok(Completion::ignored_with(
             "needs guest kernels: set BPFCASE_KERNELS (scripts/test does)",

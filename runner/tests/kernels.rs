@@ -19,6 +19,7 @@ use bpfcase::exec::Observation;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 mod snapshot_support;
+mod support;
 use snapshot_support::{assert_case_snapshot, host_label, snapshot_name};
 
 fn workspace() -> PathBuf {
@@ -142,25 +143,6 @@ fn guest_run(spec: &str) -> GuestResult {
     Ok((label, by_file))
 }
 
-/// `BPFCASE_KERNELS`, with `default` expanded from kernels.json.
-fn guest_kernels() -> Vec<String> {
-    let Ok(list) = std::env::var("BPFCASE_KERNELS") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for k in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-        if k == "default" {
-            match bpfcase::vm::kernels::Manifest::load(&workspace().join("kernels.json")) {
-                Ok(m) => out.extend(m.default),
-                Err(e) => panic!("BPFCASE_KERNELS=default: {e}"),
-            }
-        } else if k != "host" {
-            out.push(k.to_string());
-        }
-    }
-    out
-}
-
 fn main() {
     let args = Arguments::from_args();
     let cases_dir = workspace().join("cases");
@@ -181,7 +163,7 @@ fn main() {
         ));
     }
 
-    for spec in guest_kernels() {
+    for spec in support::guest_kernels() {
         let shared: Arc<OnceLock<GuestResult>> = Arc::new(OnceLock::new());
         let gate = Arc::new(Mutex::new(()));
         for file in &files {
