@@ -10,5 +10,6 @@ pub mod compile;
 pub mod exec;
 pub mod progs;
 pub mod report;
+pub mod results;
 pub mod tables;
 pub mod vm;

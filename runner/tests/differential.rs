@@ -84,7 +84,9 @@ fn differential(case: &str) -> Result<Completion, Failed> {
     }
     let mut diffs = Vec::new();
     for (x, y) in compiled.iter().zip(&clang) {
-        if x != y {
+        // The verifier logs of rejected programs differ with the instructions: compare what
+        // the programs did.
+        if (&x.id, &x.outcome, &x.results) != (&y.id, &y.outcome, &y.results) {
             diffs.push(format!(
                 "{}:\n  compiled: {:?}\n  clang:    {:?}",
                 x.id, x.results, y.results

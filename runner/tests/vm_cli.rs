@@ -174,6 +174,7 @@ fn frames(case_file: &Path, outcome: Outcome) -> Result<Vec<u8>, Failed> {
         id: inst.id.clone(),
         outcome,
         results: Vec::new(),
+        logs: Vec::new(),
     };
     let v = report::verdict(inst, &obs);
     let mut summary = Summary::default();

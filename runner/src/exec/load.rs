@@ -12,6 +12,9 @@ use crate::compile::asm::{Resolver, Unresolved};
 use crate::compile::{self, ProgramSpec};
 use crate::tables::ProgType;
 
+/// How much of a rejected program's verifier log an observation keeps.
+const REJECTED_LOG_LINES: usize = 40;
+
 impl Env {
     /// Loads the compiler's program. `Ok(Err(res))`: the verifier's refusal, to record.
     pub(super) fn load_compiled(
@@ -38,7 +41,7 @@ impl Env {
         self.keep_log(name, &loaded.as_ref().map(|_| ()));
         match loaded {
             Ok(fd) => Ok(Ok(Loaded::Own(fd))),
-            Err(e) => self.refusal(pt, spec, e).map(Err),
+            Err(e) => self.rejection(name, pt, spec, e),
         }
     }
 
@@ -80,7 +83,7 @@ impl Env {
         self.keep_log(name, &loaded.as_ref().map(|_| ()));
         match loaded {
             Ok(fd) => Ok(Ok(Loaded::Object { _object: obj, fd })),
-            Err(e) => self.refusal(pt, spec, e).map(Err),
+            Err(e) => self.rejection(name, pt, spec, e),
         }
     }
 
@@ -101,6 +104,22 @@ impl Env {
             };
             self.logs.push((name.to_string(), log));
         }
+    }
+
+    /// A failed load as a result; a verifier rejection keeps the end of its log for reports.
+    fn rejection(
+        &mut self,
+        name: &str,
+        pt: &ProgType,
+        spec: &ProgramSpec,
+        e: bpf::LoadError,
+    ) -> Result<Result<Loaded, Res>, Stop> {
+        let log = super::verifier::tail(&e.log, REJECTED_LOG_LINES);
+        let res = self.refusal(pt, spec, e)?;
+        if matches!(res, Res::Rejected { .. }) && !log.is_empty() {
+            self.rejected_logs.push((name.to_string(), log));
+        }
+        Ok(Err(res))
     }
 
     /// A refused load: the environment's refusal (EPERM, or a verifier answer that a missing

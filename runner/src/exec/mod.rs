@@ -43,6 +43,9 @@ pub struct Env {
     pub keep_logs: bool,
     /// (program name, verifier log), when `keep_logs` is set.
     pub logs: Vec<(String, String)>,
+    /// (program name, the end of its verifier log) for each program of the current instance
+    /// that the verifier rejected: they go into its observation.
+    rejected_logs: Vec<(String, String)>,
     log: Vec<u8>,
     vmlinux: Option<Result<VmlinuxBtf, Errno>>,
     /// What this process may do, read once: a refusal for want of a capability is recorded as
@@ -102,6 +105,7 @@ impl Env {
         Env {
             keep_logs: false,
             logs: Vec::new(),
+            rejected_logs: Vec::new(),
             log: vec![0; LOG_SIZE],
             vmlinux: None,
             privileges: Privileges::current(),
@@ -144,6 +148,7 @@ impl Env {
             id: inst.id.clone(),
             outcome,
             results,
+            logs: std::mem::take(&mut self.rejected_logs),
         }
     }
 

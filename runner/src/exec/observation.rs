@@ -1,10 +1,11 @@
 //! What one instance did: the data a snapshot line and a report are rendered from. Serializable,
 //! so a guest can stream observations back to the host.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The result of one step or operation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Res {
     /// Map created; `value_size` when it was measured (`"max"`).
@@ -65,7 +66,7 @@ pub enum Res {
 }
 
 /// How an instance ended as a whole.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Every step ran (individual steps may have failed: that is data).
@@ -78,12 +79,16 @@ pub enum Outcome {
     Error { message: String },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Observation {
     pub id: String,
     pub outcome: Outcome,
     /// Result name → result, in step order.
     pub results: Vec<(String, Res)>,
+    /// (program, the end of its verifier log, kernel addresses redacted) for each program the
+    /// verifier rejected. Not part of snapshot lines: the result says the key line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<(String, String)>,
 }
 
 impl Observation {

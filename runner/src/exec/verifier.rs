@@ -1,6 +1,37 @@
 //! The key line of a verifier log, normalized so that snapshots stay stable: the error line the
 //! verifier printed last, with kernel addresses and object ids redacted.
 
+/// The last `n` lines of a verifier log, kernel addresses redacted (`0xffff…` words become
+/// `(kernel address)`), so the same kernel gives the same text on every run.
+pub fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| redact_addresses(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn redact_addresses(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find("0xffff") {
+        let digits = rest[i + 2..]
+            .bytes()
+            .take_while(u8::is_ascii_hexdigit)
+            .count();
+        out.push_str(&rest[..i]);
+        if digits == 16 {
+            out.push_str("(kernel address)");
+        } else {
+            out.push_str(&rest[i..i + 2 + digits]);
+        }
+        rest = &rest[i + 2 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// What the verifier said about why it refused the program: the lines after the last
 /// instruction of its trace (one or two, e.g. "invalid access to map value, value_size=8 off=8
 /// size=8; R1 min value is outside of the allowed memory range"), joined with "; ".
@@ -100,6 +131,13 @@ pub fn normalize(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines_without_addresses() {
+        let log = "0: (b7) r0 = 0\n1: R1=0xffff888003a1b2c0 R2=0xffff\n2: exit\n";
+        assert_eq!(tail(log, 2), "1: R1=(kernel address) R2=0xffff\n2: exit");
+        assert_eq!(tail("", 3), "");
+    }
 
     #[test]
     fn picks_the_error_line_before_statistics() {

@@ -262,7 +262,9 @@ pub fn json_line(inst: &Instance, obs: &Observation, v: &Verdict) -> serde_json:
 }
 
 /// Counts over a run.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Summary {
     pub instances: usize,
     /// Programs the verifier accepted / refused.

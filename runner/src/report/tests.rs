@@ -9,6 +9,7 @@ fn obs(results: Vec<(&str, Res)>) -> Observation {
             .into_iter()
             .map(|(n, r)| (n.to_string(), r))
             .collect(),
+        logs: Vec::new(),
     }
 }
 
