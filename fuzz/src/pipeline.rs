@@ -142,6 +142,7 @@ fn observation(inst: &Instance, index: usize) -> Observation {
         id: inst.id.clone(),
         outcome,
         results,
+        logs: Vec::new(),
     }
 }
 
