@@ -385,6 +385,52 @@ pub fn helper_name(id: i32) -> Option<&'static str> {
     HELPERS.iter().find(|h| h.id == id).map(|h| h.name)
 }
 
+/// What a helper's documentation says about it: the program types (UAPI names without the
+/// `BPF_PROG_TYPE_` prefix) that may call it, and where the page is. Reports compare the
+/// measured program types with this list.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HelperDoc {
+    pub helper: &'static str,
+    pub program_types: &'static [&'static str],
+    /// The documentation page.
+    pub page: &'static str,
+}
+
+/// The program types docs.ebpf.io lists for the task-storage helpers ("Program types"
+/// section of each page).
+const TASK_STORAGE_DOC_TYPES: &[&str] = &[
+    "KPROBE",
+    "LSM",
+    "PERF_EVENT",
+    "RAW_TRACEPOINT",
+    "RAW_TRACEPOINT_WRITABLE",
+    "SYSCALL",
+    "TRACEPOINT",
+    "TRACING",
+];
+
+pub const HELPER_DOCS: &[HelperDoc] = &[
+    HelperDoc {
+        helper: "bpf_task_storage_get",
+        program_types: TASK_STORAGE_DOC_TYPES,
+        page: "https://docs.ebpf.io/linux/helper-function/bpf_task_storage_get/",
+    },
+    HelperDoc {
+        helper: "bpf_task_storage_delete",
+        program_types: TASK_STORAGE_DOC_TYPES,
+        page: "https://docs.ebpf.io/linux/helper-function/bpf_task_storage_delete/",
+    },
+];
+
+pub fn helper_doc(name: &str) -> Option<&'static HelperDoc> {
+    HELPER_DOCS.iter().find(|d| d.helper == name)
+}
+
+/// The UAPI name of a program type without its prefix (`TRACING` for fentry), from libbpf.
+pub fn prog_type_uapi(id: u32) -> Option<String> {
+    crate::bpf::prog_type_str(id).map(|s| s.to_ascii_uppercase())
+}
+
 /// kfuncs the compiler may call; resolved by name in the kernel's BTF at load time.
 pub const KFUNC_TASK_FROM_PID: &str = "bpf_task_from_pid";
 pub const KFUNC_TASK_RELEASE: &str = "bpf_task_release";
@@ -430,6 +476,22 @@ pub const LOCAL_STORAGE_GET_F_CREATE: u64 = 1;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documented_types_agree_with_the_helper_documentation() {
+        let doc = helper_doc("bpf_task_storage_get").unwrap();
+        for p in PROG_TYPES {
+            let uapi = prog_type_uapi(p.id).unwrap();
+            assert_eq!(
+                p.documented,
+                doc.program_types.contains(&uapi.as_str()),
+                "{} ({uapi})",
+                p.name
+            );
+        }
+        assert_eq!(prog_type_uapi(26).as_deref(), Some("TRACING"));
+        assert_eq!(prog_type_uapi(9999), None);
+    }
 
     #[test]
     fn names_are_unique_and_found() {

@@ -424,6 +424,22 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     }
 }
 
+/// libbpf's name of a program type (`tracing`, `sched_cls`), None for an id it does not know.
+pub fn prog_type_str(id: u32) -> Option<String> {
+    // SAFETY: a pure lookup in libbpf's static table; it returns NULL or a pointer to a static
+    // NUL-terminated string.
+    let p = unsafe { libbpf_sys::libbpf_bpf_prog_type_str(id) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL, static and NUL-terminated (above).
+    Some(
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
 /// Whether the BPF API works here at all: creates (and closes) a one-element array map.
 /// EPERM without privileges, ENOSYS without CONFIG_BPF_SYSCALL.
 pub fn probe_bpf() -> Result<(), Errno> {

@@ -7,6 +7,7 @@
 //! sharding a plan and merging shards. Must not: touch the kernel or render text for people
 //! (that is `report`).
 
+mod describe;
 mod merge;
 mod shard;
 #[cfg(test)]
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::exec::Observation;
 use crate::report::Summary;
 
+pub use describe::describe;
 pub use merge::{merge, MergeError};
 pub use shard::{Shard, ShardError};
 
@@ -93,10 +95,27 @@ pub struct InstanceInfo {
     pub bindings: Vec<(String, String)>,
     /// The program type the case names for its programs.
     pub program_type: String,
-    /// The generated programs as instructions, one listing per program step (`load`,
-    /// `load#2`…), as `bpfcase show` prints them.
+    /// The instance's programs, one per program step, as compiled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub programs: Vec<(String, String)>,
+    pub programs: Vec<ProgramInfo>,
+}
+
+/// One program step of an instance, as bpfcase compiles it (the same on every kernel).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramInfo {
+    /// The step's result name (`load`, `load#2`…).
+    pub step: String,
+    /// Its program type, as a case names it (`fentry`).
+    pub program_type: String,
+    /// The UAPI program type without `BPF_PROG_TYPE_` (`TRACING`).
+    pub uapi_type: String,
+    /// The helpers (`bpf_task_storage_get`) and kfuncs (`kfunc bpf_task_release`) it calls,
+    /// in first-call order; bpfcase's own bookkeeping calls excluded.
+    pub calls: Vec<String>,
+    /// The instructions, one per line as `bpfcase show` prints them; for a C program, which
+    /// one.
+    pub listing: String,
 }
 
 /// One kernel: what it is, what happened to it as a whole, and every instance it ran.

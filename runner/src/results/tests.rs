@@ -63,7 +63,13 @@ fn case(name: &str, ids: &[&str]) -> CaseInfo {
                 id: (*id).into(),
                 bindings: Vec::new(),
                 program_type: "syscall".into(),
-                programs: Vec::new(),
+                programs: vec![ProgramInfo {
+                    step: "load".into(),
+                    program_type: "syscall".into(),
+                    uapi_type: "SYSCALL".into(),
+                    calls: vec!["bpf_task_storage_get".into()],
+                    listing: "   0: r0 = 0\n   1: exit".into(),
+                }],
             })
             .collect(),
     }
