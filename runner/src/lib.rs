@@ -8,6 +8,7 @@ pub mod bpf;
 pub mod case;
 pub mod compile;
 pub mod exec;
+pub mod pipeline;
 pub mod progs;
 pub mod report;
 pub mod results;

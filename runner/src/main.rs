@@ -12,6 +12,7 @@ use cli::Selection;
 
 mod bench;
 mod cli;
+mod report_cmd;
 mod show;
 mod vm_cmd;
 
@@ -65,6 +66,19 @@ enum Cmd {
         format: Format,
         #[command(flatten)]
         guest: vm_cmd::GuestArgs,
+    },
+    /// Run the cases on the host (when permitted) and every kernel of the manifest, and write
+    /// the conformance report: results.json (every observation, the input of every other
+    /// file), conformance.md, conformance.html, junit.xml, kcidb.json, ebpf-docs.yaml.
+    Report(report_cmd::ReportArgs),
+    /// Join results files (the shards of one run) into one.
+    Merge {
+        /// Results files, e.g. the `results.json` of each `report --shard I/N`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The merged results file.
+        #[arg(long, value_name = "FILE", default_value = "results.json")]
+        out: PathBuf,
     },
     /// Download kernels into the cache (for offline use later) and print what they are.
     Fetch {
@@ -132,6 +146,8 @@ fn main() -> ExitCode {
             matches!(format, Format::Json),
             &guest,
         ),
+        Cmd::Report(args) => report_cmd::report(&args),
+        Cmd::Merge { files, out } => report_cmd::merge(&files, &out),
         Cmd::Fetch { kernels, manifest } => vm_cmd::fetch(&kernels, &manifest),
         Cmd::Types => {
             print!("{}", cli::types());

@@ -3,20 +3,16 @@
 //! `--manifest` names another, so they resolve the same from any directory. SIGINT, SIGTERM and
 //! SIGHUP stop the guests and apt, remove the work directories, and exit with 128 + the signal.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use bpfcase::case::{self, Instance};
-use bpfcase::exec::Observation;
-use bpfcase::report::{self, Summary, Verdict};
+use bpfcase::pipeline::{self, Plan};
 use bpfcase::vm::kernels::{self, KernelSpec, Manifest};
 use bpfcase::vm::qemu::Accel;
-use bpfcase::vm::{self, procs, GuestRun, Options};
+use bpfcase::vm::{self, procs, Options};
 
+use crate::cli::output::{Printer, Progress, Style};
 use crate::cli::{self, CliError};
 
 /// Which kernel manifest: the default set and the pinned versions.
@@ -151,14 +147,33 @@ pub fn fetch(words: &[String], manifest: &ManifestArg) -> Result<ExitCode, CliEr
     Ok(code)
 }
 
-/// What one kernel gave: a guest run, the host run, or why it could not run.
-enum KernelResult {
-    Guest(Box<GuestRun>),
-    Host {
-        label: String,
-        records: Vec<(usize, serde_json::Value)>,
-    },
-    Failed(String),
+impl GuestArgs {
+    /// The guest options these flags give, checked together.
+    pub fn options(&self) -> Result<Options, CliError> {
+        let opts = Options {
+            memory_mb: self.memory,
+            cpus: self.cpus,
+            timeout: Duration::from_secs(self.timeout),
+            accel: self
+                .accel
+                .as_deref()
+                .map(|a| if a == "kvm" { Accel::Kvm } else { Accel::Tcg }),
+            cache: Some(kernels::cache_dir()),
+            append: self.append.params.clone(),
+        };
+        // The flags were checked one by one; together they make one kernel command line.
+        opts.check()
+            .map_err(|e| CliError::arg("--append", self.append.params.join(" "), e))?;
+        Ok(opts)
+    }
+
+    pub fn jobs(&self) -> usize {
+        self.jobs
+    }
+
+    pub fn manifest(&self) -> Result<Manifest, CliError> {
+        self.manifest.load()
+    }
 }
 
 pub fn vm(
@@ -172,283 +187,31 @@ pub fn vm(
     procs::handle_signals();
     // Validate everything before booting anything.
     let loaded = cli::load(cases, filters)?;
-    let files: Vec<PathBuf> = loaded.iter().map(|c| c.file.clone()).collect();
-    let m = args.manifest.load()?;
+    let m = args.manifest()?;
     let specs = specs("--kernel", words, &m)?;
     if specs.contains(&KernelSpec::Host) {
         bpfcase::exec::check_privileges()?;
     }
-    let opts = Options {
-        memory_mb: args.memory,
-        cpus: args.cpus,
-        timeout: Duration::from_secs(args.timeout),
-        accel: args
-            .accel
-            .as_deref()
-            .map(|a| if a == "kvm" { Accel::Kvm } else { Accel::Tcg }),
-        cache: Some(kernels::cache_dir()),
-        append: args.append.params.clone(),
+    let plan = Plan {
+        kernels: specs,
+        cases: &loaded,
+        filters: filters.to_vec(),
+        manifest: Some(m),
+        options: args.options()?,
+        jobs: args.jobs,
+        shard: None,
+        explain: cli::kernel_problem,
     };
-    // The flags were checked one by one; together they make one kernel command line.
-    opts.check()
-        .map_err(|e| CliError::arg("--append", args.append.params.join(" "), e))?;
-    // Kernel supply runs one at a time (apt); guests run `jobs` at a time.
-    let cache = kernels::cache_dir();
-    let mut resolved = Vec::new();
-    for spec in &specs {
-        resolved.push(match kernels::resolve(spec, Some(&m), &cache) {
-            Ok(k) => {
-                for w in k.iter().flat_map(|k| &k.warnings) {
-                    eprintln!("warning: {spec}: {w}");
-                }
-                Ok(k)
-            }
-            Err(e) => Err(cli::kernel_problem(&e)),
-        });
-    }
-    let results: Vec<Mutex<Option<KernelResult>>> =
-        specs.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..args.jobs.clamp(1, specs.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(r) = resolved.get(i) else { break };
-                let r = match r {
-                    Err(e) => KernelResult::Failed(e.clone()),
-                    Ok(None) => continue, // the host: below, on the main thread
-                    Ok(Some(k)) => match vm::boot(k, &files, filters, &opts) {
-                        Ok(g) => KernelResult::Guest(Box::new(g)),
-                        Err(e) => KernelResult::Failed(e.to_string()),
-                    },
-                };
-                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-            });
-        }
-        // Meanwhile the host runs natively on the main thread ("current" = "self").
-        for (i, spec) in specs.iter().enumerate() {
-            if *spec == KernelSpec::Host {
-                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(host_run(&loaded));
-            }
-        }
+    let style = if json { Style::Json } else { Style::Human };
+    let mut printer = Printer::new(style, &loaded);
+    let mut progress = Progress::new(&plan.kernels.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+    pipeline::run(&plan, &mut |e| {
+        progress.event(e);
+        progress.suspend(|| printer.event(e));
     });
-    let results: Vec<Option<KernelResult>> = results
-        .into_iter()
-        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
-        .collect();
-
-    let mut out = std::io::stdout().lock();
-    let mut failed = false;
-    for ((spec, r), k) in specs.iter().zip(results).zip(&resolved) {
-        let r = r.unwrap_or_else(|| KernelResult::Failed("not run".into()));
-        if let KernelResult::Guest(g) = &r {
-            for n in &g.notes {
-                eprintln!("note: {n}");
-            }
-        }
-        let warnings = match k {
-            Ok(Some(k)) => k.warnings.as_slice(),
-            _ => &[],
-        };
-        failed |= print_kernel(&mut out, spec, &r, warnings, &loaded, json);
-    }
-    Ok(if failed {
+    Ok(if printer.failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn host_run(loaded: &[case::Case]) -> KernelResult {
-    let mut env = bpfcase::exec::Env::new();
-    let mut records = Vec::new();
-    for (i, c) in loaded.iter().enumerate() {
-        for inst in &c.instances {
-            let obs = env.run(inst);
-            let v = report::verdict(inst, &obs);
-            records.push((i, report::json_line(inst, &obs, &v)));
-        }
-    }
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    KernelResult::Host {
-        label: format!("host-{}", vm::label(release.trim())),
-        records,
-    }
-}
-
-/// Prints one kernel's results; true when something failed (an expectation, an instance that
-/// ended in `error(…)`, a guest problem, a kernel that cannot serve).
-fn print_kernel(
-    out: &mut dyn Write,
-    spec: &KernelSpec,
-    r: &KernelResult,
-    warnings: &[String],
-    loaded: &[case::Case],
-    json: bool,
-) -> bool {
-    let (label, records, mut failed) = match r {
-        KernelResult::Failed(e) => {
-            if json {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({ "kernel": { "spec": spec.to_string(), "error": e } })
-                );
-            } else {
-                let _ = writeln!(out, "## {spec}: cannot run: {e}");
-            }
-            return true;
-        }
-        KernelResult::Host { label, records } => {
-            if json {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({ "kernel": { "spec": spec.to_string(), "label": label, "origin": "the running kernel" } })
-                );
-            } else {
-                let _ = writeln!(out, "## {label} (the running kernel)");
-            }
-            (label.clone(), records, false)
-        }
-        KernelResult::Guest(g) => {
-            // A guest that never said hello has no release: it goes by its spec.
-            let label = g.label().unwrap_or_else(|| spec.to_string());
-            let secs = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0);
-            if json {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({ "kernel": {
-                        "spec": spec.to_string(), "label": label, "origin": g.origin,
-                        "release": g.hello.as_ref().map(|h| h.release.clone()),
-                        "accel": g.accel.name(), "initramfs_s": secs(Some(g.initramfs)),
-                        "boot_to_hello_s": secs(g.boot_to_hello), "total_s": secs(Some(g.total)),
-                        "problems": g.problems, "unusable": g.unusable, "console_tail": g.console_tail,
-                        "warnings": warnings,
-                    } })
-                );
-            } else {
-                let _ = writeln!(
-                    out,
-                    "## {label} ({}; release {}; {}; boot to runner {}; total {:.1} s)",
-                    g.origin,
-                    g.hello.as_ref().map_or("?", |h| h.release.as_str()),
-                    g.accel.name(),
-                    g.boot_to_hello
-                        .map_or("-".into(), |d| format!("{:.1} s", d.as_secs_f64())),
-                    g.total.as_secs_f64()
-                );
-                if let Some(u) = &g.unusable {
-                    let _ = writeln!(out, "!! this kernel cannot serve: {u}");
-                }
-                for p in &g.problems {
-                    let _ = writeln!(out, "!! {p}");
-                }
-                if g.hello.is_none() || !g.problems.is_empty() {
-                    if g.console_tail.trim().is_empty() {
-                        let _ = writeln!(out, "-- the console is empty");
-                    } else {
-                        let _ = writeln!(out, "-- console (last lines):\n{}\n--", g.console_tail);
-                    }
-                }
-            }
-            (
-                label,
-                &g.records,
-                g.unusable.is_some() || !g.problems.is_empty(),
-            )
-        }
-    };
-    let mut summary = Summary::default();
-    let mut current = usize::MAX;
-    for (file, rec) in records.iter() {
-        let Some(c) = loaded.get(*file) else { continue };
-        let Ok(obs) = serde_json::from_value::<Observation>(rec["observation"].clone()) else {
-            continue;
-        };
-        let inst: Option<&Instance> = c.instances.iter().find(|i| i.id == obs.id);
-        let v = inst.map_or(Verdict::NoRule, |i| report::verdict(i, &obs));
-        summary.add(&obs, &v);
-        failed |= matches!(v, Verdict::Fail(_));
-        if json {
-            let mut rec = rec.clone();
-            rec["kernel"] = serde_json::json!(label);
-            rec["file"] = serde_json::json!(c.file.display().to_string());
-            let _ = writeln!(out, "{rec}");
-            continue;
-        }
-        if *file != current {
-            current = *file;
-            let _ = writeln!(out, "# {} ({}): {}", c.name, c.file.display(), c.about);
-        }
-        let mark = if matches!(v, Verdict::Fail(_)) {
-            "✗ "
-        } else {
-            "  "
-        };
-        let _ = writeln!(out, "{mark}{}", report::line(&obs, inst));
-        if let Verdict::Fail(fails) = &v {
-            for f in fails {
-                let _ = writeln!(out, "      {f}");
-            }
-        }
-    }
-    // As for `bpfcase run`: an instance the runner could not carry out fails the run.
-    failed |= summary.errors > 0;
-    let mut missing = missing(records, loaded);
-    if matches!(r, KernelResult::Guest(g) if g.hello.is_none()) {
-        // Nothing ran: no instance was being run when the guest stopped.
-        missing.first = None;
-    }
-    failed |= missing.count > 0;
-    if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::json!({ "summary": summary, "kernel": label,
-                "did_not_report": missing.count, "stopped_at": missing.first })
-        );
-    } else {
-        if missing.count > 0 {
-            let _ = writeln!(
-                out,
-                "!! {} of {} instances did not report{}",
-                missing.count,
-                loaded.iter().map(|c| c.instances.len()).sum::<usize>(),
-                missing.first.as_ref().map_or(String::new(), |id| format!(
-                    ": the guest stopped during or just before `{id}`"
-                ))
-            );
-        }
-        let _ = writeln!(out, "{label}: {summary}");
-    }
-    failed
-}
-
-/// The selected instances that did not report, and the first of them in the order the guest
-/// runs them (case files in order, instances in order): the one it was running or about to.
-struct Missing {
-    count: usize,
-    first: Option<String>,
-}
-
-fn missing(records: &[(usize, serde_json::Value)], loaded: &[case::Case]) -> Missing {
-    let reported: std::collections::HashSet<(usize, &str)> = records
-        .iter()
-        .filter_map(|(f, r)| Some((*f, r["observation"]["id"].as_str()?)))
-        .collect();
-    let mut m = Missing {
-        count: 0,
-        first: None,
-    };
-    for (f, c) in loaded.iter().enumerate() {
-        for i in &c.instances {
-            if !reported.contains(&(f, i.id.as_str())) {
-                m.count += 1;
-                m.first.get_or_insert_with(|| i.id.clone());
-            }
-        }
-    }
-    m
 }

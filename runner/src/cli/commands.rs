@@ -25,33 +25,30 @@ pub fn run(sel: &Selection, json: bool) -> Result<ExitCode, CliError> {
     let mut env = Env::new();
     let mut summary = Summary::default();
     let mut out = std::io::stdout().lock();
-    for c in &cases {
-        if c.instances.is_empty() {
-            continue;
-        }
-        if !json {
+    let selected: Vec<&bpfcase::case::Case> = cases.iter().filter(|c| !c.instances.is_empty()).collect();
+    let mut current = String::new();
+    bpfcase::pipeline::run_instances(&mut env, &selected, &mut |c, inst, obs| {
+        if !json && current != c.name {
+            current.clone_from(&c.name);
             let _ = writeln!(out, "# {} ({}): {}", c.name, c.file.display(), c.about);
         }
-        for inst in &c.instances {
-            let obs = env.run(inst);
-            let v = report::verdict(inst, &obs);
-            summary.add(&obs, &v);
-            if json {
-                let _ = writeln!(out, "{}", report::json_line(inst, &obs, &v));
-                continue;
-            }
-            let mark = match &v {
-                Verdict::Fail(_) => "✗ ",
-                _ => "  ",
-            };
-            let _ = writeln!(out, "{mark}{}", report::line(&obs, Some(inst)));
-            if let Verdict::Fail(fails) = &v {
-                for f in fails {
-                    let _ = writeln!(out, "      {f}");
-                }
+        let v = report::verdict(inst, &obs);
+        summary.add(&obs, &v);
+        if json {
+            let _ = writeln!(out, "{}", report::json_line(inst, &obs, &v));
+            return;
+        }
+        let mark = match &v {
+            Verdict::Fail(_) => "✗ ",
+            _ => "  ",
+        };
+        let _ = writeln!(out, "{mark}{}", report::line(&obs, Some(inst)));
+        if let Verdict::Fail(fails) = &v {
+            for f in fails {
+                let _ = writeln!(out, "      {f}");
             }
         }
-    }
+    });
     if json {
         let _ = writeln!(out, "{}", serde_json::json!({ "summary": summary }));
     } else {

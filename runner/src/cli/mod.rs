@@ -9,6 +9,7 @@
 
 mod commands;
 mod error;
+pub mod output;
 
 use std::path::PathBuf;
 

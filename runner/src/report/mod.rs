@@ -4,6 +4,8 @@
 //! Owns: every textual form of an observation. Must not: touch the kernel. Redaction happens
 //! before (the exec layer records no pointers, pids or fds), so rendering is a pure function.
 
+pub mod files;
+
 use crate::bpf::Errno;
 use crate::case::{Case, Instance, OpSpec, StepSpec};
 use crate::exec::{Observation, Outcome, Res};
@@ -94,11 +96,12 @@ pub fn hex(bytes: &[u8], total: usize) -> String {
 /// Whether a result is worth a snapshot column: successful map creation and process actions
 /// are the scenery, not the observation.
 fn shown(name: &str, r: &Res, inst: Option<&Instance>) -> bool {
-    let scenery = name.starts_with("spawn:")
-        || name.starts_with("exit:")
-        || name.starts_with("reap:")
-        || inst.is_some_and(|i| i.maps.iter().any(|m| m.name == name)); // The ops of an unsupported program: its `load` result already says why.
-    !(scenery && matches!(r, Res::Ok | Res::Created { value_size: None })) && *r != Res::Unavailable
+    let process = name.starts_with("spawn:") || name.starts_with("exit:") || name.starts_with("reap:");
+    // Only a map's creation gives `Created`: the same line with or without the instance.
+    let map = inst.is_none_or(|i| i.maps.iter().any(|m| m.name == name));
+    let scenery = (process && *r == Res::Ok) || (map && *r == (Res::Created { value_size: None }));
+    // The ops of an unsupported program: its `load` result already says why.
+    !scenery && *r != Res::Unavailable
 }
 
 /// The observation as one line: `<id without the case name> → name=result …`.

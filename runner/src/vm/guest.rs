@@ -110,28 +110,27 @@ fn run(out: &mut Results) -> Result<(), String> {
     if crash_after == Some(0) {
         crash();
     }
-    for (file, path) in cfg.cases.iter().enumerate() {
-        let c = case::load(&PathBuf::from("/").join(path)).map_err(|e| e.to_string())?;
-        for inst in &c.instances {
-            if !pats.is_empty() && !pats.iter().any(|p| p.matches(&inst.id)) {
-                continue;
-            }
-            let obs = env.run(inst);
-            let v = report::verdict(inst, &obs);
-            summary.add(&obs, &v);
-            let line = report::json_line(inst, &obs, &v);
-            let frame = ObsFrame { file, line };
-            send(
-                out,
-                "obs",
-                &serde_json::to_vec(&frame).map_err(|e| e.to_string())?,
-            );
-            reported += 1;
-            if crash_after == Some(reported) {
-                crash();
-            }
-        }
+    let mut cases = Vec::new();
+    for path in &cfg.cases {
+        let mut c = case::load(&PathBuf::from("/").join(path)).map_err(|e| e.to_string())?;
+        c.instances
+            .retain(|i| pats.is_empty() || pats.iter().any(|p| p.matches(&i.id)));
+        cases.push(c);
     }
+    let refs: Vec<&case::Case> = cases.iter().collect();
+    crate::pipeline::run_instances(&mut env, &refs, &mut |c, inst, obs| {
+        let file = refs.iter().position(|x| std::ptr::eq(*x, c)).unwrap_or(0);
+        let v = report::verdict(inst, &obs);
+        summary.add(&obs, &v);
+        let line = report::json_line(inst, &obs, &v);
+        let frame = ObsFrame { file, line };
+        // A frame of JSON values always serializes.
+        send(out, "obs", &serde_json::to_vec(&frame).unwrap_or_default());
+        reported += 1;
+        if crash_after == Some(reported) {
+            crash();
+        }
+    });
     send(
         out,
         "done",

@@ -38,6 +38,9 @@ use crate::report::Summary;
 /// here (a KVM boot takes about a second; some hosts accept KVM but never run a guest).
 const KVM_PROBE: Duration = Duration::from_secs(10);
 
+/// How often a running guest's observations are counted for [`Progress`].
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
 /// What one guest did.
 #[derive(Debug)]
 pub struct GuestRun {
@@ -137,6 +140,26 @@ pub fn boot(
     filters: &[String],
     opts: &Options,
 ) -> Result<GuestRun, VmError> {
+    boot_watched(kernel, cases, filters, opts, &|_| {})
+}
+
+/// What a running guest has done so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The runner inside said hello.
+    Booted,
+    /// This many observations have arrived.
+    Observed(usize),
+}
+
+/// [`boot`], telling `progress` what the guest has done while it runs (from this thread).
+pub fn boot_watched(
+    kernel: &Kernel,
+    cases: &[PathBuf],
+    filters: &[String],
+    opts: &Options,
+    progress: &dyn Fn(Progress),
+) -> Result<GuestRun, VmError> {
     opts.check().map_err(VmError::BadOptions)?;
     let qemu_bin = qemu::find_qemu().ok_or(VmError::NoQemu)?;
     let t0 = Instant::now();
@@ -168,21 +191,21 @@ pub fn boot(
     let cache = opts.cache.as_deref();
     let mut notes = Vec::new();
     let (accel, run) = match opts.accel {
-        Some(a) => (a, watch(&guest(a), opts.timeout, None, &sizes)?),
+        Some(a) => (a, watch(&guest(a), opts.timeout, None, &sizes, progress)?),
         None => match accel::plan(&qemu_bin, cache) {
             accel::Plan::Tcg => (
                 Accel::Tcg,
-                watch(&guest(Accel::Tcg), opts.timeout, None, &sizes)?,
+                watch(&guest(Accel::Tcg), opts.timeout, None, &sizes, progress)?,
             ),
             accel::Plan::TryKvm => {
-                let r = watch(&guest(Accel::Kvm), opts.timeout, Some(KVM_PROBE), &sizes)?;
+                let r = watch(&guest(Accel::Kvm), opts.timeout, Some(KVM_PROBE), &sizes, progress)?;
                 if r.hello.is_some() {
                     notes.extend(accel::learned(cache, true));
                     (Accel::Kvm, r)
                 } else {
                     // KVM accepted the guest but did not boot it: emulate. Only a kernel that
                     // boots under TCG says that KVM is the problem.
-                    let r = watch(&guest(Accel::Tcg), opts.timeout, None, &sizes)?;
+                    let r = watch(&guest(Accel::Tcg), opts.timeout, None, &sizes, progress)?;
                     if r.hello.is_some() {
                         notes.extend(accel::learned(cache, false));
                     }
@@ -247,6 +270,7 @@ fn watch(
     timeout: Duration,
     probe: Option<Duration>,
     sizes: &Sizes,
+    progress: &dyn Fn(Progress),
 ) -> Result<Watched, VmError> {
     let _ = std::fs::remove_file(&g.console);
     let _ = std::fs::remove_file(&g.results);
@@ -260,6 +284,7 @@ fn watch(
     )
     .map_err(io(format!("starting {}", g.qemu.display())))?;
     let mut boot_to_hello = None;
+    let (mut observed, mut counted_at) = (0, start);
     let end = loop {
         if let Some(st) = child.try_wait().map_err(io("waiting for QEMU"))? {
             break End::Exited(st);
@@ -269,11 +294,21 @@ fn watch(
             let bytes = std::fs::read(&g.results).unwrap_or_default();
             if frame::decode(&bytes).0.iter().any(|f| f.kind == "hello") {
                 boot_to_hello = Some(elapsed);
+                progress(Progress::Booted);
             } else if probe.is_some_and(|p| elapsed > p) {
                 child.kill();
                 break End::Probe;
             }
-        } else if finished(&g.results) {
+        } else if counted_at.elapsed() > PROGRESS_EVERY {
+            counted_at = Instant::now();
+            let bytes = std::fs::read(&g.results).unwrap_or_default();
+            let n = frame::decode(&bytes).0.iter().filter(|f| f.kind == "obs").count();
+            if n != observed {
+                observed = n;
+                progress(Progress::Observed(n));
+            }
+        }
+        if boot_to_hello.is_some() && finished(&g.results) {
             // Every result is in: the guest's power-off adds nothing but time.
             child.kill();
             break End::Finished;

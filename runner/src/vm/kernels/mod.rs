@@ -45,6 +45,10 @@ pub struct Kernel {
     /// linux-image-6.1.0-56-cloud-amd64-unsigned 6.1.192-2" or "path/to/bzImage (sha256 …16
     /// hex…)".
     pub origin: String,
+    /// The Debian package and its version, for a Debian kernel.
+    pub package: Option<(String, String)>,
+    /// SHA-256 of the image, in hex.
+    pub image_sha256: String,
     /// Non-fatal notes, e.g. "pinned linux-image-… 6.1.190-1 is no longer in the archive; using
     /// linux-image-… 6.1.192-2".
     pub warnings: Vec<String>,

@@ -34,6 +34,8 @@ pub fn resolve(
             Ok(Some(Kernel {
                 image: p.clone(),
                 origin: format!("{} (sha256 {})", p.display(), &sha[..16]),
+                package: None,
+                image_sha256: sha,
                 warnings: Vec::new(),
             }))
         }
@@ -82,9 +84,13 @@ fn resolve_debian(series: &str, pin: Option<&Pin>, cache: &Path) -> Result<Kerne
             Err(e) => newest_cached_or(cache, series, e, &mut warnings)?,
         },
     };
+    let image_sha256 = sha256_file(&got.image)
+        .map_err(io_err(format!("hashing {}", got.image.display())))?;
     Ok(Kernel {
         origin: format!("debian:{series} = {} {}", got.package, got.version),
+        package: Some((got.package, got.version)),
         image: got.image,
+        image_sha256,
         warnings,
     })
 }

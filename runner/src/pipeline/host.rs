@@ -1,0 +1,92 @@
+//! The running kernel: instances run natively on a thread of this process.
+
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+
+use super::kernel::{instance_result, summarize};
+use super::Event;
+use crate::case::{Case, Instance};
+use crate::exec::{Env, Observation};
+use crate::results::{KernelIdentity, KernelRun, Timing};
+
+/// The one loop over instances, wherever it runs (the host, a guest's init, `bpfcase run`):
+/// each instance of each case in order, with its observation.
+pub fn run_instances(env: &mut Env, cases: &[&Case], each: &mut dyn FnMut(&Case, &Instance, Observation)) {
+    for c in cases {
+        for inst in &c.instances {
+            let obs = env.run(inst);
+            each(c, inst, obs);
+        }
+    }
+}
+
+/// The running kernel, as results name it.
+pub fn identity() -> KernelIdentity {
+    let uts = nix::sys::utsname::uname().ok();
+    let text = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        uts.as_ref().map(|u| f(u).to_string_lossy().into_owned())
+    };
+    let release = text(nix::sys::utsname::UtsName::release);
+    KernelIdentity {
+        spec: "host".into(),
+        label: format!("host-{}", crate::vm::label(release.as_deref().unwrap_or(""))),
+        release,
+        build: text(nix::sys::utsname::UtsName::version),
+        origin: "the running kernel".into(),
+        package: None,
+        package_version: None,
+        image_sha256: None,
+        btf: Some(std::path::Path::new("/sys/kernel/btf/vmlinux").exists()),
+    }
+}
+
+pub(super) fn run(k: usize, cases: &[&Case], tx: &Sender<Event>) -> KernelRun {
+    let t0 = Instant::now();
+    let identity = identity();
+    let series = identity.series();
+    let total = cases.iter().map(|c| c.instances.len()).sum();
+    let _ = tx.send(Event::Started {
+        kernel: k,
+        instances: total,
+    });
+    let mut env = Env::new();
+    let mut instances = Vec::new();
+    run_instances(&mut env, cases, &mut |c, inst, obs| {
+        let r = instance_result(&c.name, inst, obs, series.as_deref());
+        let _ = tx.send(Event::Instance {
+            kernel: k,
+            result: Box::new(r.clone()),
+        });
+        instances.push(r);
+        let _ = tx.send(Event::Progress {
+            kernel: k,
+            done: instances.len(),
+        });
+    });
+    let run = KernelRun {
+        identity,
+        unusable: None,
+        problems: Vec::new(),
+        did_not_report: Vec::new(),
+        timings: vec![Timing {
+            accel: "native".into(),
+            initramfs_s: None,
+            boot_s: None,
+            total_s: secs(t0.elapsed()),
+        }],
+        summary: summarize(&instances),
+        instances,
+    };
+    let _ = tx.send(Event::KernelDone {
+        kernel: k,
+        run: Box::new(run.clone()),
+        notes: Vec::new(),
+        console_tail: String::new(),
+    });
+    run
+}
+
+/// Seconds, to the millisecond.
+pub(super) fn secs(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,9 @@
+//! The report files rendered from one results file, by name, in the order they are written.
+
+use crate::results::Results;
+
+/// (file name, contents) of every report rendered from `r`.
+pub fn render(r: &Results) -> Vec<(String, String)> {
+    let _ = r;
+    Vec::new()
+}
