@@ -107,7 +107,8 @@ fn run(args: &ReportArgs) -> Result<Results, CliError> {
 }
 
 fn read(path: &Path) -> Result<Results, CliError> {
-    Results::read(path).map_err(|e| CliError::arg("results file", path.display().to_string(), e.why))
+    Results::read(path)
+        .map_err(|e| CliError::arg("results file", path.display().to_string(), e.why))
 }
 
 /// Writes `results.json`, its schema and, for a whole run, every report rendered from it.

@@ -204,7 +204,13 @@ pub fn vm(
     };
     let style = if json { Style::Json } else { Style::Human };
     let mut printer = Printer::new(style, &loaded);
-    let mut progress = Progress::new(&plan.kernels.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+    let mut progress = Progress::new(
+        &plan
+            .kernels
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>(),
+    );
     pipeline::run(&plan, &mut |e| {
         progress.event(e);
         progress.suspend(|| printer.event(e));

@@ -25,7 +25,8 @@ pub fn run(sel: &Selection, json: bool) -> Result<ExitCode, CliError> {
     let mut env = Env::new();
     let mut summary = Summary::default();
     let mut out = std::io::stdout().lock();
-    let selected: Vec<&bpfcase::case::Case> = cases.iter().filter(|c| !c.instances.is_empty()).collect();
+    let selected: Vec<&bpfcase::case::Case> =
+        cases.iter().filter(|c| !c.instances.is_empty()).collect();
     let mut current = String::new();
     bpfcase::pipeline::run_instances(&mut env, &selected, &mut |c, inst, obs| {
         if !json && current != c.name {

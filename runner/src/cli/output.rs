@@ -32,7 +32,13 @@ impl Printer {
             style,
             about: cases
                 .iter()
-                .map(|c| (c.name.clone(), c.file.display().to_string(), c.about.clone()))
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        c.file.display().to_string(),
+                        c.about.clone(),
+                    )
+                })
                 .collect(),
             failed: false,
         }

@@ -1,6 +1,5 @@
 //! The running kernel: instances run natively on a thread of this process.
 
-use std::sync::mpsc::Sender;
 use std::time::Instant;
 
 use super::kernel::{instance_result, summarize};
@@ -11,7 +10,11 @@ use crate::results::{KernelIdentity, KernelRun, Timing};
 
 /// The one loop over instances, wherever it runs (the host, a guest's init, `bpfcase run`):
 /// each instance of each case in order, with its observation.
-pub fn run_instances(env: &mut Env, cases: &[&Case], each: &mut dyn FnMut(&Case, &Instance, Observation)) {
+pub fn run_instances(
+    env: &mut Env,
+    cases: &[&Case],
+    each: &mut dyn FnMut(&Case, &Instance, Observation),
+) {
     for c in cases {
         for inst in &c.instances {
             let obs = env.run(inst);
@@ -29,7 +32,10 @@ pub fn identity() -> KernelIdentity {
     let release = text(nix::sys::utsname::UtsName::release);
     KernelIdentity {
         spec: "host".into(),
-        label: format!("host-{}", crate::vm::label(release.as_deref().unwrap_or(""))),
+        label: format!(
+            "host-{}",
+            crate::vm::label(release.as_deref().unwrap_or(""))
+        ),
         release,
         build: text(nix::sys::utsname::UtsName::version),
         origin: "the running kernel".into(),
@@ -40,12 +46,12 @@ pub fn identity() -> KernelIdentity {
     }
 }
 
-pub(super) fn run(k: usize, cases: &[&Case], tx: &Sender<Event>) -> KernelRun {
+pub(super) fn run(k: usize, cases: &[&Case], emit: &mut dyn FnMut(Event)) -> KernelRun {
     let t0 = Instant::now();
     let identity = identity();
     let series = identity.series();
     let total = cases.iter().map(|c| c.instances.len()).sum();
-    let _ = tx.send(Event::Started {
+    emit(Event::Started {
         kernel: k,
         instances: total,
     });
@@ -53,12 +59,12 @@ pub(super) fn run(k: usize, cases: &[&Case], tx: &Sender<Event>) -> KernelRun {
     let mut instances = Vec::new();
     run_instances(&mut env, cases, &mut |c, inst, obs| {
         let r = instance_result(&c.name, inst, obs, series.as_deref());
-        let _ = tx.send(Event::Instance {
+        emit(Event::Instance {
             kernel: k,
             result: Box::new(r.clone()),
         });
         instances.push(r);
-        let _ = tx.send(Event::Progress {
+        emit(Event::Progress {
             kernel: k,
             done: instances.len(),
         });
@@ -77,7 +83,7 @@ pub(super) fn run(k: usize, cases: &[&Case], tx: &Sender<Event>) -> KernelRun {
         summary: summarize(&instances),
         instances,
     };
-    let _ = tx.send(Event::KernelDone {
+    emit(Event::KernelDone {
         kernel: k,
         run: Box::new(run.clone()),
         notes: Vec::new(),

@@ -112,7 +112,9 @@ pub(super) fn guest(
     let mut instances = Vec::new();
     for (file, rec) in &g.records {
         let Some(c) = cases.get(*file) else {
-            problems.push(format!("an observation names case file {file}, which was not sent"));
+            problems.push(format!(
+                "an observation names case file {file}, which was not sent"
+            ));
             continue;
         };
         let obs = match serde_json::from_value::<Observation>(rec["observation"].clone()) {
@@ -133,7 +135,10 @@ pub(super) fn guest(
         });
         instances.push(r);
     }
-    let reported: HashSet<&str> = instances.iter().map(|r| r.observation.id.as_str()).collect();
+    let reported: HashSet<&str> = instances
+        .iter()
+        .map(|r| r.observation.id.as_str())
+        .collect();
     let did_not_report = if g.unusable.is_some() {
         Vec::new()
     } else {
@@ -172,7 +177,9 @@ fn identity(spec: &KernelSpec, kern: &Kernel, g: Option<&GuestRun>) -> KernelIde
     KernelIdentity {
         spec: spec.to_string(),
         // A guest that never said hello has no release: it goes by its spec.
-        label: g.and_then(|g| g.label()).unwrap_or_else(|| spec.to_string()),
+        label: g
+            .and_then(|g| g.label())
+            .unwrap_or_else(|| spec.to_string()),
         release: hello.map(|h| h.release.clone()),
         build: hello.map(|h| h.version.clone()),
         origin: kern.origin.clone(),

@@ -94,9 +94,8 @@ pub fn run(plan: &Plan<'_>, sink: &mut dyn FnMut(&Event)) -> Results {
     let store = |slot: usize, run: KernelRun| {
         *runs[slot].lock().unwrap_or_else(|p| p.into_inner()) = Some(run);
     };
-    let cases_of = |slot: usize| -> Vec<&Case> {
-        selection[slot].1.iter().map(|&c| &plan.cases[c]).collect()
-    };
+    let cases_of =
+        |slot: usize| -> Vec<&Case> { selection[slot].1.iter().map(|&c| &plan.cases[c]).collect() };
     // Guests start as soon as their kernel is at hand, `jobs` at a time; the host runs
     // beside them on a thread of its own.
     let (work_tx, work_rx) = mpsc::channel::<(usize, Kernel)>();
@@ -114,45 +113,67 @@ pub fn run(plan: &Plan<'_>, sink: &mut dyn FnMut(&Event)) -> Results {
             });
         }
         // Kernel supply runs one at a time (apt).
-        let (supply_tx, store, cases_of, selection) = (tx.clone(), &store, &cases_of, &selection);
+        let (supply_tx, store, selection) = (tx.clone(), &store, &selection);
         s.spawn(move || {
-        let tx = supply_tx;
-        for (slot, (k, _)) in selection.iter().enumerate() {
-            let spec = &plan.kernels[*k];
-            let resolved = kernels::resolve(spec, plan.manifest.as_ref(), &cache);
-            let _ = tx.send(Event::Resolved {
-                kernel: *k,
-                spec: spec.to_string(),
-                warnings: resolved
-                    .as_ref()
-                    .ok()
-                    .and_then(|r| r.as_ref().map(|k| k.warnings.clone()))
-                    .unwrap_or_default(),
-                error: resolved.as_ref().err().map(plan.explain),
-            });
-            match resolved {
-                Ok(None) => {
-                    let tx = tx.clone();
-                    s.spawn(move || store(slot, host::run(*k, &cases_of(slot), &tx)));
+            let tx = supply_tx;
+            for (slot, (k, _)) in selection.iter().enumerate() {
+                let spec = &plan.kernels[*k];
+                if *spec == KernelSpec::Host {
+                    continue; // below, on this thread
                 }
-                Ok(Some(kern)) => {
-                    let _ = work_tx.send((slot, kern));
-                }
-                Err(e) => {
-                    let run = kernel::failed(spec, (plan.explain)(&e));
-                    let _ = tx.send(Event::KernelDone {
-                        kernel: *k,
-                        run: Box::new(run.clone()),
-                        notes: Vec::new(),
-                        console_tail: String::new(),
-                    });
-                    store(slot, run);
+                let resolved = kernels::resolve(spec, plan.manifest.as_ref(), &cache);
+                let _ = tx.send(Event::Resolved {
+                    kernel: *k,
+                    spec: spec.to_string(),
+                    warnings: resolved
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| r.as_ref().map(|k| k.warnings.clone()))
+                        .unwrap_or_default(),
+                    error: resolved.as_ref().err().map(plan.explain),
+                });
+                match resolved {
+                    Ok(Some(kern)) => {
+                        let _ = work_tx.send((slot, kern));
+                    }
+                    // Only `host` resolves to no image.
+                    Ok(None) => {}
+                    Err(e) => {
+                        let run = kernel::failed(spec, (plan.explain)(&e));
+                        let _ = tx.send(Event::KernelDone {
+                            kernel: *k,
+                            run: Box::new(run.clone()),
+                            notes: Vec::new(),
+                            console_tail: String::new(),
+                        });
+                        store(slot, run);
+                    }
                 }
             }
-        }
-        drop(work_tx);
+            drop(work_tx);
         });
         drop(tx);
+        // The running kernel runs on the calling thread: its task is the one user space names
+        // by this process's pidfd ("current" = "self"). Other kernels' events are passed on
+        // between its instances.
+        for (slot, (k, _)) in selection.iter().enumerate() {
+            if plan.kernels[*k] != KernelSpec::Host {
+                continue;
+            }
+            let mut pass_on = |e: Event| {
+                sink(&e);
+                while let Ok(other) = rx.try_recv() {
+                    sink(&other);
+                }
+            };
+            pass_on(Event::Resolved {
+                kernel: *k,
+                spec: "host".into(),
+                warnings: Vec::new(),
+                error: None,
+            });
+            store(slot, host::run(*k, &cases_of(slot), &mut pass_on));
+        }
         for e in rx {
             sink(&e);
         }
@@ -173,10 +194,7 @@ pub fn run(plan: &Plan<'_>, sink: &mut dyn FnMut(&Event)) -> Results {
             filters: plan.filters.clone(),
         },
         shard: plan.shard,
-        cases: ran
-            .iter()
-            .map(|&c| case_info(&plan.cases[c]))
-            .collect(),
+        cases: ran.iter().map(|&c| case_info(&plan.cases[c])).collect(),
         kernels: runs
             .into_iter()
             .filter_map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))

@@ -96,7 +96,8 @@ pub fn hex(bytes: &[u8], total: usize) -> String {
 /// Whether a result is worth a snapshot column: successful map creation and process actions
 /// are the scenery, not the observation.
 fn shown(name: &str, r: &Res, inst: Option<&Instance>) -> bool {
-    let process = name.starts_with("spawn:") || name.starts_with("exit:") || name.starts_with("reap:");
+    let process =
+        name.starts_with("spawn:") || name.starts_with("exit:") || name.starts_with("reap:");
     // Only a map's creation gives `Created`: the same line with or without the instance.
     let map = inst.is_none_or(|i| i.maps.iter().any(|m| m.name == name));
     let scenery = (process && *r == Res::Ok) || (map && *r == (Res::Created { value_size: None }));

@@ -198,7 +198,13 @@ pub fn boot_watched(
                 watch(&guest(Accel::Tcg), opts.timeout, None, &sizes, progress)?,
             ),
             accel::Plan::TryKvm => {
-                let r = watch(&guest(Accel::Kvm), opts.timeout, Some(KVM_PROBE), &sizes, progress)?;
+                let r = watch(
+                    &guest(Accel::Kvm),
+                    opts.timeout,
+                    Some(KVM_PROBE),
+                    &sizes,
+                    progress,
+                )?;
                 if r.hello.is_some() {
                     notes.extend(accel::learned(cache, true));
                     (Accel::Kvm, r)
@@ -302,7 +308,11 @@ fn watch(
         } else if counted_at.elapsed() > PROGRESS_EVERY {
             counted_at = Instant::now();
             let bytes = std::fs::read(&g.results).unwrap_or_default();
-            let n = frame::decode(&bytes).0.iter().filter(|f| f.kind == "obs").count();
+            let n = frame::decode(&bytes)
+                .0
+                .iter()
+                .filter(|f| f.kind == "obs")
+                .count();
             if n != observed {
                 observed = n;
                 progress(Progress::Observed(n));

@@ -84,8 +84,8 @@ fn resolve_debian(series: &str, pin: Option<&Pin>, cache: &Path) -> Result<Kerne
             Err(e) => newest_cached_or(cache, series, e, &mut warnings)?,
         },
     };
-    let image_sha256 = sha256_file(&got.image)
-        .map_err(io_err(format!("hashing {}", got.image.display())))?;
+    let image_sha256 =
+        sha256_file(&got.image).map_err(io_err(format!("hashing {}", got.image.display())))?;
     Ok(Kernel {
         origin: format!("debian:{series} = {} {}", got.package, got.version),
         package: Some((got.package, got.version)),
