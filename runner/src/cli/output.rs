@@ -64,7 +64,7 @@ impl Printer {
                 self.failed |= kernel_failed(run);
                 match self.style {
                     Style::Human => self.human(&mut out, run, console_tail),
-                    Style::Json => json(&mut out, run, console_tail),
+                    Style::Json => json(&mut out, run, console_tail, &self.about),
                     Style::Summary => {
                         let _ = writeln!(out, "{}: {}", run.identity.label, headline(run));
                     }
@@ -152,7 +152,12 @@ impl Printer {
     }
 }
 
-fn json(out: &mut dyn Write, run: &KernelRun, console_tail: &str) {
+fn json(
+    out: &mut dyn Write,
+    run: &KernelRun,
+    console_tail: &str,
+    about: &[(String, String, String)],
+) {
     let id = &run.identity;
     let _ = writeln!(
         out,
@@ -164,7 +169,11 @@ fn json(out: &mut dyn Write, run: &KernelRun, console_tail: &str) {
         } })
     );
     for r in &run.instances {
-        let _ = writeln!(out, "{}", record(&id.label, r));
+        let mut rec = record(&id.label, r);
+        if let Some((_, file, _)) = about.iter().find(|(n, ..)| *n == r.case) {
+            rec["file"] = serde_json::json!(file);
+        }
+        let _ = writeln!(out, "{rec}");
     }
     let _ = writeln!(
         out,
