@@ -99,7 +99,15 @@ fn run(args: &ReportArgs) -> Result<Results, CliError> {
     };
     let labels: Vec<String> = plan.kernels.iter().map(|k| k.to_string()).collect();
     let mut progress = Progress::new(&labels);
-    let mut printer = Printer::new(Style::Summary, &loaded);
+    let order: Vec<usize> = match plan.shard {
+        Some(s) => s
+            .select(plan.kernels.len(), plan.cases.len())
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect(),
+        None => (0..plan.kernels.len()).collect(),
+    };
+    let mut printer = Printer::new(Style::Summary, &loaded, order);
     Ok(pipeline::run(&plan, &mut |e| {
         progress.event(e);
         progress.suspend(|| printer.event(e));

@@ -203,7 +203,7 @@ pub fn vm(
         explain: cli::kernel_problem,
     };
     let style = if json { Style::Json } else { Style::Human };
-    let mut printer = Printer::new(style, &loaded);
+    let mut printer = Printer::new(style, &loaded, (0..plan.kernels.len()).collect());
     let mut progress = Progress::new(
         &plan
             .kernels

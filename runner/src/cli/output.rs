@@ -18,16 +18,21 @@ pub enum Style {
     Summary,
 }
 
-/// Prints each kernel's block when it is done; remembers whether anything failed.
+/// Prints each kernel's block as soon as it and the kernels before it in the plan are done
+/// (the output keeps the plan's order); remembers whether anything failed.
 pub struct Printer {
     style: Style,
     /// The `about` of each case, by name, for the case headers.
     about: Vec<(String, String, String)>,
+    /// The kernels still to print, in plan order, and those done but waiting for an earlier one.
+    order: std::collections::VecDeque<usize>,
+    done: std::collections::BTreeMap<usize, (Box<KernelRun>, String)>,
     pub failed: bool,
 }
 
 impl Printer {
-    pub fn new(style: Style, cases: &[bpfcase::case::Case]) -> Printer {
+    /// `kernels`: the indexes of the plan's kernels that will run, in order.
+    pub fn new(style: Style, cases: &[bpfcase::case::Case], kernels: Vec<usize>) -> Printer {
         Printer {
             style,
             about: cases
@@ -40,6 +45,8 @@ impl Printer {
                     )
                 })
                 .collect(),
+            order: kernels.into(),
+            done: Default::default(),
             failed: false,
         }
     }
@@ -52,32 +59,43 @@ impl Printer {
                 }
             }
             Event::KernelDone {
+                kernel,
                 run,
                 notes,
                 console_tail,
-                ..
             } => {
                 for n in notes {
                     eprintln!("note: {n}");
                 }
-                let mut out = std::io::stdout().lock();
                 self.failed |= kernel_failed(run);
-                match self.style {
-                    Style::Human => self.human(&mut out, run, console_tail),
-                    Style::Json => json(&mut out, run, console_tail, &self.about),
-                    Style::Summary => {
-                        let _ = writeln!(out, "{}: {}", run.identity.label, headline(run));
-                    }
+                self.done
+                    .insert(*kernel, (run.clone(), console_tail.clone()));
+                while let Some((run, console_tail)) =
+                    self.order.front().and_then(|k| self.done.remove(k))
+                {
+                    self.order.pop_front();
+                    self.print(&run, &console_tail);
                 }
-                let _ = out.flush();
             }
             _ => {}
         }
     }
 
+    fn print(&self, run: &KernelRun, console_tail: &str) {
+        let mut out = std::io::stdout().lock();
+        match self.style {
+            Style::Human => self.human(&mut out, run, console_tail),
+            Style::Json => json(&mut out, run, console_tail, &self.about),
+            Style::Summary => {
+                let _ = writeln!(out, "{}: {}", run.identity.label, headline(run));
+            }
+        }
+        let _ = out.flush();
+    }
+
     fn human(&self, out: &mut dyn Write, run: &KernelRun, console_tail: &str) {
         let id = &run.identity;
-        if run.instances.is_empty() && id.release.is_none() && run.timings.is_empty() {
+        if not_had(run) {
             let _ = writeln!(
                 out,
                 "## {}: cannot run: {}",
@@ -159,6 +177,14 @@ fn json(
     about: &[(String, String, String)],
 ) {
     let id = &run.identity;
+    if not_had(run) {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "kernel": { "spec": id.spec, "error": run.unusable } })
+        );
+        return;
+    }
     let _ = writeln!(
         out,
         "{}",
@@ -182,6 +208,11 @@ fn json(
             "did_not_report": run.did_not_report.len(),
             "stopped_at": run.did_not_report.first().filter(|_| id.release.is_some()) })
     );
+}
+
+/// A kernel that could not be had (not found, not an image): nothing ran, no guest started.
+fn not_had(run: &KernelRun) -> bool {
+    run.instances.is_empty() && run.identity.release.is_none() && run.timings.is_empty()
 }
 
 /// The JSON line of one instance, as `run --format json` prints it.

@@ -1,35 +1,15 @@
 //! The key line of a verifier log, normalized so that snapshots stay stable: the error line the
 //! verifier printed last, with kernel addresses and object ids redacted.
 
-/// The last `n` lines of a verifier log, kernel addresses redacted (`0xffff…` words become
-/// `(kernel address)`), so the same kernel gives the same text on every run.
+/// The last `n` lines of a verifier log, each [`normalize`]d (addresses and ids redacted), so
+/// the same kernel gives the same text on every run.
 pub fn tail(log: &str, n: usize) -> String {
     let lines: Vec<&str> = log.trim_end().lines().collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
-        .map(|l| redact_addresses(l))
+        .map(|l| normalize(l))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn redact_addresses(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(i) = rest.find("0xffff") {
-        let digits = rest[i + 2..]
-            .bytes()
-            .take_while(u8::is_ascii_hexdigit)
-            .count();
-        out.push_str(&rest[..i]);
-        if digits == 16 {
-            out.push_str("(kernel address)");
-        } else {
-            out.push_str(&rest[i..i + 2 + digits]);
-        }
-        rest = &rest[i + 2 + digits..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// What the verifier said about why it refused the program: the lines after the last
@@ -134,8 +114,11 @@ mod tests {
 
     #[test]
     fn tail_keeps_the_last_lines_without_addresses() {
-        let log = "0: (b7) r0 = 0\n1: R1=0xffff888003a1b2c0 R2=0xffff\n2: exit\n";
-        assert_eq!(tail(log, 2), "1: R1=(kernel address) R2=0xffff\n2: exit");
+        let log = "0: (b7) r0 = 0\n1: R1=0xffff888003a1b2c0 R2=0xffff\n25: (18) r1 = 0xff7957fc80600000\n2: exit\n";
+        assert_eq!(
+            tail(log, 3),
+            "1: R1=0x… R2=0xffff\n25: (18) r1 = 0x…\n2: exit"
+        );
         assert_eq!(tail("", 3), "");
     }
 
