@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use bpfcase::bpf;
 use bpfcase::exec::{Env, Outcome};
+use bpfcase::pipeline;
+use bpfcase::vm::qemu::Accel;
 use bpfcase::vm::{self, kernels};
 
 use crate::cli::{self, CliError};
@@ -100,7 +102,6 @@ pub fn bench_vm(
 ) -> Result<ExitCode, CliError> {
     vm::procs::handle_signals();
     let loaded = cli::load(cases, filters)?;
-    let files: Vec<PathBuf> = loaded.iter().map(|c| c.file.clone()).collect();
     let n: usize = loaded.iter().map(|c| c.instances.len()).sum();
     let Some(first) = loaded.iter().flat_map(|c| c.instances.first()).next() else {
         return Err(nothing_selected(cases, filters));
@@ -130,19 +131,28 @@ pub fn bench_vm(
     opts.check()
         .map_err(|e| CliError::arg("--append", append.params.join(" "), e))?;
     let one = vec![first.id.clone()];
+    let just_one = cli::load(cases, &one)?;
     // One boot outside the measurement: it settles the accelerator (a first KVM attempt costs
     // its hello timeout) and warms the page cache; every measured boot then uses that one.
-    match vm::boot(&k, &files, &one, &opts) {
-        Ok(g) => {
-            for n in &g.notes {
+    let origin = k.origin.clone();
+    match guest_run(&spec, &just_one, &one, &opts, &manifest) {
+        Ok((run, notes)) => {
+            for n in &notes {
                 eprintln!("note: {n}");
             }
+            let t = run.timings.first();
             eprintln!(
                 "bench: warm-up boot in {:.2} s ({})",
-                g.total.as_secs_f64(),
-                g.accel.name()
+                t.map_or(0.0, |t| t.total_s),
+                t.map_or("?", |t| t.accel.as_str())
             );
-            opts.accel = Some(g.accel);
+            opts.accel = t.map(|t| {
+                if t.accel == "kvm" {
+                    Accel::Kvm
+                } else {
+                    Accel::Tcg
+                }
+            });
         }
         Err(e) => {
             eprintln!("bench: {e}");
@@ -152,36 +162,36 @@ pub fn bench_vm(
     let (mut full, mut single, mut hello, mut initramfs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {
-        for (filter, into) in [(filters.to_vec(), &mut full), (one.clone(), &mut single)] {
-            let g = match vm::boot(&k, &files, &filter, &opts) {
-                Ok(g) => g,
+        for (sel, filter, into) in [
+            (&loaded, filters.to_vec(), &mut full),
+            (&just_one, one.clone(), &mut single),
+        ] {
+            let run = match guest_run(&spec, sel, &filter, &opts, &manifest) {
+                Ok((run, _)) => run,
                 Err(e) => {
                     eprintln!("bench: {e}");
                     return Ok(ExitCode::from(1));
                 }
             };
-            if g.summary.is_none() || !g.problems.is_empty() {
-                eprintln!(
-                    "bench: the guest did not finish: {:?}\n{}",
-                    g.problems, g.console_tail
-                );
+            let Some(t) = run.timings.first().filter(|_| run.problems.is_empty()) else {
+                eprintln!("bench: the guest did not finish: {:?}", run.problems);
                 return Ok(ExitCode::from(1));
-            }
-            into.push(g.total);
-            hello.extend(g.boot_to_hello);
-            initramfs.push(g.initramfs);
+            };
+            into.push(Duration::from_secs_f64(t.total_s));
+            hello.extend(t.boot_s.map(Duration::from_secs_f64));
+            initramfs.extend(t.initramfs_s.map(Duration::from_secs_f64));
             eprintln!(
                 "bench: {} instance(s) in {:.2} s ({})",
                 if filter == one { 1 } else { n },
-                g.total.as_secs_f64(),
-                g.accel.name()
+                t.total_s,
+                t.accel
             );
         }
     }
     let f = median(&mut full);
     let o = median(&mut single);
     let per = f.saturating_sub(o).as_secs_f64() / (n.max(2) - 1) as f64;
-    println!("kernel: {}", k.origin);
+    println!("kernel: {origin}");
     println!(
         "boots: {} with {n} instances, {} with 1",
         full.len(),
@@ -207,6 +217,38 @@ pub fn bench_vm(
     );
     println!("per extra instance in the guest: {:.2} ms", per * 1e3);
     Ok(ExitCode::SUCCESS)
+}
+
+/// One guest of `spec` through the run pipeline: its run and the notes for the user, or why
+/// it could not run.
+fn guest_run(
+    spec: &kernels::KernelSpec,
+    cases: &[bpfcase::case::Case],
+    filters: &[String],
+    opts: &vm::Options,
+    manifest: &kernels::Manifest,
+) -> Result<(bpfcase::results::KernelRun, Vec<String>), String> {
+    let plan = pipeline::Plan {
+        kernels: vec![spec.clone()],
+        cases,
+        filters: filters.to_vec(),
+        manifest: Some(manifest.clone()),
+        options: opts.clone(),
+        jobs: 1,
+        shard: None,
+        explain: cli::kernel_problem,
+    };
+    let mut notes = Vec::new();
+    let r = pipeline::run(&plan, &mut |e| {
+        if let pipeline::Event::KernelDone { notes: n, .. } = e {
+            notes.extend(n.iter().cloned());
+        }
+    });
+    let run = r.kernels.into_iter().next().ok_or("no kernel ran")?;
+    match &run.unusable {
+        Some(u) => Err(u.clone()),
+        None => Ok((run, notes)),
+    }
 }
 
 /// Bad input: the selection is empty.

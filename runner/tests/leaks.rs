@@ -114,15 +114,20 @@ fn nothing_leaks() -> Result<Completion, Failed> {
     let objects_before = kernel_objects()?;
     let start = Instant::now();
     let mut ran = 0;
+    let mut cases = Vec::new();
     for f in files {
-        let c = case::load(&f).map_err(|e| Failed::from(e.to_string()))?;
-        for i in &c.instances {
-            let obs = env.run(i);
-            if let Outcome::Error { message } = &obs.outcome {
-                return Err(format!("{}: {message}", i.id).into());
-            }
-            ran += 1;
+        cases.push(case::load(&f).map_err(|e| Failed::from(e.to_string()))?);
+    }
+    let refs: Vec<&case::Case> = cases.iter().collect();
+    let mut errors = Vec::new();
+    bpfcase::pipeline::run_instances(&mut env, &refs, &mut |_, i, obs| {
+        if let Outcome::Error { message } = &obs.outcome {
+            errors.push(format!("{}: {message}", i.id));
         }
+        ran += 1;
+    });
+    if let Some(e) = errors.first() {
+        return Err(e.clone().into());
     }
     let after = open_fds();
     if before != after {

@@ -247,9 +247,25 @@ fn never_started(f: &Facts) -> String {
         );
     }
     if !panicked.is_empty() {
+        // A kernel short of memory while it unpacks the initramfs (which it holds twice) also
+        // dies in ways that do not say so (a NULL dereference in early boot).
+        let memory = u64::from(f.memory_mb) << 20;
+        let tight =
+            kernel_floor(f).filter(|(floor, _)| memory < floor + f.initramfs_bytes + (32 << 20));
+        let cause = tight.map_or(String::new(), |(floor, kernel)| {
+            format!(
+                " Likely cause: too little memory: the guest had {} MiB for the kernel and the {} \
+                 initramfs, which the kernel holds twice while unpacking it; {kernel}: with the \
+                 initramfs at least {}. {}.",
+                f.memory_mb,
+                mib(f.initramfs_bytes),
+                mib(floor),
+                capitalized(MORE_MEMORY)
+            )
+        });
         return format!(
             "the guest never started the runner: the kernel panicked after {ran}, before it \
-             ran /init{panicked}; see the console.{qemu_said}"
+             ran /init{panicked}; see the console.{cause}{qemu_said}"
         );
     }
     format!(
@@ -448,9 +464,13 @@ mod tests {
         f.console = "[ 1.0] Kernel panic - not syncing: Attempted to kill init!\n";
         let p = &problems(&f)[0];
         assert!(
-            p.contains("the kernel panicked after 0.5 s, before it ran /init (`Kernel panic - not syncing: Attempted to kill init!`)"),
+            p.contains("the kernel panicked after 0.5 s, before it ran /init (`Kernel panic - not syncing: Attempted to kill init!`); see the console. Likely cause: too little memory: the guest had 100 MiB"),
             "{p}"
         );
+        // With room for the kernel and the initramfs twice over, a panic is only a panic.
+        f.memory_mb = 512;
+        let p = &problems(&f)[0];
+        assert!(p.ends_with("see the console."), "{p}");
     }
 
     #[test]
