@@ -262,14 +262,15 @@ pub fn vm(
 fn host_run(loaded: &[case::Case]) -> KernelResult {
     let mut env = bpfcase::exec::Env::new();
     let mut records = Vec::new();
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let kernel = case::KernelSeries::from_release(&release);
     for (i, c) in loaded.iter().enumerate() {
         for inst in &c.instances {
             let obs = env.run(inst);
-            let v = report::verdict(inst, &obs);
+            let v = report::verdict(inst, &obs, kernel);
             records.push((i, report::json_line(inst, &obs, &v)));
         }
     }
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     KernelResult::Host {
         label: format!("host-{}", vm::label(release.trim())),
         records,
@@ -360,6 +361,12 @@ fn print_kernel(
             )
         }
     };
+    // The series the observations come from: the guest's release, or the running kernel's.
+    let kernel = match r {
+        KernelResult::Guest(g) => g.hello.as_ref().map(|h| h.release.clone()),
+        _ => std::fs::read_to_string("/proc/sys/kernel/osrelease").ok(),
+    }
+    .and_then(|release| case::KernelSeries::from_release(&release));
     let mut summary = Summary::default();
     let mut current = usize::MAX;
     for (file, rec) in records.iter() {
@@ -368,7 +375,7 @@ fn print_kernel(
             continue;
         };
         let inst: Option<&Instance> = c.instances.iter().find(|i| i.id == obs.id);
-        let v = inst.map_or(Verdict::NoRule, |i| report::verdict(i, &obs));
+        let v = inst.map_or(Verdict::NoRule, |i| report::verdict(i, &obs, kernel));
         summary.add(&obs, &v);
         failed |= matches!(v, Verdict::Fail(_));
         if json {
