@@ -2,7 +2,7 @@
 //! kernel — parse and validate (`case::parse`, its located errors rendered), matrix expansion,
 //! compilation of every `prog` step (`compile::compile_step`, then the program's bytes, its
 //! disassembly and its relocations patched by a fake loader), and the report of a made-up
-//! observation (`report::line`, `verdict`, `json_line`, `Summary`).
+//! observation (`report::line`, `checks`, `verdict`, `json_line`, `Summary`).
 //!
 //! Contract: `pipeline` returns for every input; a panic is a bug. It never touches the kernel
 //! or the file system. The libFuzzer target (`fuzz_targets/pipeline.rs`) and the regression test
@@ -48,7 +48,20 @@ pub fn pipeline(data: &[u8]) {
         let obs = observation(inst, i);
         let _ = report::line(&obs, Some(inst));
         let _ = report::line(&obs, None);
-        let verdict = report::verdict(inst, &obs);
+        // Half the instances judged on a kernel of known series, half on one of unknown series.
+        let kernel = (i % 2 == 0).then_some(case::KernelSeries {
+            major: 6,
+            minor: 12,
+        });
+        let checks = report::checks(inst, &obs, kernel);
+        let verdict = report::verdict(inst, &obs, kernel);
+        assert_eq!(
+            matches!(verdict, report::Verdict::Fail(_)),
+            checks
+                .iter()
+                .any(|c| matches!(c.state, report::CheckState::NotHeld { .. })),
+            "the verdict and the checks disagree"
+        );
         let _ = report::json_line(inst, &obs, &verdict).to_string();
         summary.add(&obs, &verdict);
     }

@@ -176,15 +176,15 @@ fn frames(case_file: &Path, outcome: Outcome) -> Result<Vec<u8>, Failed> {
         results: Vec::new(),
         logs: Vec::new(),
     };
-    let v = report::verdict(inst, &obs);
-    let mut summary = Summary::default();
-    summary.add(&obs, &v);
     let hello = Hello {
         release: "6.1.0-0-test".into(),
         version: "#1".into(),
         bpf_error: None,
         btf: true,
     };
+    let v = report::verdict(inst, &obs, case::KernelSeries::from_release(&hello.release));
+    let mut summary = Summary::default();
+    summary.add(&obs, &v);
     let obs = ObsFrame {
         file: 0,
         line: report::json_line(inst, &obs, &v),

@@ -1,6 +1,7 @@
 //! The typed result of resolution: an instance of a case, with its maps, steps, operations and
 //! expectations, ready for the compiler and the executor. Plain data.
 
+use crate::case::kernel::KernelReq;
 use crate::case::value::parse_u64;
 use crate::case::value::{FlagsArg, KeyArg, Pattern, TaskArg, ValueArg};
 use crate::tables::{MapType, ProgType};
@@ -150,7 +151,8 @@ pub enum StepSpec {
     },
 }
 
-/// One expectation for one instance: result `result` must match `pattern`.
+/// One expectation for one instance: result `result` must match `pattern`, on the kernels
+/// `kernel` admits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
     pub result: String,
@@ -158,6 +160,8 @@ pub struct Rule {
     pub because: Option<String>,
     /// Index of the `expect` entry: its rules stand or fall together when a step is unsupported.
     pub group: usize,
+    /// The entry's `when.kernel`: the rule applies only on a kernel of a series it admits.
+    pub kernel: Option<KernelReq>,
 }
 
 /// One combination of a case's matrix, fully typed.

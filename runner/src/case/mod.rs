@@ -5,6 +5,7 @@
 //! or know how a step is compiled; it hands out fully typed `Instance`s.
 
 mod instance;
+pub mod kernel;
 mod locate;
 mod model;
 mod names;
@@ -18,6 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use instance::{step_names, Instance, MapSpec, OpSpec, Rule, StepSpec, ValueSize, Width};
+pub use kernel::{KernelReq, KernelSeries};
 pub use locate::{FieldPath, Seg};
 pub use model::CaseFile;
 

@@ -363,14 +363,33 @@ pub struct NextKeyDef {
     pub name: Option<String>,
 }
 
+// Schema-only: `Expect::when` is read as a map (a dimension may have any name but `kernel`).
+/// The conditions of an `expect` entry: matrix dimensions, and the kernel series.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct When {
+    /// Not a dimension (no dimension may be named `kernel`): the rule applies only on kernels of
+    /// the series this admits, a comma-separated list of clauses that must all hold, each
+    /// `>=`, `>`, `<=`, `<` or `=` and a series (`">=6.4"`, `"<6.16"`, `"=6.12"`), a bare series
+    /// (`"6.12"`), or an inclusive range (`"6.1 - 6.12"`). A series is `<major>.<minor>`, with no
+    /// patch level. On a kernel of unknown series the rule does not apply.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    kernel: String,
+    /// Matrix dimension → value, or a list of values (any of them).
+    #[serde(flatten)]
+    dims: IndexMap<String, Value>,
+}
+
 /// A documented rule: for the instances matching `when`, each named result must match its
 /// pattern (`*` and `?` wildcards) as rendered in the observation.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, remote = "Self")]
 #[schemars(rename = "Expect")]
 pub struct Expect {
-    /// Matrix dimension → value, or a list of values (any of them). Empty: every instance.
+    /// Matrix dimension → value, or a list of values (any of them), and `kernel` → a
+    /// requirement on the kernel series. Empty: every instance on every kernel.
     #[serde(default, deserialize_with = "super::shape::object")]
+    #[schemars(with = "When")]
     pub when: IndexMap<String, Value>,
     /// Result name (`load`, `get`, `lookup#2`, a map name for its creation…) → pattern.
     #[serde(deserialize_with = "super::shape::object")]

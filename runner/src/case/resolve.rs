@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::instance::{step_names, Instance, MapSpec, Rule, StepSpec, ValueSize};
+use super::kernel::KernelReq;
 use super::locate::FieldPath;
 use super::model::{CaseFile, MapDef, Step};
 use super::names::name_results;
@@ -85,6 +86,9 @@ pub(super) fn err<T>(path: FieldPath, msg: impl Into<String>) -> Result<T, Resol
 /// More combinations than any case needs; a matrix beyond it is a mistake, not a workload.
 const MAX_INSTANCES: usize = 100_000;
 
+/// The key of `when` that holds a requirement on the kernel series, not a dimension.
+const KERNEL: &str = "kernel";
+
 /// Expands the matrix and resolves every instance; the first error wins.
 pub fn expand(cf: &CaseFile, case: &str) -> Result<Vec<Instance>, ResolveError> {
     let root = FieldPath::root();
@@ -92,6 +96,13 @@ pub fn expand(cf: &CaseFile, case: &str) -> Result<Vec<Instance>, ResolveError> 
     let mpath = root.key("matrix");
     for (dim, values) in &cf.matrix {
         check_ident(dim, &mpath.key(dim), "dimension name").map_err(|(p, _, m)| (p, true, m))?;
+        if dim == KERNEL {
+            return Err((
+                mpath.key(dim),
+                true,
+                "`kernel` is reserved: in `when` it is a requirement on the kernel series the instance runs on; give the dimension another name".into(),
+            ));
+        }
         if values.is_empty() {
             return err(mpath.key(dim), "a dimension needs at least one value");
         }
@@ -108,8 +119,14 @@ pub fn expand(cf: &CaseFile, case: &str) -> Result<Vec<Instance>, ResolveError> 
     for (i, rule) in cf.exclude.iter().enumerate() {
         check_dims(cf, rule.keys(), &root.key("exclude").index(i))?;
     }
+    let mut kernels = Vec::new();
     for (i, e) in cf.expect.iter().enumerate() {
-        check_dims(cf, e.when.keys(), &root.key("expect").index(i).key("when"))?;
+        let wpath = root.key("expect").index(i).key("when");
+        check_dims(cf, e.when.keys().filter(|k| *k != KERNEL), &wpath)?;
+        kernels.push(match e.when.get(KERNEL) {
+            None => None,
+            Some(v) => Some(KernelReq::from_json(v).or_else(|m| err(wpath.key(KERNEL), m))?),
+        });
         for (k, pat) in &e.then {
             if let Err(g) = glob::Pattern::new(pat) {
                 return err(
@@ -146,7 +163,7 @@ pub fn expand(cf: &CaseFile, case: &str) -> Result<Vec<Instance>, ResolveError> 
             bindings: &combo,
             used: &used,
         };
-        let inst = resolve(cf, case, &ctx, &names)?;
+        let inst = resolve(cf, case, &ctx, &names, &kernels)?;
         if !ids.insert(inst.id.clone()) {
             return err(
                 mpath.clone(),
@@ -220,19 +237,22 @@ fn product(matrix: &IndexMap<String, Vec<Value>>) -> Vec<IndexMap<String, Value>
     out
 }
 
-/// Whether every condition matches; a condition is a value or a list of alternatives, compared
-/// as JSON or by label (`2` matches `"0x2"`).
+/// Whether every condition on a dimension matches; a condition is a value or a list of
+/// alternatives, compared as JSON or by label (`2` matches `"0x2"`). `kernel` is no dimension
+/// (the matrix cannot name one): the verdict judges it, on the kernel the instance ran on.
 pub fn matches(cond: &IndexMap<String, Value>, combo: &IndexMap<String, Value>) -> bool {
-    cond.iter().all(|(dim, want)| {
-        let Some(have) = combo.get(dim) else {
-            return false;
-        };
-        let alts: Vec<&Value> = match want {
-            Value::Array(a) => a.iter().collect(),
-            one => vec![one],
-        };
-        alts.iter().any(|w| *w == have || label(w) == label(have))
-    })
+    cond.iter()
+        .filter(|(k, _)| *k != KERNEL)
+        .all(|(dim, want)| {
+            let Some(have) = combo.get(dim) else {
+                return false;
+            };
+            let alts: Vec<&Value> = match want {
+                Value::Array(a) => a.iter().collect(),
+                one => vec![one],
+            };
+            alts.iter().any(|w| *w == have || label(w) == label(have))
+        })
 }
 
 fn resolve(
@@ -240,6 +260,7 @@ fn resolve(
     case: &str,
     ctx: &Ctx<'_>,
     names: &[String],
+    kernels: &[Option<KernelReq>],
 ) -> Result<Instance, ResolveError> {
     let root = FieldPath::root();
     let mut id = case.to_string();
@@ -388,6 +409,7 @@ fn resolve(
                 pattern: pattern.clone(),
                 because: e.because.clone(),
                 group: i,
+                kernel: kernels.get(i).cloned().flatten(),
             }));
         }
     }

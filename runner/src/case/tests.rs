@@ -125,6 +125,54 @@ fn expectations_apply_by_label_and_any_of() {
 }
 
 #[test]
+fn when_kernel_is_a_requirement_and_no_dimension() {
+    let src = |when: &str, matrix: &str| {
+        format!(
+            r#"{{ "about": "a", {MAPS}, "matrix": {{ {matrix} }},
+            "steps": [ {{ "prog": [ {{ "get": {{ "map": "st", "task": "$task", "flags": 0 }} }} ] }} ],
+            "expect": [ {{ "when": {when}, "then": {{ "get": "NULL" }} }} ] }}"#
+        )
+    };
+    let c = parse_ok(&src(
+        r#"{ "task": null, "kernel": ">=6.4" }"#,
+        r#""task": ["current", null]"#,
+    ));
+    let rules: Vec<Option<String>> = c
+        .instances
+        .iter()
+        .flat_map(|i| &i.rules)
+        .map(|r| r.kernel.as_ref().map(|k| k.to_string()))
+        .collect();
+    assert_eq!(
+        rules,
+        [Some(">=6.4".to_string())],
+        "the dimensions still select the instances"
+    );
+    let e = parse_err(&src(r#"{ "kernel": ">=6.4.1" }"#, r#""task": [null]"#));
+    assert_eq!(
+        (e.line, e.column, e.path.as_str()),
+        (3, 47, "expect[0].when.kernel")
+    );
+    assert!(e.message.contains("has a patch level"), "{}", e.message);
+    let e = parse_err(&src(r#"{ "kernel": 6 }"#, r#""task": [null]"#));
+    assert!(
+        e.message.starts_with("expected a kernel requirement"),
+        "{}",
+        e.message
+    );
+    let e = parse_err(&src("{}", r#""task": [null], "kernel": ["6.1"]"#));
+    assert_eq!(
+        (e.line, e.column, e.path.as_str()),
+        (1, 108, "matrix.kernel")
+    );
+    assert!(
+        e.message.starts_with("`kernel` is reserved"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
 fn semantic_errors_carry_path_and_position() {
     let e = parse_err(&format!(
         "{{ \"about\": \"a\", {MAPS},\n \"steps\": [ {{ \"prog\": [ {{ \"get\": {{ \"map\": \"nope\", \"task\": \"current\", \"flags\": 0 }} }} ] }} ] }}"

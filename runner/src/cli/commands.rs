@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::process::ExitCode;
 
+use bpfcase::case::KernelSeries;
 use bpfcase::exec::Env;
 use bpfcase::report::{self, Summary, Verdict};
 
@@ -23,6 +24,9 @@ pub fn run(sel: &Selection, json: bool) -> Result<ExitCode, CliError> {
     let cases = load(&sel.cases, &sel.filter)?;
     bpfcase::exec::check_privileges()?;
     let mut env = Env::new();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|r| KernelSeries::from_release(&r));
     let mut summary = Summary::default();
     let mut out = std::io::stdout().lock();
     let selected: Vec<&bpfcase::case::Case> =
@@ -33,7 +37,7 @@ pub fn run(sel: &Selection, json: bool) -> Result<ExitCode, CliError> {
             current.clone_from(&c.name);
             let _ = writeln!(out, "# {} ({}): {}", c.name, c.file.display(), c.about);
         }
-        let v = report::verdict(inst, &obs);
+        let v = report::verdict(inst, &obs, kernel);
         summary.add(&obs, &v);
         if json {
             let _ = writeln!(out, "{}", report::json_line(inst, &obs, &v));

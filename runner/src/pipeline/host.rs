@@ -49,7 +49,7 @@ pub fn identity() -> KernelIdentity {
 pub(super) fn run(k: usize, cases: &[&Case], emit: &mut dyn FnMut(Event)) -> KernelRun {
     let t0 = Instant::now();
     let identity = identity();
-    let series = identity.series();
+    let release = identity.release.clone();
     let total = cases.iter().map(|c| c.instances.len()).sum();
     emit(Event::Started {
         kernel: k,
@@ -58,7 +58,7 @@ pub(super) fn run(k: usize, cases: &[&Case], emit: &mut dyn FnMut(Event)) -> Ker
     let mut env = Env::new();
     let mut instances = Vec::new();
     run_instances(&mut env, cases, &mut |c, inst, obs| {
-        let r = instance_result(&c.name, inst, obs, series.as_deref());
+        let r = instance_result(&c.name, inst, obs, release.as_deref());
         emit(Event::Instance {
             kernel: k,
             result: Box::new(r.clone()),

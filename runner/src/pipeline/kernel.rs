@@ -7,7 +7,7 @@ use std::sync::mpsc::Sender;
 
 use super::host::secs;
 use super::{progress, Event, Plan};
-use crate::case::{Case, Instance};
+use crate::case::{Case, Instance, KernelSeries};
 use crate::exec::Observation;
 use crate::report::{self, Summary, Verdict};
 use crate::results::{InstanceResult, KernelIdentity, KernelRun, Timing, VerdictKind};
@@ -19,9 +19,11 @@ pub fn instance_result(
     case: &str,
     inst: &Instance,
     obs: Observation,
-    _series: Option<&str>,
+    release: Option<&str>,
 ) -> InstanceResult {
-    let v = report::verdict(inst, &obs);
+    let kernel = release.and_then(KernelSeries::from_release);
+    let v = report::verdict(inst, &obs, kernel);
+    let checks = report::checks(inst, &obs, kernel);
     let (verdict, failures) = match v {
         Verdict::Pass => (VerdictKind::Pass, Vec::new()),
         Verdict::Fail(f) => (VerdictKind::Fail, f),
@@ -33,6 +35,7 @@ pub fn instance_result(
         observation: obs,
         verdict,
         failures,
+        checks,
     }
 }
 
@@ -107,7 +110,7 @@ pub(super) fn guest(
         }
     };
     let identity = identity(spec, kern, Some(&g));
-    let series = identity.series();
+    let release = identity.release.clone();
     let mut problems = g.problems.clone();
     let mut instances = Vec::new();
     for (file, rec) in &g.records {
@@ -128,7 +131,7 @@ pub(super) fn guest(
             problems.push(format!("an observation of an unknown instance: {}", obs.id));
             continue;
         };
-        let r = instance_result(&c.name, inst, obs, series.as_deref());
+        let r = instance_result(&c.name, inst, obs, release.as_deref());
         let _ = tx.send(Event::Instance {
             kernel: k,
             result: Box::new(r.clone()),

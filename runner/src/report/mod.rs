@@ -7,7 +7,7 @@
 pub mod files;
 
 use crate::bpf::Errno;
-use crate::case::{Case, Instance, OpSpec, StepSpec};
+use crate::case::{Case, Instance, KernelSeries, OpSpec, StepSpec};
 use crate::exec::{Observation, Outcome, Res};
 
 /// A result as text: the form snapshots show and expectations match against.
@@ -143,26 +143,58 @@ pub enum Verdict {
     /// absent because its program did not run, `name: expected P, but the program was rejected
     /// (EACCES: …) (because …)`.
     Fail(Vec<String>),
-    /// No rule covers this instance.
+    /// No rule covers this instance (on this kernel).
     NoRule,
     /// The instance did not run (unsupported, refused, error): nothing to compare.
     NotRun,
 }
 
-pub fn verdict(inst: &Instance, obs: &Observation) -> Verdict {
-    if obs.outcome != Outcome::Ran {
-        return Verdict::NotRun;
-    }
-    if inst.rules.is_empty() {
-        return Verdict::NoRule;
-    }
+/// One rule of an instance, judged against an observation.
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct Check {
+    /// Index of the rule's `expect` entry.
+    pub group: usize,
+    pub result: String,
+    pub pattern: String,
+    pub because: Option<String>,
+    /// The entry's `when.kernel`, canonical (`>=6.1, <6.16`).
+    pub kernel: Option<String>,
+    pub state: CheckState,
+}
+
+/// What became of a rule.
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckState {
+    /// The result matches the pattern.
+    Held,
+    /// It does not; `got` is what the failure says after `expected PATTERN, `: `got TEXT`, or
+    /// `but WHY` for a result absent because its program did not run.
+    NotHeld { got: String },
+    /// The rule says nothing here: the instance did not run, a step its entry names could not
+    /// run (unsupported, refused), or the kernel is not of a series its `when.kernel` admits
+    /// (or its series is unknown).
+    NotApplicable,
+}
+
+/// Every rule of the instance, in order, judged against the observation made on a kernel of
+/// series `kernel` (None: unknown, so no rule with a kernel condition applies).
+pub fn checks(inst: &Instance, obs: &Observation, kernel: Option<KernelSeries>) -> Vec<Check> {
+    judge(inst, obs, kernel).0
+}
+
+/// The checks, and whether a rule is not applicable because a step could not run.
+fn judge(inst: &Instance, obs: &Observation, kernel: Option<KernelSeries>) -> (Vec<Check>, bool) {
     let opts = glob::MatchOptions {
         case_sensitive: true,
         require_literal_separator: false,
         require_literal_leading_dot: false,
     };
-    let mut fails = Vec::new();
-    let mut applicable = 0;
+    let ran = obs.outcome == Outcome::Ran;
     // A step the kernel could not run says nothing about the documented semantics: an
     // `expect` entry naming one is not applicable.
     let unsupported = |name: &str| {
@@ -177,36 +209,81 @@ pub fn verdict(inst: &Instance, obs: &Observation) -> Verdict {
         .filter(|r| unsupported(&r.result))
         .map(|r| r.group)
         .collect();
-    for r in &inst.rules {
-        if skipped.contains(&r.group) {
-            continue;
+    let mut not_run = false;
+    let checks = inst
+        .rules
+        .iter()
+        .map(|r| {
+            let on_kernel = r
+                .kernel
+                .as_ref()
+                .is_none_or(|k| kernel.is_some_and(|s| k.matches(s)));
+            let state = if !ran || !on_kernel {
+                CheckState::NotApplicable
+            } else if skipped.contains(&r.group) {
+                not_run = true;
+                CheckState::NotApplicable
+            } else {
+                let res = obs.result(&r.result);
+                let got = res.map_or_else(|| "absent".to_string(), render);
+                if glob::Pattern::new(&r.pattern).is_ok_and(|p| p.matches_with(&got, opts)) {
+                    CheckState::Held
+                } else {
+                    // An absent result says nothing by itself: say what stopped it instead.
+                    let got = match res.map_or_else(|| why_absent(inst, obs, &r.result), |_| None) {
+                        Some(why) => format!("but {why}"),
+                        None => format!("got {got}"),
+                    };
+                    CheckState::NotHeld { got }
+                }
+            };
+            Check {
+                group: r.group,
+                result: r.result.clone(),
+                pattern: r.pattern.clone(),
+                because: r.because.clone(),
+                kernel: r.kernel.as_ref().map(ToString::to_string),
+                state,
+            }
+        })
+        .collect();
+    (checks, not_run)
+}
+
+/// The instance's verdict on a kernel of series `kernel`, from its [`checks`].
+pub fn verdict(inst: &Instance, obs: &Observation, kernel: Option<KernelSeries>) -> Verdict {
+    if obs.outcome != Outcome::Ran {
+        return Verdict::NotRun;
+    }
+    let (checks, not_run) = judge(inst, obs, kernel);
+    let mut fails = Vec::new();
+    let mut applicable = 0;
+    for c in &checks {
+        match &c.state {
+            CheckState::NotApplicable => continue,
+            CheckState::Held => {}
+            CheckState::NotHeld { got } => {
+                let because = c
+                    .because
+                    .as_ref()
+                    .map_or(String::new(), |b| format!(" ({b})"));
+                fails.push(format!(
+                    "{}: expected {}, {got}{because}",
+                    c.result, c.pattern
+                ));
+            }
         }
         applicable += 1;
-        let res = obs.result(&r.result);
-        let got = res.map_or_else(|| "absent".to_string(), render);
-        let ok = glob::Pattern::new(&r.pattern).is_ok_and(|p| p.matches_with(&got, opts));
-        if !ok {
-            let because = r
-                .because
-                .as_ref()
-                .map_or(String::new(), |b| format!(" ({b})"));
-            // An absent result says nothing by itself: say what stopped it instead.
-            let got = match res.map_or_else(|| why_absent(inst, obs, &r.result), |_| None) {
-                Some(why) => format!("but {why}"),
-                None => format!("got {got}"),
-            };
-            fails.push(format!(
-                "{}: expected {}, {got}{because}",
-                r.result, r.pattern
-            ));
-        }
     }
-    if applicable == 0 {
-        Verdict::NotRun
-    } else if fails.is_empty() {
+    if applicable > 0 && fails.is_empty() {
         Verdict::Pass
-    } else {
+    } else if applicable > 0 {
         Verdict::Fail(fails)
+    } else if not_run {
+        Verdict::NotRun
+    } else {
+        // No rule, or none for this kernel.
+        Verdict::NoRule
     }
 }
 

@@ -127,6 +127,7 @@ fn instance(rules: Vec<(&str, &str)>) -> crate::case::Instance {
             pattern: p.into(),
             because: Some("doc".into()),
             group: 0,
+            kernel: None,
         })
         .collect();
     i
@@ -144,13 +145,17 @@ fn verdicts_compare_rendered_results_with_globs() {
             },
         ),
     ]);
-    assert_eq!(verdict(&instance(vec![]), &o), Verdict::NoRule);
+    assert_eq!(verdict(&instance(vec![]), &o, None), Verdict::NoRule);
     assert_eq!(
-        verdict(&instance(vec![("get", "ptr:*"), ("load", "ok")]), &o),
+        verdict(&instance(vec![("get", "ptr:*"), ("load", "ok")]), &o, None),
         Verdict::Pass
     );
     assert_eq!(
-        verdict(&instance(vec![("get", "NULL"), ("missing", "ok")]), &o),
+        verdict(
+            &instance(vec![("get", "NULL"), ("missing", "ok")]),
+            &o,
+            None
+        ),
         Verdict::Fail(vec![
             "get: expected NULL, got ptr:0x0 (doc)".into(),
             "missing: expected ok, got absent (doc)".into()
@@ -162,7 +167,7 @@ fn verdicts_compare_rendered_results_with_globs() {
         what: "x".into(),
     };
     assert_eq!(
-        verdict(&instance(vec![("get", "NULL")]), &not_run),
+        verdict(&instance(vec![("get", "NULL")]), &not_run, None),
         Verdict::NotRun
     );
 }
@@ -214,11 +219,11 @@ fn an_unsupported_step_makes_its_expect_entry_not_applicable() {
         ("st.lookup", "ENOENT"),
     ]);
     i.rules[2].group = 1;
-    assert_eq!(verdict(&i, &o), Verdict::Pass);
+    assert_eq!(verdict(&i, &o, None), Verdict::Pass);
     i.rules[2].pattern = "0x1".into();
-    assert!(matches!(verdict(&i, &o), Verdict::Fail(f) if f.len() == 1));
+    assert!(matches!(verdict(&i, &o, None), Verdict::Fail(f) if f.len() == 1));
     i.rules.truncate(2);
-    assert_eq!(verdict(&i, &o), Verdict::NotRun);
+    assert_eq!(verdict(&i, &o, None), Verdict::NotRun);
     assert_eq!(
         line(&o, None),
         "flags=0x1 → load=unsupported(kfunc bpf_task_from_pid) st.lookup=ENOENT"
@@ -238,13 +243,14 @@ fn with_rules(src: &str, rules: Vec<(&str, &str)>) -> crate::case::Instance {
             pattern: p.into(),
             because: None,
             group: 0,
+            kernel: None,
         })
         .collect();
     i
 }
 
 fn fails(i: &crate::case::Instance, o: &Observation) -> Vec<String> {
-    match verdict(i, o) {
+    match verdict(i, o, None) {
         Verdict::Fail(f) => f,
         v => panic!("expected a failure, got {v:?}"),
     }
@@ -329,4 +335,169 @@ fn a_result_absent_because_a_map_was_not_created_says_so() {
             "load: expected ok, but no step ran: map `st` was not created (EINVAL) (doc)",
         ]
     );
+}
+
+/// A case whose rules are read from its own `expect` (so `when.kernel` goes through resolution).
+fn with_expect(expect: &str) -> crate::case::Instance {
+    let src = format!(
+        r#"{{ "about": "a", "maps": {{ "st": {{ "type": "task_storage", "value_size": 8 }} }},
+        "steps": [ {{ "prog": [ {{ "get": {{ "map": "st", "task": "current", "flags": 1 }} }} ] }} ],
+        "expect": {expect} }}"#
+    );
+    let mut c = crate::case::parse(std::path::Path::new("case.json"), &src).expect("valid");
+    c.instances.remove(0)
+}
+
+fn series(major: u32, minor: u32) -> Option<KernelSeries> {
+    Some(KernelSeries { major, minor })
+}
+
+#[test]
+fn a_kernel_condition_applies_only_on_the_series_it_admits() {
+    let i = with_expect(
+        r#"[ { "then": { "load": "ok" } },
+             { "when": { "kernel": "<6.16" }, "then": { "get": "NULL" }, "because": "before" },
+             { "when": { "kernel": " >=6.16" }, "then": { "get": "ptr:*" }, "because": "since 6.16" } ]"#,
+    );
+    assert_eq!(i.rules.len(), 3);
+    let null = obs(vec![("load", Res::Loaded), ("get", Res::Null)]);
+    assert_eq!(verdict(&i, &null, series(6, 12)), Verdict::Pass);
+    assert_eq!(
+        verdict(&i, &null, series(6, 16)),
+        Verdict::Fail(vec!["get: expected ptr:*, got NULL (since 6.16)".into()])
+    );
+    assert_eq!(
+        verdict(&i, &null, series(7, 3)),
+        verdict(&i, &null, series(6, 16))
+    );
+    // An unknown series: only the unconditioned rule applies.
+    assert_eq!(verdict(&i, &null, None), Verdict::Pass);
+    let loaded = obs(vec![(
+        "load",
+        Res::Rejected {
+            errno: "EINVAL".into(),
+            line: "x".into(),
+        },
+    )]);
+    assert!(matches!(verdict(&i, &loaded, None), Verdict::Fail(f) if f.len() == 1));
+}
+
+#[test]
+fn rules_only_for_other_kernels_leave_no_rule() {
+    let i = with_expect(r#"[ { "when": { "kernel": "6.1 - 6.12" }, "then": { "get": "NULL" } } ]"#);
+    let o = obs(vec![("load", Res::Loaded), ("get", Res::Null)]);
+    assert_eq!(verdict(&i, &o, series(6, 1)), Verdict::Pass);
+    assert_eq!(verdict(&i, &o, series(6, 16)), Verdict::NoRule);
+    assert_eq!(verdict(&i, &o, None), Verdict::NoRule);
+    let mut s = Summary::default();
+    s.add(&o, &verdict(&i, &o, series(6, 16)));
+    assert_eq!((s.expect_none, s.expect_pass), (1, 0));
+}
+
+#[test]
+fn checks_list_every_rule_with_its_state() {
+    let i = with_expect(
+        r#"[ { "then": { "load": "ok", "get": "ptr:*" }, "because": "doc" },
+             { "when": { "kernel": ">=6.1,<6.16" }, "then": { "get": "NULL" } } ]"#,
+    );
+    let o = obs(vec![("load", Res::Loaded), ("get", Res::Null)]);
+    let c = checks(&i, &o, series(7, 3));
+    let got: Vec<(usize, &str, &str, Option<&str>, &CheckState)> = c
+        .iter()
+        .map(|c| {
+            (
+                c.group,
+                c.result.as_str(),
+                c.pattern.as_str(),
+                c.kernel.as_deref(),
+                &c.state,
+            )
+        })
+        .collect();
+    let not_held = CheckState::NotHeld {
+        got: "got NULL".into(),
+    };
+    assert_eq!(
+        got,
+        vec![
+            (0, "load", "ok", None, &CheckState::Held),
+            (0, "get", "ptr:*", None, &not_held),
+            (
+                1,
+                "get",
+                "NULL",
+                Some(">=6.1, <6.16"),
+                &CheckState::NotApplicable
+            ),
+        ]
+    );
+    assert_eq!(c[0].because.as_deref(), Some("doc"));
+    assert_eq!(c[2].because, None);
+    assert_eq!(checks(&i, &o, series(6, 12))[2].state, CheckState::Held);
+    // A run that did not happen: every rule is listed, none applies.
+    let mut refused = o.clone();
+    refused.outcome = Outcome::Refused {
+        errno: "EPERM".into(),
+        what: "x".into(),
+    };
+    assert!(checks(&i, &refused, series(6, 12))
+        .iter()
+        .all(|c| c.state == CheckState::NotApplicable));
+    // As JSON, the states read as words.
+    let json = serde_json::to_value(&c).expect("checks serialize");
+    assert_eq!(json[0]["state"], "held");
+    assert_eq!(
+        json[1]["state"],
+        serde_json::json!({ "not_held": { "got": "got NULL" } })
+    );
+    assert_eq!(json[2]["state"], "not_applicable");
+    assert_eq!(json[2]["kernel"], ">=6.1, <6.16");
+    let back: Vec<Check> = serde_json::from_value(json).expect("and read back");
+    assert_eq!(back, c);
+}
+
+#[test]
+fn the_verdict_is_the_checks_in_other_words() {
+    let i = with_expect(r#"[ { "then": { "get": "NULL", "load": "ok" }, "because": "doc" } ]"#);
+    let rejected = obs(vec![
+        ("st", Res::Created { value_size: None }),
+        (
+            "load",
+            Res::Rejected {
+                errno: "EACCES".into(),
+                line: "R1 invalid mem access 'scalar'".into(),
+            },
+        ),
+    ]);
+    let c = checks(&i, &rejected, None);
+    assert_eq!(
+        c[0].state,
+        CheckState::NotHeld {
+            got: "but the program was rejected (EACCES: R1 invalid mem access 'scalar')".into()
+        }
+    );
+    let from_checks: Vec<String> = c
+        .iter()
+        .filter_map(|c| match &c.state {
+            CheckState::NotHeld { got } => Some(format!(
+                "{}: expected {}, {got} ({})",
+                c.result,
+                c.pattern,
+                c.because.as_deref().unwrap_or_default()
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verdict(&i, &rejected, None), Verdict::Fail(from_checks));
+    // A step the kernel cannot run: its entry's rules are not applicable, and nothing ran.
+    let unsupported = obs(vec![(
+        "load",
+        Res::Unsupported {
+            reason: "map type task_storage".into(),
+        },
+    )]);
+    assert!(checks(&i, &unsupported, None)
+        .iter()
+        .all(|c| c.state == CheckState::NotApplicable));
+    assert_eq!(verdict(&i, &unsupported, None), Verdict::NotRun);
 }

@@ -19,7 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::exec::Observation;
-use crate::report::Summary;
+use crate::report::{Check, Summary};
 
 pub use describe::describe;
 pub use merge::{merge, MergeError};
@@ -206,6 +206,10 @@ pub struct InstanceResult {
     /// `name: expected P, got R (because …)` for each rule that does not hold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+    /// Every rule of the instance and how it fared on this kernel (held, not held, or not
+    /// applicable: a kernel condition that does not match, a step that could not run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

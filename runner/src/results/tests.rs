@@ -12,6 +12,7 @@ fn inst(case: &str, id: &str) -> InstanceResult {
         },
         verdict: VerdictKind::Pass,
         failures: Vec::new(),
+        checks: Vec::new(),
     }
 }
 

@@ -105,6 +105,7 @@ fn run(out: &mut Results) -> Result<(), String> {
         .ok()
         .and_then(|c| crash_after(&c));
     let mut reported = 0;
+    let kernel = case::KernelSeries::from_release(&hello.release);
     let mut env = Env::new();
     let mut summary = Summary::default();
     if crash_after == Some(0) {
@@ -120,7 +121,7 @@ fn run(out: &mut Results) -> Result<(), String> {
     let refs: Vec<&case::Case> = cases.iter().collect();
     crate::pipeline::run_instances(&mut env, &refs, &mut |c, inst, obs| {
         let file = refs.iter().position(|x| std::ptr::eq(*x, c)).unwrap_or(0);
-        let v = report::verdict(inst, &obs);
+        let v = report::verdict(inst, &obs, kernel);
         summary.add(&obs, &v);
         let line = report::json_line(inst, &obs, &v);
         let frame = ObsFrame { file, line };
