@@ -166,6 +166,12 @@ pub(super) fn guest(
         summary: summarize(&instances),
         instances,
     };
+    for message in run.unusable.iter().chain(&run.problems) {
+        let _ = tx.send(Event::Fault {
+            kernel: k,
+            message: message.clone(),
+        });
+    }
     let _ = tx.send(Event::KernelDone {
         kernel: k,
         run: Box::new(run.clone()),

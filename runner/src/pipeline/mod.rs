@@ -63,6 +63,9 @@ pub enum Event {
         kernel: usize,
         result: Box<results::InstanceResult>,
     },
+    /// Something went wrong with the kernel itself (a panic, an oops, a hang, a guest that
+    /// died, an unusable kernel), as said in its run's `problems` or `unusable`.
+    Fault { kernel: usize, message: String },
     /// Everything about one kernel. `notes` are for the user (e.g. the KVM verdict),
     /// `console_tail` the guest console's last lines.
     KernelDone {
