@@ -135,11 +135,10 @@ fn flavour(name: &str) -> Option<String> {
     (!rest.is_empty()).then(|| rest.join("-"))
 }
 
+/// `debian <flavour>` for a Debian kernel; nothing is guessed for another.
 fn config_name(id: &KernelIdentity) -> Option<String> {
-    match &id.package {
-        Some(p) => Some(flavour(p).map_or("debian".into(), |f| format!("debian {f}"))),
-        None => id.release.as_deref().and_then(flavour),
-    }
+    let p = id.package.as_ref()?;
+    Some(flavour(p).map_or("debian".into(), |f| format!("debian {f}")))
 }
 
 /// The kernel's identity as `misc`: only what is known.

@@ -79,6 +79,13 @@ fn edge_cases_are_valid_v5_3() {
     let r = results(vec![host, twice.clone(), twice]);
     let d = doc(&r);
     assert_eq!(errors(&v, &d), Vec::<String>::new());
+    assert_eq!(
+        d["builds"][0].get("config_name"),
+        None,
+        "not guessed for the host"
+    );
+    assert_eq!(d["builds"].as_array().unwrap().len(), 3);
+    assert_ne!(d["builds"][1]["id"], d["builds"][2]["id"]);
     // Odd origins become valid ones.
     let d: Value = serde_json::from_str(&kcidb(&r, "My Lab!")).unwrap();
     assert_eq!(errors(&v, &d), Vec::<String>::new());
