@@ -72,14 +72,23 @@ pub fn status(r: &InstanceResult) -> Status {
 }
 
 /// Why an instance that ran has no verdict: the steps that were unsupported or refused here,
-/// or (when none says so) the whole observation.
+/// those with the same reason together (`st,load=unsupported(map type task_storage)`), or
+/// (when none says so) the whole observation.
 fn not_run(r: &InstanceResult) -> String {
-    let steps: Vec<String> = r
-        .observation
-        .results
+    let mut reasons: Vec<(String, Vec<&str>)> = Vec::new();
+    for (n, res) in &r.observation.results {
+        if !matches!(res, Res::Unsupported { .. } | Res::Refused { .. }) {
+            continue;
+        }
+        let why = super::render(res);
+        match reasons.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, names)) => names.push(n),
+            None => reasons.push((why, vec![n])),
+        }
+    }
+    let steps: Vec<String> = reasons
         .iter()
-        .filter(|(_, res)| matches!(res, Res::Unsupported { .. } | Res::Refused { .. }))
-        .map(|(n, res)| format!("{n}={}", super::render(res)))
+        .map(|(why, names)| format!("{}={why}", names.join(",")))
         .collect();
     if steps.is_empty() {
         let line = super::line(&r.observation, None);
@@ -186,10 +195,26 @@ mod tests {
 
     #[test]
     fn steps_that_did_not_run_say_why() {
-        let r = step_refused("c/p=fentry");
+        let mut r = step_refused("c/p=fentry");
         assert_eq!(
             status(&r),
             Status::Skip("load=refused(EPERM: fentry)".into())
+        );
+        let unsupported = |reason: &str| Res::Unsupported {
+            reason: reason.into(),
+        };
+        r.observation.results = vec![
+            ("st".into(), unsupported("map type task_storage")),
+            ("load#1".into(), unsupported("program type syscall")),
+            ("load#2".into(), unsupported("map type task_storage")),
+        ];
+        assert_eq!(
+            status(&r),
+            Status::Skip(
+                "st,load#2=unsupported(map type task_storage); \
+                 load#1=unsupported(program type syscall)"
+                    .into()
+            )
         );
         let mut r = ran("c/x=1", VerdictKind::NotRun);
         r.observation.results = vec![("get".into(), Res::Unavailable)];
