@@ -4,7 +4,11 @@
 //! Owns: every textual form of an observation. Must not: touch the kernel. Redaction happens
 //! before (the exec layer records no pointers, pids or fds), so rendering is a pure function.
 
+pub mod diff;
 pub mod files;
+pub mod junit;
+pub mod kcidb;
+pub mod status;
 
 use crate::bpf::Errno;
 use crate::case::{Case, Instance, KernelSeries, OpSpec, StepSpec};
