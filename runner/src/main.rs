@@ -80,6 +80,18 @@ enum Cmd {
         #[arg(long, value_name = "FILE", default_value = "results.json")]
         out: PathBuf,
     },
+    /// What changed between two results files: two runs (kernels paired by label) or two
+    /// kernels (one in each file, or chosen with --a/--b). Exit status 1 when something did.
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        /// The kernel of A to compare (label or spec, e.g. 6.1 or debian:6.1).
+        #[arg(long = "a", value_name = "KERNEL")]
+        a_kernel: Option<String>,
+        /// The kernel of B to compare.
+        #[arg(long = "b", value_name = "KERNEL")]
+        b_kernel: Option<String>,
+    },
     /// Download kernels into the cache (for offline use later) and print what they are.
     Fetch {
         /// `debian:<series>`, a path, or `default`.
@@ -148,6 +160,12 @@ fn main() -> ExitCode {
         ),
         Cmd::Report(args) => report_cmd::report(&args),
         Cmd::Merge { files, out } => report_cmd::merge(&files, &out),
+        Cmd::Diff {
+            a,
+            b,
+            a_kernel,
+            b_kernel,
+        } => report_cmd::diff(&a, &b, a_kernel, b_kernel),
         Cmd::Fetch { kernels, manifest } => vm_cmd::fetch(&kernels, &manifest),
         Cmd::Types => {
             print!("{}", cli::types());

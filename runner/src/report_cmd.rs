@@ -158,3 +158,27 @@ pub fn merge(files: &[PathBuf], out: &Path) -> Result<ExitCode, CliError> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// `bpfcase diff`: the changes as text on stdout; exit 1 when something changed.
+pub fn diff(
+    a: &Path,
+    b: &Path,
+    a_kernel: Option<String>,
+    b_kernel: Option<String>,
+) -> Result<ExitCode, CliError> {
+    let (ra, rb) = (read(a)?, read(b)?);
+    let sel = bpfcase::report::diff::DiffSel { a_kernel, b_kernel };
+    let d = bpfcase::report::diff::diff(&ra, &rb, sel).map_err(|e| {
+        CliError::arg(
+            "kernels to compare",
+            format!("{} {}", a.display(), b.display()),
+            e.to_string(),
+        )
+    })?;
+    print!("{}", d.text);
+    Ok(if d.changed {
+        ExitCode::from(cli::EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

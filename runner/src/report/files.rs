@@ -4,6 +4,11 @@ use crate::results::Results;
 
 /// (file name, contents) of every report rendered from `r`.
 pub fn render(r: &Results) -> Vec<(String, String)> {
-    let _ = r;
-    Vec::new()
+    vec![
+        ("junit.xml".into(), super::junit::junit(r)),
+        (
+            "kcidb.json".into(),
+            super::kcidb::kcidb(r, super::kcidb::DEFAULT_ORIGIN),
+        ),
+    ]
 }

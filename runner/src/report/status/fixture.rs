@@ -23,6 +23,7 @@ fn with(id: &str, outcome: Outcome, results: Vec<(String, Res)>, v: VerdictKind)
         },
         verdict: v,
         failures: Vec::new(),
+        checks: Vec::new(),
     }
 }
 
