@@ -56,7 +56,8 @@ enum Cmd {
     /// Boot kernels in QEMU and run the cases inside them; needs no root.
     Vm {
         /// `debian:<series>` (e.g. debian:6.1), a kernel image path (bzImage/vmlinuz), `host`
-        /// (the running kernel, natively), or `default` (the manifest's default set).
+        /// (the running kernel, natively), `default` (the manifest's default set) or
+        /// `manifest` (every kernel of the manifest).
         /// Repeatable; comma-separated lists work too.
         #[arg(long = "kernel", required = true, value_delimiter = ',')]
         kernels: Vec<String>,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use bpfcase::pipeline::{self, Plan};
 use bpfcase::results::{self, Results, Shard};
-use bpfcase::vm::kernels::{KernelSpec, Manifest};
+use bpfcase::vm::kernels::KernelSpec;
 use bpfcase::vm::procs;
 
 use crate::cli::output::{kernel_failed, Printer, Progress, Style};
@@ -39,16 +39,6 @@ fn shard(s: &str) -> Result<Shard, String> {
     s.parse().map_err(|e: results::ShardError| e.to_string())
 }
 
-/// Every kernel of the manifest, oldest series first.
-fn manifest_kernels(m: &Manifest) -> Vec<String> {
-    let mut series: Vec<&String> = m.debian.keys().collect();
-    series.sort_by_key(|s| {
-        let mut p = s.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
-        (p.next().unwrap_or(0), p.next().unwrap_or(0))
-    });
-    series.iter().map(|s| format!("debian:{s}")).collect()
-}
-
 pub fn report(args: &ReportArgs) -> Result<ExitCode, CliError> {
     procs::handle_signals();
     let results = match &args.from {
@@ -73,15 +63,9 @@ fn run(args: &ReportArgs) -> Result<Results, CliError> {
             None => words.push("host".to_string()),
             Some(why) => eprintln!("report: the running kernel is left out: {why}"),
         }
-        words.extend(manifest_kernels(&m));
+        words.push("manifest".to_string());
     } else {
-        for w in &args.kernels {
-            if w == "manifest" {
-                words.extend(manifest_kernels(&m));
-            } else {
-                words.push(w.clone());
-            }
-        }
+        words.extend(args.kernels.iter().cloned());
     }
     let specs = vm_cmd::specs("--kernel", &words, &m)?;
     if specs.contains(&KernelSpec::Host) && !args.kernels.is_empty() {

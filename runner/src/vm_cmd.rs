@@ -96,7 +96,18 @@ fn append(s: &str) -> Result<String, String> {
     vm::options::check_append(s).map(|()| s.to_string())
 }
 
-/// Expands `default` and parses the specs; `what` names the argument they came from.
+/// Every kernel of the manifest, oldest series first.
+pub fn manifest_kernels(m: &Manifest) -> Vec<String> {
+    let mut series: Vec<&String> = m.debian.keys().collect();
+    series.sort_by_key(|s| {
+        let mut p = s.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+        (p.next().unwrap_or(0), p.next().unwrap_or(0))
+    });
+    series.iter().map(|s| format!("debian:{s}")).collect()
+}
+
+/// Expands `default` (the manifest's default set) and `manifest` (all its kernels) and parses
+/// the specs; `what` names the argument they came from.
 pub fn specs(
     what: &'static str,
     words: &[String],
@@ -104,7 +115,11 @@ pub fn specs(
 ) -> Result<Vec<KernelSpec>, CliError> {
     let mut out = Vec::new();
     for w in words {
-        if w == "default" {
+        if w == "manifest" {
+            for k in manifest_kernels(m) {
+                out.push(k.parse().map_err(|e| CliError::kernel(what, &k, e))?);
+            }
+        } else if w == "default" {
             for d in &m.default {
                 out.push(d.parse().map_err(|e| {
                     CliError::arg(

@@ -117,6 +117,21 @@ fn shards_merge_into_the_unsharded_report(kernels: String) -> Result<Completion,
     if w != without_timings(&rendered.join("results.json"))? {
         return Err("results.json of the merged shards differs from the unsharded run's".into());
     }
+    // `bpfcase diff` agrees: nothing changed between the two, and it says so with exit 0.
+    let o = support::bpfcase(&support::new_mark("diff"))
+        .arg("diff")
+        .arg(whole.join("results.json"))
+        .arg(&merged)
+        .output()
+        .map_err(|e| Failed::from(e.to_string()))?;
+    let said = String::from_utf8_lossy(&o.stdout);
+    if o.status.code() != Some(0) || !said.starts_with("no differences") {
+        return Err(format!(
+            "bpfcase diff whole merged: exit {:?}: {said}",
+            o.status.code()
+        )
+        .into());
+    }
     for name in files(&whole).iter().filter(|n| *n != "results.json") {
         let (a, b) = (
             std::fs::read(whole.join(name)).unwrap_or_default(),
