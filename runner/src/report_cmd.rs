@@ -31,8 +31,15 @@ pub struct ReportArgs {
     /// Render the report from this results file instead of running anything.
     #[arg(long, value_name = "RESULTS", conflicts_with_all = ["kernels", "shard", "filter", "cases"])]
     from: Option<PathBuf>,
+    /// The submitter named in kcidb.json (KCIDB `origin`: lower-case letters, digits, `_`).
+    #[arg(long, value_name = "NAME", default_value = bpfcase::report::kcidb::DEFAULT_ORIGIN, value_parser = origin)]
+    origin: String,
     #[command(flatten)]
     guest: GuestArgs,
+}
+
+fn origin(s: &str) -> Result<String, String> {
+    bpfcase::report::kcidb::check_origin(s).map(|()| s.to_string())
 }
 
 fn shard(s: &str) -> Result<Shard, String> {
@@ -46,7 +53,7 @@ pub fn report(args: &ReportArgs) -> Result<ExitCode, CliError> {
         None => run(args)?,
     };
     let failed = results.kernels.iter().any(kernel_failed);
-    write_reports(&args.out, &results, args.shard.is_some())?;
+    write_reports(&args.out, &results, args.shard.is_some(), &args.origin)?;
     Ok(if failed {
         ExitCode::from(cli::EXIT_FAILED)
     } else {
@@ -104,7 +111,7 @@ fn read(path: &Path) -> Result<Results, CliError> {
 }
 
 /// Writes `results.json`, its schema and, for a whole run, every report rendered from it.
-fn write_reports(dir: &Path, r: &Results, shard_only: bool) -> Result<(), CliError> {
+fn write_reports(dir: &Path, r: &Results, shard_only: bool, origin: &str) -> Result<(), CliError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::Failed(format!("creating {}: {e}", dir.display())))?;
     let mut files = vec![
@@ -112,7 +119,7 @@ fn write_reports(dir: &Path, r: &Results, shard_only: bool) -> Result<(), CliErr
         ("results.schema.json".to_string(), results::schema()),
     ];
     if !shard_only {
-        files.extend(bpfcase::report::files::render(r));
+        files.extend(bpfcase::report::files::render(r, origin));
     }
     for (name, text) in &files {
         let path = dir.join(name);

@@ -2,13 +2,11 @@
 
 use crate::results::Results;
 
-/// (file name, contents) of every report rendered from `r`.
-pub fn render(r: &Results) -> Vec<(String, String)> {
+/// (file name, contents) of every report rendered from `r`; `origin` names the submitter in
+/// the KCIDB data (see [`super::kcidb::check_origin`]).
+pub fn render(r: &Results, origin: &str) -> Vec<(String, String)> {
     vec![
         ("junit.xml".into(), super::junit::junit(r)),
-        (
-            "kcidb.json".into(),
-            super::kcidb::kcidb(r, super::kcidb::DEFAULT_ORIGIN),
-        ),
+        ("kcidb.json".into(), super::kcidb::kcidb(r, origin)),
     ]
 }
