@@ -326,5 +326,7 @@ impl std::fmt::Display for Summary {
     }
 }
 
+pub mod matrix;
+
 #[cfg(test)]
 mod tests;
