@@ -326,7 +326,9 @@ impl std::fmt::Display for Summary {
     }
 }
 
+pub mod markdown;
 pub mod matrix;
+pub mod words;
 
 #[cfg(test)]
 mod tests;

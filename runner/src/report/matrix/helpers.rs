@@ -14,7 +14,7 @@ use crate::tables::{self, HelperDoc};
 pub enum May {
     /// A program of the type calling the helper loaded.
     Call,
-    /// The verifier rejected such a program with a line naming the helper.
+    /// The verifier rejected such a program with a line refusing the helper to the type.
     Not,
     /// The kernel does not know the helper at all (its id is beyond the kernel's list).
     Absent,
@@ -187,7 +187,19 @@ fn merge(a: Option<Cell>, b: Option<Cell>) -> Option<Cell> {
     }
 }
 
-/// Whether a verifier line names helper `h` (`… helper bpf_x#156`, `unknown func bpf_x#156`).
+/// Whether a verifier line refuses helper `h` to the program's type: `program of this type
+/// cannot use helper bpf_x#156`, or `unknown func bpf_x#156` (what older kernels say when the
+/// type's helper list lacks it). Other lines naming the helper (`cannot pass map_type 1 into
+/// func bpf_x#156`) are about its arguments.
+pub fn refuses_helper(line: &str, h: &str) -> bool {
+    ["cannot use helper ", "unknown func "].iter().any(|p| {
+        line.match_indices(p).any(|(i, _)| {
+            names_helper(&line[i + p.len()..], h) && line[i + p.len()..].starts_with(h)
+        })
+    })
+}
+
+/// Whether a line names helper `h` as a word (`bpf_x#156`, not `bpf_x_y`).
 pub fn names_helper(line: &str, h: &str) -> bool {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     line.match_indices(h).any(|(i, _)| {
@@ -216,7 +228,7 @@ fn answer(outcome: &Outcome, res: Option<&Res>, h: &str) -> (May, String) {
         Res::Loaded | Res::Ok | Res::LoadOnly | Res::Attached { .. } | Res::RunFailed { .. } => {
             May::Call
         }
-        Res::Rejected { line, .. } if names_helper(line, h) => May::Not,
+        Res::Rejected { line, .. } if refuses_helper(line, h) => May::Not,
         Res::Unsupported { reason }
             if reason.starts_with(&format!("helper {h} "))
                 && reason.ends_with("unknown to this kernel") =>

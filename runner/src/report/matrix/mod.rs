@@ -9,16 +9,19 @@
 //! observations give the same analysis.
 
 pub mod helpers;
+pub mod ids;
+mod outcome;
 
 #[cfg(test)]
 pub(crate) mod fixture;
 #[cfg(test)]
 mod tests;
 
-use crate::exec::{Observation, Outcome, Res};
+use crate::exec::{Outcome, Res};
 use crate::results::{InstanceInfo, InstanceResult, KernelRun, Results, VerdictKind};
 
 pub use helpers::{Discrepancy, HelperTable, May, TypeRow};
+pub use outcome::{diff, measured, outcome_text, reasons};
 
 /// A results file analysed across its kernels.
 pub struct Matrix<'a> {
@@ -54,6 +57,8 @@ pub struct Row<'a> {
     pub cells: Vec<Option<&'a InstanceResult>>,
     /// Per column: the outcome as its snapshot line says it (the part after `→ `).
     pub texts: Vec<Option<String>>,
+    /// Per column: whether the observation there measured anything ([`measured`]).
+    pub measured: Vec<bool>,
     pub class: Class,
 }
 
@@ -102,8 +107,25 @@ impl Class {
 pub struct Change {
     pub from: usize,
     pub to: usize,
-    /// (row, what changed: `name: old → new; …`), in row order.
+    /// (row, what changed: `name: old → new; …`), in row order, for instances that measured
+    /// something on both kernels.
     pub rows: Vec<(usize, String)>,
+    /// Rows that measured nothing on the older kernel and something on the newer one.
+    pub appeared: Vec<usize>,
+    /// Rows that measured something on the older kernel and nothing on the newer one.
+    pub vanished: Vec<usize>,
+    /// Rows that measured nothing on either, for different reasons.
+    pub neither: Vec<usize>,
+}
+
+impl Change {
+    /// Whether nothing changed between the two kernels.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+            && self.appeared.is_empty()
+            && self.vanished.is_empty()
+            && self.neither.is_empty()
+    }
 }
 
 /// How a case did on one kernel, worst first: a runner error, an expectation that fails, an
@@ -201,11 +223,21 @@ impl<'a> Matrix<'a> {
         out
     }
 
-    /// Whether the instance's outcome is not the same on every kernel that observed it.
+    /// Whether the instance measured different things on different kernels (kernels where it
+    /// measured nothing, being unsupported or refused, do not count).
     pub fn differs(&self, row: &Row) -> bool {
-        let mut seen = row.texts.iter().flatten();
+        let mut seen = row
+            .texts
+            .iter()
+            .zip(&row.measured)
+            .filter_map(|(t, m)| t.as_ref().filter(|_| *m));
         let first = seen.next();
         seen.any(|t| Some(t) != first)
+    }
+
+    /// Whether the instance measured something on some kernel.
+    pub fn ever_measured(&self, row: &Row) -> bool {
+        row.measured.iter().any(|m| *m)
     }
 
     /// The rows of a case, as indices.
@@ -289,62 +321,6 @@ pub fn order(kernels: &[KernelRun]) -> Vec<usize> {
     v
 }
 
-/// The outcome as the snapshot line shows it, without the instance id: map creations that
-/// succeeded are scenery there.
-pub fn outcome_text(obs: &Observation) -> String {
-    let shown = Observation {
-        results: obs
-            .results
-            .iter()
-            .filter(|(_, r)| *r != Res::Created { value_size: None })
-            .cloned()
-            .collect(),
-        ..obs.clone()
-    };
-    let l = super::line(&shown, None);
-    match l.split_once(" → ") {
-        Some((_, body)) => body.to_string(),
-        None => l,
-    }
-}
-
-/// The results of an observation as (name, text), or its outcome when it did not run.
-fn fields(obs: &Observation) -> Vec<(String, String)> {
-    match obs.outcome {
-        Outcome::Ran => obs
-            .results
-            .iter()
-            .filter(|(_, r)| *r != Res::Unavailable)
-            .map(|(n, r)| (n.clone(), super::render(r)))
-            .collect(),
-        _ => vec![("outcome".into(), outcome_text(obs))],
-    }
-}
-
-/// What differs between two observations: `name: old → new` for each result that changed.
-pub fn diff(old: &Observation, new: &Observation) -> String {
-    let (a, b) = (fields(old), fields(new));
-    let get = |v: &[(String, String)], n: &str| {
-        v.iter()
-            .find(|(k, _)| k == n)
-            .map_or("absent".to_string(), |(_, t)| t.clone())
-    };
-    let mut names: Vec<&String> = b.iter().map(|(n, _)| n).collect();
-    for (n, _) in &a {
-        if !names.contains(&n) {
-            names.push(n);
-        }
-    }
-    names
-        .into_iter()
-        .filter_map(|n| {
-            let (x, y) = (get(&a, n), get(&b, n));
-            (x != y).then(|| format!("{n}: {x} → {y}"))
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 fn rows<'a>(r: &'a Results, kernels: &[Column<'a>]) -> Vec<Row<'a>> {
     let mut ids: Vec<(String, String, Option<&InstanceInfo>)> = r
         .cases
@@ -372,6 +348,13 @@ fn rows<'a>(r: &'a Results, kernels: &[Column<'a>]) -> Vec<Row<'a>> {
                 .iter()
                 .map(|c| c.map(|c| outcome_text(&c.observation)))
                 .collect();
+            let steps: Vec<&str> = info
+                .map(|i| i.programs.iter().map(|p| p.step.as_str()).collect())
+                .unwrap_or_default();
+            let measured = cells
+                .iter()
+                .map(|c| c.is_some_and(|c| measured(&c.observation, &steps)))
+                .collect();
             let class = classify(kernels, &cells);
             Row {
                 case,
@@ -379,6 +362,7 @@ fn rows<'a>(r: &'a Results, kernels: &[Column<'a>]) -> Vec<Row<'a>> {
                 info,
                 cells,
                 texts,
+                measured,
                 class,
             }
         })
@@ -444,17 +428,29 @@ fn changes(kernels: &[Column], rows: &[Row]) -> Vec<Change> {
     ran.windows(2)
         .map(|w| {
             let (from, to) = (w[0], w[1]);
-            let rows = rows
-                .iter()
-                .enumerate()
-                .filter_map(|(i, row)| match (row.cells[from], row.cells[to]) {
-                    (Some(a), Some(b)) if row.texts[from] != row.texts[to] => {
-                        Some((i, diff(&a.observation, &b.observation)))
-                    }
-                    _ => None,
-                })
-                .collect();
-            Change { from, to, rows }
+            let mut c = Change {
+                from,
+                to,
+                rows: Vec::new(),
+                appeared: Vec::new(),
+                vanished: Vec::new(),
+                neither: Vec::new(),
+            };
+            for (i, row) in rows.iter().enumerate() {
+                let (Some(a), Some(b)) = (row.cells[from], row.cells[to]) else {
+                    continue;
+                };
+                if row.texts[from] == row.texts[to] {
+                    continue;
+                }
+                match (row.measured[from], row.measured[to]) {
+                    (false, true) => c.appeared.push(i),
+                    (true, false) => c.vanished.push(i),
+                    (false, false) => c.neither.push(i),
+                    (true, true) => c.rows.push((i, diff(&a.observation, &b.observation))),
+                }
+            }
+            c
         })
         .collect()
 }

@@ -120,26 +120,34 @@ fn a_missing_observation_ends_a_range() {
 fn changes_between_adjacent_kernels_say_which_results_changed() {
     let r = sample();
     let m = Matrix::new(&r);
-    let pairs: Vec<(String, String, usize)> = m
+    let pairs: Vec<(String, String, [usize; 4])> = m
         .changes
         .iter()
         .map(|c| {
+            let n = [
+                c.rows.len(),
+                c.appeared.len(),
+                c.vanished.len(),
+                c.neither.len(),
+            ];
             (
                 m.kernels[c.from].label.clone(),
                 m.kernels[c.to].label.clone(),
-                c.rows.len(),
+                n,
             )
         })
         .collect();
     let p = |a: &str, b: &str, n| (a.to_string(), b.to_string(), n);
+    // 5.10 measures nothing (no task storage); the host refuses fentry; 7.3 has a runner error,
+    // which counts as an outcome.
     assert_eq!(
         pairs,
         [
-            p("5.10", "6.1", 5),
-            p("6.1", "6.12", 2),
-            p("6.12", "6.18", 1),
-            p("6.18", "host-6.18", 1),
-            p("host-6.18", "7.3", 2),
+            p("5.10", "6.1", [0, 5, 0, 0]),
+            p("6.1", "6.12", [2, 0, 0, 0]),
+            p("6.12", "6.18", [1, 0, 0, 0]),
+            p("6.18", "host-6.18", [0, 0, 1, 0]),
+            p("host-6.18", "7.3", [1, 1, 0, 0]),
         ]
     );
     let c = &m.changes[1];
@@ -152,7 +160,14 @@ fn changes_between_adjacent_kernels_say_which_results_changed() {
         xdp.1,
         "load#2: rejected(EINVAL: unknown func bpf_task_storage_get#156) → rejected(EINVAL: program of this type cannot use helper bpf_task_storage_get#156)"
     );
-    let fentry = m.changes[3].rows[0].1.clone();
+    let fentry = diff(
+        &row(&m, "program_types/prog=fentry").cells[3]
+            .unwrap()
+            .observation,
+        &row(&m, "program_types/prog=fentry").cells[4]
+            .unwrap()
+            .observation,
+    );
     assert!(
         fentry.starts_with(
             "load#1: ok → refused(EPERM: loading a fentry program); load#2: ok → refused"
@@ -162,6 +177,19 @@ fn changes_between_adjacent_kernels_say_which_results_changed() {
     assert!(
         fentry.ends_with("current_task: ptr → absent; get: ptr:0x7 → absent"),
         "{fentry}"
+    );
+    let fentry = row(&m, "program_types/prog=fentry");
+    assert_eq!(
+        fentry.measured,
+        [false, true, true, true, false, true, false]
+    );
+    assert!(
+        !m.differs(fentry),
+        "the same wherever it measured something"
+    );
+    assert_eq!(
+        reasons(&fentry.cells[4].unwrap().observation),
+        ["refused: loading a fentry program (EPERM)"]
     );
 }
 
