@@ -7,14 +7,18 @@
 
 use std::fmt::Write;
 
-use super::matrix::{group, helpers, Class, HelperTable, Matrix, May, State};
+use super::findings::{self, Style};
+use super::matrix::{helpers, HelperTable, Matrix, May, State};
 use super::words::{self, list, plural};
 
 #[path = "markdown_changes.rs"]
 mod changes;
+
 use crate::results::Results;
 
-/// The conformance report of a results file.
+/// Markdown markup: names as code spans, other text escaped.
+const MD: Style = Style { code, text };
+
 /// The conformance report of a results file.
 pub fn markdown(r: &Results) -> String {
     let m = Matrix::new(r);
@@ -27,8 +31,11 @@ pub fn markdown(r: &Results) -> String {
         m.kernels.len()
     );
     s.push_str(HOW_TO_READ);
+    s.push_str("\n## Findings\n\n");
+    for f in findings::findings(&m, &MD) {
+        let _ = writeln!(s, "- **{}:** {}", f.label, f.text);
+    }
     s.push('\n');
-    findings(&mut s, &m);
     grid(&mut s, &m);
     kernels(&mut s, &m);
     failures(&mut s, &m);
@@ -66,168 +73,27 @@ pub(super) fn cell(t: &str) -> String {
     t.replace('\n', " ").replace('|', "\\|")
 }
 
-/// Rows of one case as `case pattern, pattern`.
-pub(super) fn ids(m: &Matrix, rows: &[usize]) -> String {
-    let case = rows.first().map_or("", |&i| m.rows[i].case.as_str());
-    let p: Vec<String> = words::patterns(m, rows).iter().map(|p| code(p)).collect();
-    format!("{} {}", cell(case), p.join(", "))
-}
-
-/// Rows grouped by case, then by a key: (key, rows of one case), in row order.
-pub(super) fn by_case<K: PartialEq + Clone>(
-    m: &Matrix,
-    rows: impl IntoIterator<Item = (usize, K)>,
-) -> Vec<(K, Vec<usize>)> {
-    group(
-        rows.into_iter()
-            .map(|(i, k)| ((m.rows[i].case.clone(), k), i)),
-    )
-    .into_iter()
-    .map(|((_, k), rows)| (k, rows))
-    .collect()
-}
-
-/// (row, its failures joined).
-type Failures = Vec<(usize, String)>;
-
-/// The failures of column `c`: (row, failures), in row order.
-fn failing(m: &Matrix, c: usize) -> Failures {
-    (0..m.rows.len())
-        .filter_map(|i| {
-            let r = m.rows[i].cells[c]?;
-            (!r.failures.is_empty()).then(|| (i, r.failures.join("; ")))
-        })
-        .collect()
-}
-
-fn findings(s: &mut String, m: &Matrix) {
-    s.push_str("## Findings\n\n");
-    let disc = words::discrepancies(m, &|h| code(h));
-    for d in &disc {
-        let _ = writeln!(s, "- **Documentation:** {d}");
-    }
-    let documented: Vec<String> = m
-        .helpers
-        .iter()
-        .filter(|t| t.doc.is_some())
-        .map(|t| code(&t.helper))
-        .collect();
-    if disc.is_empty() && !documented.is_empty() {
-        let _ = writeln!(
-            s,
-            "- **Documentation:** the program types measured agree with the documentation of {}.",
-            list(&documented)
-        );
-    }
-    let fails: Vec<String> = words::runs(m, |c| failing(m, c))
-        .into_iter()
-        .filter(|(_, _, f)| !f.is_empty())
-        .map(|(a, b, f)| {
-            let each = if a == b { "" } else { "each of " };
-            format!("{} on {each}{}", f.len(), m.span(a, b))
-        })
-        .collect();
-    if fails.is_empty() {
-        s.push_str("- **Expectations:** every rule that could be judged holds.\n");
-    } else {
-        let _ = writeln!(
-            s,
-            "- **Expectations:** failing instances: {}.",
-            fails.join("; ")
-        );
-    }
-    let classes = by_case(
-        m,
-        (0..m.rows.len())
-            .filter(|&i| {
-                !matches!(
-                    m.rows[i].class,
-                    Class::Holds | Class::NoRule | Class::NotRun
-                )
-            })
-            .map(|i| (i, m.rows[i].class.words())),
-    );
-    for (class, rows) in group(classes) {
-        let cases: Vec<String> = rows.iter().map(|r| ids(m, r)).collect();
-        let _ = writeln!(s, "- **Across kernels, {class}:** {}.", cases.join("; "));
-    }
-    let differ = m.rows.iter().filter(|r| m.differs(r)).count();
-    let _ = writeln!(
-        s,
-        "- **Between kernels:** {} of {} measured different things on different kernels; {}.",
-        plural(differ, "instance", "instances"),
-        m.rows.len(),
-        change_counts(m)
-    );
-    for c in m.ran() {
-        let rows: Vec<usize> = (0..m.rows.len())
-            .filter(|&i| m.rows[i].cells[c].is_some() && !m.rows[i].measured[c])
-            .collect();
-        if rows.is_empty() {
-            continue;
+/// Text from the results, escaped so that Markdown shows it as it is: backslashes, `*`, code
+/// and link brackets, HTML, table bars, and `_` that could start or end emphasis.
+pub(super) fn text(t: &str) -> String {
+    let chars: Vec<char> = t.chars().collect();
+    let mut out = String::with_capacity(t.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let word = |j: Option<usize>| {
+            j.and_then(|j| chars.get(j))
+                .is_some_and(|c| c.is_alphanumeric())
+        };
+        let escape = match c {
+            '\\' | '*' | '`' | '[' | ']' | '<' | '>' | '|' => true,
+            '_' => !(word(i.checked_sub(1)) && word(Some(i + 1))),
+            _ => false,
+        };
+        if escape {
+            out.push('\\');
         }
-        let why: Vec<String> = words::reasons(m, &rows, c)
-            .into_iter()
-            .take(3)
-            .map(|(w, n)| format!("{} ({n})", code(&w)))
-            .collect();
-        let _ = writeln!(
-            s,
-            "- **Measured nothing on {}:** {} of {}: {}.",
-            m.kernels[c].label,
-            plural(rows.len(), "instance", "instances"),
-            m.rows.len(),
-            why.join(", ")
-        );
+        out.push(if c == '\n' { ' ' } else { c });
     }
-    for k in &m.kernels {
-        if let Some(u) = &k.run.unusable {
-            let _ = writeln!(s, "- **Unusable:** {}: {}", k.label, u);
-        }
-        if !k.run.problems.is_empty() {
-            let _ = writeln!(
-                s,
-                "- **Problems on {}:** {}",
-                k.label,
-                k.run.problems.join("; ")
-            );
-        }
-    }
-    s.push('\n');
-}
-
-fn change_counts(m: &Matrix) -> String {
-    let steps: Vec<String> = m
-        .changes
-        .iter()
-        .filter(|c| !c.is_empty())
-        .map(|c| {
-            let mut parts = Vec::new();
-            if !c.rows.is_empty() {
-                parts.push(format!("{} changed", c.rows.len()));
-            }
-            if !c.appeared.is_empty() {
-                parts.push(format!("{} newly measured", c.appeared.len()));
-            }
-            if !c.vanished.is_empty() {
-                parts.push(format!("{} no longer measured", c.vanished.len()));
-            }
-            if !c.neither.is_empty() {
-                parts.push(format!("{} unmeasured for another reason", c.neither.len()));
-            }
-            format!(
-                "{} → {}: {}",
-                m.kernels[c.from].label,
-                m.kernels[c.to].label,
-                parts.join(", ")
-            )
-        })
-        .collect();
-    if steps.is_empty() {
-        "no change between adjacent kernels".into()
-    } else {
-        format!("between adjacent kernels: {}", steps.join("; "))
-    }
+    out
 }
 
 pub fn symbol(s: State) -> &'static str {
@@ -315,7 +181,7 @@ fn kernels(s: &mut String, m: &Matrix) {
 
 fn failures(s: &mut String, m: &Matrix) {
     s.push_str("## Expectation failures\n\n");
-    let runs: Vec<(usize, usize, Failures)> = words::runs(m, |c| failing(m, c))
+    let runs: Vec<(usize, usize, findings::Failures)> = words::runs(m, |c| findings::failing(m, c))
         .into_iter()
         .filter(|(_, _, f)| !f.is_empty())
         .collect();
@@ -327,11 +193,11 @@ fn failures(s: &mut String, m: &Matrix) {
         let _ = writeln!(
             s,
             "### {} — {}{each}\n",
-            m.span(a, b),
+            text(&m.span(a, b)),
             plural(fails.len(), "instance", "instances")
         );
-        for (text, rows) in by_case(m, fails) {
-            let _ = writeln!(s, "- {}: {}", ids(m, &rows), text);
+        for (t, rows) in findings::by_case(m, fails) {
+            let _ = writeln!(s, "- {}: {}", findings::ids(m, &rows, &MD), text(&t));
         }
         s.push('\n');
     }

@@ -6,7 +6,8 @@
 
 use std::fmt::Write;
 
-use super::{by_case, cell, code, ids};
+use super::{cell, code, MD};
+use crate::report::findings::{self, by_case};
 use crate::report::matrix::Matrix;
 use crate::report::words::{self, plural};
 
@@ -59,63 +60,20 @@ pub fn differences(s: &mut String, m: &Matrix) {
 pub fn changes(s: &mut String, m: &Matrix) {
     s.push_str("## Changed between adjacent kernels\n\n");
     for c in &m.changes {
-        let (a, b) = (&m.kernels[c.from].label, &m.kernels[c.to].label);
+        let pair = super::text(&findings::pair(m, c));
         if c.is_empty() {
-            let _ = writeln!(s, "- {a} → {b}: no change");
+            let _ = writeln!(s, "- {pair}: no change");
             continue;
         }
-        let _ = writeln!(s, "- {a} → {b}:");
-        for (d, rows) in by_case(m, c.rows.iter().map(|(i, d)| (*i, d.clone()))) {
-            let _ = writeln!(s, "  - {}: {}", ids(m, &rows), code(&d));
+        let _ = writeln!(s, "- {pair}: {}", findings::counts(c));
+        for line in findings::change_lines(m, c, &MD) {
+            let _ = writeln!(s, "  - {line}");
         }
-        moved(
-            s,
-            m,
-            &c.appeared,
-            c.from,
-            &format!("measured on {b}, not on {a}"),
-        );
-        moved(
-            s,
-            m,
-            &c.vanished,
-            c.to,
-            &format!("measured on {a}, not on {b}"),
-        );
     }
     if m.changes.is_empty() {
         s.push_str("Fewer than two kernels ran.\n");
     }
     s.push('\n');
-}
-
-/// Rows that measured something on one of two kernels only, with why not on the other (column
-/// `c`): by case when they are few, else counted by reason.
-fn moved(s: &mut String, m: &Matrix, rows: &[usize], c: usize, what: &str) {
-    if rows.is_empty() {
-        return;
-    }
-    let why = |i: usize| {
-        m.rows[i].cells[c]
-            .map(|r| crate::report::matrix::reasons(&r.observation).join("; "))
-            .unwrap_or_default()
-    };
-    if rows.len() <= 12 {
-        for (w, rows) in by_case(m, rows.iter().map(|&i| (i, why(i)))) {
-            let _ = writeln!(s, "  - {}: {what} ({w})", ids(m, &rows));
-        }
-        return;
-    }
-    let counted: Vec<String> = words::reasons(m, rows, c)
-        .into_iter()
-        .map(|(w, n)| format!("{} ({n})", code(&w)))
-        .collect();
-    let _ = writeln!(
-        s,
-        "  - {} {what}: {}",
-        plural(rows.len(), "instance", "instances"),
-        counted.join(", ")
-    );
 }
 
 pub fn same(s: &mut String, m: &Matrix) {

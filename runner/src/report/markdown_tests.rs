@@ -67,9 +67,9 @@ fn differences_come_as_ranges_and_changes_as_results() {
         "### program_types — 1 of 3 instances\n\n- `prog=xdp`\n  - 5.10: `st=unsupported(map type task_storage) load#1=unsupported(helper bpf_get_current_task_btf (#158) is unknown to this kernel) load#2=unsupported(map type task_storage)`\n  - 6.1: `load#1=ok current_task=ptr load#2=rejected(EINVAL: unknown func bpf_task_storage_get#156)`\n"
     ), "{md}");
     assert!(md.contains("  - 6.18 – 7.3: `load#1=ok current_task=ptr load#2=ok get=ptr:0x7`\n"));
-    assert!(md.contains("- 6.1 → 6.12:\n  - program_types `prog=xdp`: `load#2: rejected(EINVAL: unknown func bpf_task_storage_get#156) → rejected(EINVAL: program of this type cannot use helper bpf_task_storage_get#156)`\n  - get_flags `flags=0x2`: `get: ptr:0x0 → NULL`\n"), "{md}");
+    assert!(md.contains("- 6.1 → 6.12: 2 changed\n  - program_types `prog=xdp`: `load#2: rejected(EINVAL: unknown func bpf_task_storage_get#156) → rejected(EINVAL: program of this type cannot use helper bpf_task_storage_get#156)`\n  - get_flags `flags=0x2`: `get: ptr:0x0 → NULL`\n"), "{md}");
     assert!(md.contains("  - program_types `prog={xdp,fentry}`: measured on 6.1, not on 5.10 (unsupported: map type task_storage; unsupported: helper bpf_get_current_task_btf (#158) is unknown to this kernel)\n  - get_flags `every instance`: measured on 6.1, not on 5.10 (unsupported: map type task_storage)\n"), "{md}");
-    assert!(md.contains("- 6.18 → host-6.18:\n  - program_types `prog=fentry`: measured on 6.18, not on host-6.18 (refused: loading a fentry program (EPERM))\n"));
+    assert!(md.contains("- 6.18 → host-6.18: 1 no longer measured\n  - program_types `prog=fentry`: measured on 6.18, not on host-6.18 (refused: loading a fentry program (EPERM))\n"));
     assert!(
         md.contains("  - odd `x=<b>&\"'`: `load=ok → error(reading the result map: EFAULT)`\n"),
         "{md}"
@@ -121,6 +121,7 @@ fn text_survives_markdown() {
     assert_eq!(code("a`b"), "`` a`b ``");
     assert_eq!(code("x\ny"), "`x y`");
     assert_eq!(cell("a|b"), "a\\|b");
+    assert_eq!(text("a*b_c _d ptr_) <x> | [l](u) \\"), "a\\*b_c \\_d ptr\\_) \\<x\\> \\| \\[l\\](u) \\\\");
     let md = markdown(&sample());
     assert!(
         md.contains("`x=<b>&\"'`"),

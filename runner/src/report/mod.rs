@@ -326,6 +326,7 @@ impl std::fmt::Display for Summary {
     }
 }
 
+pub mod findings;
 pub mod markdown;
 pub mod matrix;
 pub mod words;
