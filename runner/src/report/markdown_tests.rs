@@ -121,7 +121,10 @@ fn text_survives_markdown() {
     assert_eq!(code("a`b"), "`` a`b ``");
     assert_eq!(code("x\ny"), "`x y`");
     assert_eq!(cell("a|b"), "a\\|b");
-    assert_eq!(text("a*b_c _d ptr_) <x> | [l](u) \\"), "a\\*b_c \\_d ptr\\_) \\<x\\> \\| \\[l\\](u) \\\\");
+    assert_eq!(
+        text("a*b_c _d ptr_) <x> | [l](u) \\"),
+        "a\\*b_c \\_d ptr\\_) \\<x\\> \\| \\[l\\](u) \\\\"
+    );
     let md = markdown(&sample());
     assert!(
         md.contains("`x=<b>&\"'`"),

@@ -327,6 +327,7 @@ impl std::fmt::Display for Summary {
 }
 
 pub mod findings;
+pub mod html;
 pub mod markdown;
 pub mod matrix;
 pub mod words;

@@ -408,7 +408,8 @@ fn classify(kernels: &[Column], cells: &[Option<&InstanceResult>]) -> Class {
     }
 }
 
-fn instance_state(r: &InstanceResult) -> State {
+/// How one instance did on one kernel (a case's [`State`] is its worst instance's).
+pub fn instance_state(r: &InstanceResult) -> State {
     let o = &r.observation;
     let stopped = o
         .results
