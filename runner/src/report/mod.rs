@@ -326,6 +326,7 @@ impl std::fmt::Display for Summary {
     }
 }
 
+pub mod ebpf_docs;
 pub mod findings;
 pub mod html;
 pub mod markdown;
