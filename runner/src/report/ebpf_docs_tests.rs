@@ -93,3 +93,38 @@ fn the_same_observations_give_the_same_bytes() {
     assert!(e.ends_with("programs: {}\n"), "{e}");
     assert!(parse(&e)["programs"].as_mapping().unwrap().is_empty());
 }
+
+#[test]
+fn renders_a_cut_of_a_real_run() {
+    let r = crate::report::matrix::tests::real();
+    let y = ebpf_docs(&r);
+    let v = parse(&y);
+    let xdp = &v["programs"]["BPF_PROG_TYPE_XDP"];
+    let since: Vec<(&str, &str)> = xdp
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap(),
+                e["since"]["version"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        since,
+        [
+            ("bpf_get_current_task_btf", "6.1"),
+            ("bpf_task_storage_delete", "6.16"),
+            ("bpf_task_storage_get", "6.16"),
+        ]
+    );
+    assert!(y.contains("    # refused up to 6.12, loads from 6.16 on, so since a release after 6.12 up to 6.16 (xdp); 10 of 11 kernels answered; the documentation does not list this type\n"), "{y}");
+    assert_eq!(
+        v["programs"]["BPF_PROG_TYPE_TRACING"][2]["since"]["version"].as_str(),
+        Some("6.1"),
+        "{y}"
+    );
+    let back = crate::results::Results::parse(&r.to_json()).unwrap();
+    assert_eq!(ebpf_docs(&back), y);
+}

@@ -171,3 +171,20 @@ fn the_same_observations_give_the_same_bytes() {
     }
     assert_eq!(html(&t), page);
 }
+
+#[test]
+fn renders_a_cut_of_a_real_run() {
+    let r = crate::report::matrix::tests::real();
+    let page = html(&r);
+    assert!(page.contains("<title>Conformance: 3 cases, 5 instances, 11 kernels</title>"));
+    assert!(page.contains("<b>6.19 → 7.0</b>: 1 changed"));
+    assert!(page.contains("<tr class=\"discrepancy\"><td>xdp</td><td>XDP</td><td>no</td>"));
+    // program_types (case 1) on 6.16 (column 3): xdp fails its rule there.
+    assert!(
+        page.contains("class=\"s-fail chg\" data-c=\"1\" data-k=\"3\""),
+        "{page}"
+    );
+    assert!(page.len() < 80_000, "{} bytes", page.len());
+    let back = crate::results::Results::parse(&r.to_json()).unwrap();
+    assert_eq!(html(&back), page);
+}

@@ -149,3 +149,20 @@ fn instances_the_same_everywhere_are_counted() {
     assert!(md.ends_with("4 instances of 6 measured the same on every kernel where they measured anything (program_types 2 of 3, get_flags 1 of 2, odd 1 of 1); 0 measured nothing anywhere.\n"), "{md}");
     assert!(!md.contains("### odd"), "{md}");
 }
+
+#[test]
+fn renders_a_cut_of_a_real_run() {
+    let r = crate::report::matrix::tests::real();
+    let md = markdown(&r);
+    assert!(md.starts_with("# Conformance: 3 cases, 5 instances, 11 kernels\n"));
+    assert!(md.contains("- **Documentation:** `bpf_task_storage_get` and `bpf_task_storage_delete` may be called from XDP programs from 6.16 on (not up to 6.12), but their documentation does not list XDP.\n"), "{md}");
+    assert!(md.contains(
+        "| case | 5.10 | 6.1 | 6.12 | 6.16 | 6.17 | 6.18 | host-6.18 | 6.19 | 7.0 | 7.2 | 7.3 |\n"
+    ));
+    assert!(md.contains("  - 6.1 – 6.12: `load=rejected(EINVAL: invalid indirect access to stack R3 off=-7 size=8) st.lookup=ENOENT`\n  - 6.16 – 7.3: `load=rejected(EINVAL: invalid read from stack R3 off=-7 size=8) st.lookup=ENOENT`\n"), "{md}");
+    assert!(md.contains("- 6.19 → 7.0: 1 changed\n  - recursion_update `outer=syscall`: `outer_get_a: ptr:0xc8 → NULL;"), "{md}");
+    assert!(md.contains("### 6.16 – 7.3 — 1 instance, the same on each\n"));
+    assert!(md.contains("| xdp | XDP | no | ? | no | no | yes | yes | yes | yes | yes | yes | yes | yes | 6.16 | 6.12 |\n"), "{md}");
+    let back = crate::results::Results::parse(&r.to_json()).unwrap();
+    assert_eq!(markdown(&back), md);
+}

@@ -15,7 +15,7 @@ mod outcome;
 #[cfg(test)]
 pub(crate) mod fixture;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::exec::{Outcome, Res};
 use crate::results::{InstanceInfo, InstanceResult, KernelRun, Results, VerdictKind};

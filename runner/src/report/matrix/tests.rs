@@ -352,3 +352,55 @@ fn groups_keep_first_appearance_order() {
     assert_eq!(short_id("a/x=1/y=2"), "x=1/y=2");
     assert_eq!(short_id("a"), "(single)");
 }
+
+/// A cut of a real run: 11 kernels (Debian 5.10 … 7.3 and a 6.18 host), five instances.
+pub(crate) fn real() -> crate::results::Results {
+    crate::results::Results::parse(include_str!("../testdata/sample.json")).unwrap()
+}
+
+#[test]
+fn a_real_run_in_series_order_with_its_documentation_discrepancy() {
+    let r = real();
+    let m = Matrix::new(&r);
+    assert_eq!(
+        labels(&m),
+        [
+            "5.10",
+            "6.1",
+            "6.12",
+            "6.16",
+            "6.17",
+            "6.18",
+            "host-6.18",
+            "6.19",
+            "7.0",
+            "7.2",
+            "7.3"
+        ]
+    );
+    assert_eq!(
+        row(&m, "program_types/prog=fmod_ret").class,
+        Class::HoldsFrom("6.12".into())
+    );
+    assert_eq!(
+        row(&m, "program_types/prog=xdp").class,
+        Class::HoldsUntil("6.12".into())
+    );
+    let get = m
+        .helpers
+        .iter()
+        .find(|t| t.helper == "bpf_task_storage_get")
+        .unwrap();
+    let xdp = get.rows.iter().find(|r| r.prog_type == "xdp").unwrap();
+    assert_eq!(
+        (
+            xdp.first_call().map(|c| m.span(c, c)),
+            xdp.last_not().map(|c| m.span(c, c))
+        ),
+        (Some("6.16".to_string()), Some("6.12".to_string()))
+    );
+    let d = helpers::discrepancies(&m.helpers);
+    assert_eq!(d.len(), 2, "{d:?}");
+    let steps: Vec<usize> = m.changes.iter().map(|c| c.rows.len()).collect();
+    assert_eq!(steps, [1, 3, 2, 0, 0, 1, 1, 1, 0, 0]);
+}
