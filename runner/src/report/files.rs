@@ -6,6 +6,8 @@ use crate::results::Results;
 /// the KCIDB data (see [`super::kcidb::check_origin`]).
 pub fn render(r: &Results, origin: &str) -> Vec<(String, String)> {
     vec![
+        ("conformance.md".into(), super::markdown::markdown(r)),
+        ("conformance.html".into(), super::html::html(r)),
         ("junit.xml".into(), super::junit::junit(r)),
         ("kcidb.json".into(), super::kcidb::kcidb(r, origin)),
     ]

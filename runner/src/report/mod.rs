@@ -411,5 +411,12 @@ impl std::fmt::Display for Summary {
     }
 }
 
+pub mod ebpf_docs;
+pub mod findings;
+pub mod html;
+pub mod markdown;
+pub mod matrix;
+pub mod words;
+
 #[cfg(test)]
 mod tests;
