@@ -10,5 +10,6 @@ pub fn render(r: &Results, origin: &str) -> Vec<(String, String)> {
         ("conformance.html".into(), super::html::html(r)),
         ("junit.xml".into(), super::junit::junit(r)),
         ("kcidb.json".into(), super::kcidb::kcidb(r, origin)),
+        ("ebpf-docs.yaml".into(), super::ebpf_docs::ebpf_docs(r)),
     ]
 }
