@@ -74,14 +74,7 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CliError> {
             println!("    no BTF");
         }
     }
-    let sizes: Vec<u32> = inst
-        .maps
-        .iter()
-        .map(|m| match m.value_size {
-            ValueSize::Fixed(n) => n,
-            _ => 8,
-        })
-        .collect();
+    let sizes = bpfcase::results::listing_sizes(inst);
     if inst
         .maps
         .iter()

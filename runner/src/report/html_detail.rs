@@ -20,7 +20,7 @@ pub fn kernels(s: &mut String, m: &Matrix) {
             _ => id.origin.clone(),
         };
         let btf = id.btf.map_or("", |b| if b { "yes" } else { "no" });
-        let u = &k.run.summary;
+        let cells = words::summary_cells(&k.run.summary);
         let mut notes: Vec<String> = Vec::new();
         if let Some(why) = &k.run.unusable {
             notes.push(format!("unusable: {why}"));
@@ -31,19 +31,14 @@ pub fn kernels(s: &mut String, m: &Matrix) {
         }
         let _ = writeln!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{btf}</td><td>{}</td><td>{} / {}</td><td>{} / {} / {}</td><td>{} / {} / {}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{btf}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&k.label),
             esc(id.release.as_deref().unwrap_or("")),
             esc(&origin),
-            u.instances,
-            u.accepted,
-            u.rejected,
-            u.unsupported,
-            u.refused,
-            u.errors,
-            u.expect_pass,
-            u.expect_fail,
-            u.expect_none,
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
             esc(&notes.join("; "))
         );
     }
@@ -82,23 +77,14 @@ pub fn failures(s: &mut String, m: &Matrix) {
 pub fn differences(s: &mut String, m: &Matrix) {
     s.push_str("<h2>Outcomes that differ between kernels</h2>\n");
     let mut any = false;
-    for case in m.cases() {
-        let rows = m.case_rows(&case);
-        let differ: Vec<usize> = rows
-            .iter()
-            .copied()
-            .filter(|&i| m.differs(&m.rows[i]))
-            .collect();
-        if differ.is_empty() {
-            continue;
-        }
+    for (case, differ, total) in m.differing_by_case() {
         any = true;
         let _ = writeln!(
             s,
             "<details class=\"case\"><summary>{} — {} of {}</summary>",
             esc(&case),
             differ.len(),
-            count(rows.len())
+            count(total)
         );
         let groups = by_case(
             m,

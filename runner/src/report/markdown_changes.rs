@@ -14,23 +14,14 @@ use crate::report::words::{self, plural};
 pub fn differences(s: &mut String, m: &Matrix) {
     s.push_str("## Outcomes that differ between kernels\n\n");
     let mut any = false;
-    for case in m.cases() {
-        let rows = m.case_rows(&case);
-        let differ: Vec<usize> = rows
-            .iter()
-            .copied()
-            .filter(|&i| m.differs(&m.rows[i]))
-            .collect();
-        if differ.is_empty() {
-            continue;
-        }
+    for (case, differ, total) in m.differing_by_case() {
         any = true;
         let _ = writeln!(
             s,
             "### {} — {} of {} instances\n",
             cell(&case),
             differ.len(),
-            rows.len()
+            total
         );
         let groups = by_case(
             m,

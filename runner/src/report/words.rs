@@ -16,6 +16,17 @@ pub fn list(items: &[String]) -> String {
     }
 }
 
+/// A kernel's counts as the kernel tables show them: instances, programs accepted / rejected,
+/// unsupported / refused / errors, expectations pass / fail / no rule.
+pub fn summary_cells(u: &crate::report::Summary) -> [String; 4] {
+    [
+        u.instances.to_string(),
+        format!("{} / {}", u.accepted, u.rejected),
+        format!("{} / {} / {}", u.unsupported, u.refused, u.errors),
+        format!("{} / {} / {}", u.expect_pass, u.expect_fail, u.expect_none),
+    ]
+}
+
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }

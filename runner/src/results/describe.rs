@@ -15,15 +15,7 @@ const BOOKKEEPING: &[&str] = &[
 
 /// The instance as results record it: id, bindings, type, and each program step compiled.
 pub fn describe(inst: &Instance) -> InstanceInfo {
-    // A "max" map's value size is measured at run time; the listing uses 8, as `show` does.
-    let sizes: Vec<u32> = inst
-        .maps
-        .iter()
-        .map(|m| match m.value_size {
-            ValueSize::Fixed(n) => n,
-            _ => 8,
-        })
-        .collect();
+    let sizes = listing_sizes(inst);
     let map_name = |i: usize| {
         inst.maps
             .get(i)
@@ -60,6 +52,18 @@ pub fn describe(inst: &Instance) -> InstanceInfo {
         program_type: inst.prog_type.name.to_string(),
         programs,
     }
+}
+
+/// The value sizes an instance's programs are listed with: a "max" map's size is measured at
+/// run time, so a listing made before any run uses 8.
+pub fn listing_sizes(inst: &Instance) -> Vec<u32> {
+    inst.maps
+        .iter()
+        .map(|m| match m.value_size {
+            ValueSize::Fixed(n) => n,
+            _ => 8,
+        })
+        .collect()
 }
 
 /// The calls of a listing (`call bpf_x#156`, `call kfunc bpf_y`), first-call order, each once.

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::exec::Observation;
 use crate::report::{Check, Summary};
 
-pub use describe::describe;
+pub use describe::{describe, listing_sizes};
 pub use merge::{merge, MergeError};
 pub use shard::{Shard, ShardError};
 

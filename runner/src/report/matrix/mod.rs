@@ -247,6 +247,23 @@ impl<'a> Matrix<'a> {
             .collect()
     }
 
+    /// Per case (in order) with rows that differ between kernels: its name, those rows, and
+    /// how many rows it has.
+    pub fn differing_by_case(&self) -> Vec<(String, Vec<usize>, usize)> {
+        self.cases()
+            .into_iter()
+            .filter_map(|case| {
+                let rows = self.case_rows(&case);
+                let differ: Vec<usize> = rows
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.differs(&self.rows[i]))
+                    .collect();
+                (!differ.is_empty()).then_some((case, differ, rows.len()))
+            })
+            .collect()
+    }
+
     /// The case names in order: the results' case files, then any case only observations name.
     pub fn cases(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
