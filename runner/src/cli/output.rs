@@ -242,6 +242,17 @@ fn headline(run: &KernelRun) -> String {
         Some(u) => format!("cannot serve: {u}"),
         None => {
             let mut s = run.summary.to_string();
+            for t in &run.timings {
+                s.push_str(&match t.boot_s {
+                    Some(b) => format!(
+                        "; {}: boot {b:.1} s, cases {:.1} s, total {:.1} s",
+                        t.accel,
+                        (t.total_s - b).max(0.0),
+                        t.total_s
+                    ),
+                    None => format!("; {}: {:.1} s", t.accel, t.total_s),
+                });
+            }
             for p in &run.problems {
                 s.push_str(&format!("\n  !! {p}"));
             }

@@ -10,6 +10,7 @@
 
 mod host;
 mod kernel;
+pub mod schedule;
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -99,6 +100,17 @@ pub fn run(plan: &Plan<'_>, sink: &mut dyn FnMut(&Event)) -> Results {
     };
     let cases_of =
         |slot: usize| -> Vec<&Case> { selection[slot].1.iter().map(|&c| &plan.cases[c]).collect() };
+    let mut costs = schedule::Costs::load(&cache);
+    let order = schedule::order(
+        &costs,
+        &selection
+            .iter()
+            .map(|(k, cs)| {
+                let n = cs.iter().map(|&c| plan.cases[c].instances.len()).sum();
+                (plan.kernels[*k].to_string(), n)
+            })
+            .collect::<Vec<_>>(),
+    );
     // Guests start as soon as their kernel is at hand, `jobs` at a time; the host runs
     // beside them on a thread of its own.
     let (work_tx, work_rx) = mpsc::channel::<(usize, Kernel)>();
@@ -115,16 +127,18 @@ pub fn run(plan: &Plan<'_>, sink: &mut dyn FnMut(&Event)) -> Results {
                 store(slot, run);
             });
         }
-        // Kernel supply runs one at a time (apt).
-        let (supply_tx, store, selection) = (tx.clone(), &store, &selection);
+        // Kernel supply runs one at a time (apt), the longest expected guest first.
+        let (supply_tx, store, selection, order, cache) =
+            (tx.clone(), &store, &selection, &order, &cache);
         s.spawn(move || {
             let tx = supply_tx;
-            for (slot, (k, _)) in selection.iter().enumerate() {
+            for &slot in order {
+                let k = &selection[slot].0;
                 let spec = &plan.kernels[*k];
                 if *spec == KernelSpec::Host {
                     continue; // below, on this thread
                 }
-                let resolved = kernels::resolve(spec, plan.manifest.as_ref(), &cache);
+                let resolved = kernels::resolve(spec, plan.manifest.as_ref(), cache);
                 let _ = tx.send(Event::Resolved {
                     kernel: *k,
                     spec: spec.to_string(),
@@ -182,6 +196,14 @@ pub fn run(plan: &Plan<'_>, sink: &mut dyn FnMut(&Event)) -> Results {
         }
     });
 
+    let kernels: Vec<KernelRun> = runs
+        .into_iter()
+        .filter_map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .collect();
+    for k in kernels.iter().filter(|k| k.identity.spec != "host") {
+        costs.learn(&k.identity.spec, k);
+    }
+    costs.store(&cache);
     let ran: Vec<usize> = {
         let mut ids: Vec<usize> = selection.iter().flat_map(|(_, c)| c.clone()).collect();
         ids.sort_unstable();
@@ -198,10 +220,7 @@ pub fn run(plan: &Plan<'_>, sink: &mut dyn FnMut(&Event)) -> Results {
         },
         shard: plan.shard,
         cases: ran.iter().map(|&c| case_info(&plan.cases[c])).collect(),
-        kernels: runs
-            .into_iter()
-            .filter_map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
-            .collect(),
+        kernels,
     }
 }
 
