@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use cli::Selection;
 
 mod bench;
+mod bench_matrix;
 mod cli;
 mod report_cmd;
 mod show;
@@ -122,6 +123,14 @@ enum Cmd {
         /// With --kernel: added to the guest kernel's command line.
         #[command(flatten)]
         append: vm_cmd::AppendArg,
+        /// The whole matrix instead: the running kernel (when permitted) and every kernel of the
+        /// manifest (or those --kernel names, comma-separated), one run; wall time and where
+        /// each kernel's time went.
+        #[arg(long)]
+        matrix: bool,
+        /// With --matrix: guests running at the same time.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
     },
 }
 
@@ -177,6 +186,21 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Bench {
+            matrix: true,
+            kernel,
+            sel,
+            manifest,
+            jobs,
+            ..
+        } => bench_matrix::matrix(
+            &sel,
+            &kernel
+                .map(|k| k.split(',').map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default(),
+            jobs,
+            &manifest,
+        ),
+        Cmd::Bench {
             kernel: None,
             append,
             ..
@@ -197,6 +221,7 @@ fn main() -> ExitCode {
             sel,
             manifest,
             append,
+            ..
         } => bench::bench_vm(&k, &sel.cases, &sel.filter, rounds, &manifest, &append),
     };
     match r {
