@@ -129,7 +129,7 @@ enum Cmd {
         #[arg(long)]
         matrix: bool,
         /// With --matrix: guests running at the same time.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 3)]
         jobs: usize,
     },
 }
