@@ -79,6 +79,25 @@ impl Object {
         }
     }
 
+    /// The fds a loaded object holds: one per program and one per map.
+    pub fn fd_count(&self) -> usize {
+        let mut n = 0;
+        // SAFETY: iterating the maps and programs of a valid object; NULL starts and ends.
+        unsafe {
+            let mut m = sys::bpf_object__next_map(self.ptr, std::ptr::null());
+            while !m.is_null() {
+                n += 1;
+                m = sys::bpf_object__next_map(self.ptr, m);
+            }
+            let mut p = sys::bpf_object__next_program(self.ptr, std::ptr::null_mut());
+            while !p.is_null() {
+                n += 1;
+                p = sys::bpf_object__next_program(self.ptr, p);
+            }
+        }
+        n
+    }
+
     /// Loads the object; returns the fd of program `prog` (owned by the object).
     pub fn load(
         &mut self,
