@@ -15,7 +15,10 @@ use crate::compile::asm::Insn;
 pub mod log;
 pub mod object;
 mod percpu;
+mod perf;
 pub mod privileges;
+
+pub use perf::{perf_attach, perf_kprobe, perf_link, perf_software, perf_tracepoint};
 
 /// A kernel errno (positive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -332,84 +335,6 @@ pub fn test_run(
 pub fn attach_btf_target(prog: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     // SAFETY: NULL name: the target comes from the program's attach_btf_id.
     fd_result(unsafe { sys::bpf_raw_tracepoint_open(std::ptr::null(), prog.as_raw_fd()) })
-}
-
-fn perf_event_open(attr: &mut sys::perf_event_attr, pid: i32, cpu: i32) -> Result<OwnedFd, Errno> {
-    attr.size = std::mem::size_of::<sys::perf_event_attr>() as u32;
-    // SAFETY: a sized, initialised attr; the kernel copies it.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            attr as *mut sys::perf_event_attr,
-            pid,
-            cpu,
-            -1,
-            sys::PERF_FLAG_FD_CLOEXEC,
-        )
-    } as i32;
-    if fd < 0 {
-        Err(Errno::last())
-    } else {
-        // SAFETY: a new fd we own.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-}
-
-/// A perf event for a tracepoint id (from tracefs `events/<category>/<name>/id`), on CPU 0 of
-/// every process (tracepoint programs filter on the runner's pid themselves).
-pub fn perf_tracepoint(id: u64) -> Result<OwnedFd, Errno> {
-    let mut attr = sys::perf_event_attr {
-        type_: sys::PERF_TYPE_TRACEPOINT,
-        config: id,
-        ..Default::default()
-    };
-    attr.__bindgen_anon_1.sample_period = 1;
-    attr.__bindgen_anon_2.wakeup_events = 1;
-    perf_event_open(&mut attr, -1, 0)
-}
-
-/// A kprobe perf event on `func` (the `kprobe` PMU's type from sysfs).
-pub fn perf_kprobe(pmu_type: u32, func: &std::ffi::CStr) -> Result<OwnedFd, Errno> {
-    let mut attr = sys::perf_event_attr {
-        type_: pmu_type,
-        ..Default::default()
-    };
-    attr.__bindgen_anon_3.kprobe_func = func.as_ptr() as u64;
-    attr.__bindgen_anon_4.probe_offset = 0;
-    attr.__bindgen_anon_1.sample_period = 1;
-    perf_event_open(&mut attr, -1, 0)
-}
-
-/// A software cpu-clock event on the calling process, sampling every 100 µs of CPU time.
-pub fn perf_software() -> Result<OwnedFd, Errno> {
-    let mut attr = sys::perf_event_attr {
-        type_: sys::PERF_TYPE_SOFTWARE,
-        config: sys::PERF_COUNT_SW_CPU_CLOCK as u64,
-        ..Default::default()
-    };
-    attr.__bindgen_anon_1.sample_period = 100_000;
-    perf_event_open(&mut attr, 0, -1)
-}
-
-/// Runs `prog` on every sample of `perf` and enables the event.
-pub fn perf_attach(perf: &OwnedFd, prog: BorrowedFd<'_>) -> Result<(), Errno> {
-    const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
-    const PERF_EVENT_IOC_SET_BPF: u64 = 0x4004_2408;
-    // SAFETY: ioctls on a perf fd we own with an fd argument / no argument.
-    unsafe {
-        if libc::ioctl(
-            perf.as_raw_fd(),
-            PERF_EVENT_IOC_SET_BPF as _,
-            prog.as_raw_fd(),
-        ) < 0
-        {
-            return Err(Errno::last());
-        }
-        if libc::ioctl(perf.as_raw_fd(), PERF_EVENT_IOC_ENABLE as _, 0) < 0 {
-            return Err(Errno::last());
-        }
-    }
-    Ok(())
 }
 
 /// `pidfd_open(pid, 0)`.

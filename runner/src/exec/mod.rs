@@ -67,6 +67,8 @@ pub struct Env {
     /// The kernel filesystems that could not be made available.
     mounts: fs::Mounts,
     kept: reuse::Reuse,
+    /// Perf events kept open for attaching through links (with `reuse`).
+    events: attach::Events,
     clock: Clock,
 }
 
@@ -131,6 +133,7 @@ impl Env {
             mounts,
             reuse: true,
             kept: reuse::Reuse::default(),
+            events: attach::Events::default(),
             clock: Clock::new(),
         }
     }

@@ -4,7 +4,7 @@
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use super::attach::{attach, run};
+use super::attach::{attach, run, Events};
 use super::load::Loaded;
 use super::timing::Phase;
 use super::{Env, Live, Res, Stop};
@@ -114,7 +114,19 @@ impl Env {
                     )))
                 }
             };
-            let link = attach(pt, attach_mode, prog.fd(), attach_to, &self.mounts)?;
+            let mut never = Events::never();
+            let events = if self.reuse {
+                &mut self.events
+            } else {
+                &mut never
+            };
+            let link = attach(
+                pt,
+                attach_mode,
+                prog.fd(),
+                attach_to,
+                (&self.mounts, events),
+            )?;
             live.attached.push(Attached {
                 name,
                 ops,
@@ -133,13 +145,19 @@ impl Env {
         let key = 0u32.to_ne_bytes();
         let mut buf = vec![0u8; live.result_size];
         write_params(live, spec, result_map, &mut buf)?;
+        let mut never = Events::never();
+        let events = if self.reuse {
+            &mut self.events
+        } else {
+            &mut never
+        };
         let ran = run(
             pt,
             prog.fd(),
             attach_to,
             result_map,
             live.result_size,
-            &self.mounts,
+            (&self.mounts, events),
         )?;
         let run_failed = matches!(ran, Res::RunFailed { .. });
         live.results.push((name.to_string(), ran));
