@@ -84,6 +84,11 @@ pub(super) struct Reuse {
 /// runs on the process's main thread (so that `current` in a program is the task `self` names,
 /// and every task it can give storage to is the runner or one of its children).
 pub(super) fn instance_may_reuse(inst: &Instance) -> bool {
+    programs_allow_reuse(inst) && main_thread()
+}
+
+/// It has programs, and none of them attaches or stays attached.
+fn programs_allow_reuse(inst: &Instance) -> bool {
     let mut progs = inst.steps.iter().filter_map(|s| match s {
         StepSpec::Prog {
             prog_type,
@@ -94,7 +99,7 @@ pub(super) fn instance_may_reuse(inst: &Instance) -> bool {
         _ => None,
     });
     let first = progs.next();
-    first == Some(true) && progs.all(|ok| ok) && main_thread()
+    first == Some(true) && progs.all(|ok| ok)
 }
 
 fn main_thread() -> bool {
@@ -258,6 +263,35 @@ mod tests {
         m = spec(1, ValueSize::Fixed(8));
         m.map_type = tables::map_type("hash").unwrap();
         assert_eq!(keepable(&m, 8), None);
+    }
+
+    fn instances(steps: &str) -> Vec<Instance> {
+        let text = format!(
+            r#"{{ "about": "a", "maps": {{ "st": {{ "type": "task_storage", "value_size": 8 }} }},
+                 "matrix": {{ "prog": ["syscall", "tracepoint"] }}, "program": {{ "type": "$prog" }},
+                 "steps": [ {steps} ] }}"#
+        );
+        crate::case::parse(std::path::Path::new("t.json"), &text)
+            .unwrap()
+            .instances
+    }
+
+    #[test]
+    fn only_instances_of_test_run_programs_reuse() {
+        let get = r#"{ "prog": [ { "get": { "map": "st", "task": "current", "flags": 1 } } ] }"#;
+        let lookup = r#"{ "lookup": { "map": "st", "task": "self" } }"#;
+        let v = instances(&format!("{get}, {lookup}"));
+        assert!(programs_allow_reuse(&v[0]), "syscall: test run");
+        assert!(!programs_allow_reuse(&v[1]), "tracepoint: attached");
+        let v = instances(lookup);
+        assert!(
+            !programs_allow_reuse(&v[0]),
+            "no program: the map is the subject"
+        );
+        let stay = r#"{ "prog": { "type": "tracepoint", "stay": true, "ops": [
+            { "get": { "map": "st", "task": "current", "flags": 1 } } ] } }"#;
+        let v = instances(&format!("{get}, {stay}"));
+        assert!(!programs_allow_reuse(&v[0]), "a program stays attached");
     }
 
     fn memfd() -> Rc<OwnedFd> {
