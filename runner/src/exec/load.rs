@@ -160,7 +160,8 @@ impl Env {
         match loaded {
             Ok(fd) => {
                 let obj = Rc::new(obj);
-                if let Some(k) = key {
+                // Writable globals would carry one run's state into the next.
+                if let Some(k) = key.filter(|_| !obj.writable_globals()) {
                     let load = CachedLoad::Object(obj.clone(), fd);
                     self.kept.keep_prog(k, deps, obj.fd_count(), load);
                 }
