@@ -12,10 +12,15 @@ use libbpf_sys as sys;
 
 use crate::compile::asm::Insn;
 
+mod ids;
 pub mod log;
 pub mod object;
 mod percpu;
+mod perf;
 pub mod privileges;
+
+pub use ids::{object_ids, ObjectKind};
+pub use perf::{perf_attach, perf_kprobe, perf_link, perf_software, perf_tracepoint};
 
 /// A kernel errno (positive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -334,84 +339,6 @@ pub fn attach_btf_target(prog: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     fd_result(unsafe { sys::bpf_raw_tracepoint_open(std::ptr::null(), prog.as_raw_fd()) })
 }
 
-fn perf_event_open(attr: &mut sys::perf_event_attr, pid: i32, cpu: i32) -> Result<OwnedFd, Errno> {
-    attr.size = std::mem::size_of::<sys::perf_event_attr>() as u32;
-    // SAFETY: a sized, initialised attr; the kernel copies it.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            attr as *mut sys::perf_event_attr,
-            pid,
-            cpu,
-            -1,
-            sys::PERF_FLAG_FD_CLOEXEC,
-        )
-    } as i32;
-    if fd < 0 {
-        Err(Errno::last())
-    } else {
-        // SAFETY: a new fd we own.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-}
-
-/// A perf event for a tracepoint id (from tracefs `events/<category>/<name>/id`), on CPU 0 of
-/// every process (tracepoint programs filter on the runner's pid themselves).
-pub fn perf_tracepoint(id: u64) -> Result<OwnedFd, Errno> {
-    let mut attr = sys::perf_event_attr {
-        type_: sys::PERF_TYPE_TRACEPOINT,
-        config: id,
-        ..Default::default()
-    };
-    attr.__bindgen_anon_1.sample_period = 1;
-    attr.__bindgen_anon_2.wakeup_events = 1;
-    perf_event_open(&mut attr, -1, 0)
-}
-
-/// A kprobe perf event on `func` (the `kprobe` PMU's type from sysfs).
-pub fn perf_kprobe(pmu_type: u32, func: &std::ffi::CStr) -> Result<OwnedFd, Errno> {
-    let mut attr = sys::perf_event_attr {
-        type_: pmu_type,
-        ..Default::default()
-    };
-    attr.__bindgen_anon_3.kprobe_func = func.as_ptr() as u64;
-    attr.__bindgen_anon_4.probe_offset = 0;
-    attr.__bindgen_anon_1.sample_period = 1;
-    perf_event_open(&mut attr, -1, 0)
-}
-
-/// A software cpu-clock event on the calling process, sampling every 100 µs of CPU time.
-pub fn perf_software() -> Result<OwnedFd, Errno> {
-    let mut attr = sys::perf_event_attr {
-        type_: sys::PERF_TYPE_SOFTWARE,
-        config: sys::PERF_COUNT_SW_CPU_CLOCK as u64,
-        ..Default::default()
-    };
-    attr.__bindgen_anon_1.sample_period = 100_000;
-    perf_event_open(&mut attr, 0, -1)
-}
-
-/// Runs `prog` on every sample of `perf` and enables the event.
-pub fn perf_attach(perf: &OwnedFd, prog: BorrowedFd<'_>) -> Result<(), Errno> {
-    const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
-    const PERF_EVENT_IOC_SET_BPF: u64 = 0x4004_2408;
-    // SAFETY: ioctls on a perf fd we own with an fd argument / no argument.
-    unsafe {
-        if libc::ioctl(
-            perf.as_raw_fd(),
-            PERF_EVENT_IOC_SET_BPF as _,
-            prog.as_raw_fd(),
-        ) < 0
-        {
-            return Err(Errno::last());
-        }
-        if libc::ioctl(perf.as_raw_fd(), PERF_EVENT_IOC_ENABLE as _, 0) < 0 {
-            return Err(Errno::last());
-        }
-    }
-    Ok(())
-}
-
 /// `pidfd_open(pid, 0)`.
 pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: plain syscall with integer arguments.
@@ -452,40 +379,6 @@ pub fn probe_bpf() -> Result<(), Errno> {
         btf: None,
     })
     .map(drop)
-}
-
-/// Kinds of kernel BPF objects that have ids.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ObjectKind {
-    Prog,
-    Map,
-    Btf,
-    Link,
-}
-
-/// The ids of every kernel BPF object of a kind, system-wide (BPF_*_GET_NEXT_ID; needs
-/// CAP_SYS_ADMIN). Objects freed while the walk runs may be missed, which a caller comparing
-/// two walks allows for.
-pub fn object_ids(kind: ObjectKind) -> Result<Vec<u32>, Errno> {
-    let next = match kind {
-        ObjectKind::Prog => sys::bpf_prog_get_next_id,
-        ObjectKind::Map => sys::bpf_map_get_next_id,
-        ObjectKind::Btf => sys::bpf_btf_get_next_id,
-        ObjectKind::Link => sys::bpf_link_get_next_id,
-    };
-    let mut ids = Vec::new();
-    let mut id = 0u32;
-    loop {
-        let mut n = 0u32;
-        // SAFETY: `n` is a valid u32 the call writes the next id into.
-        let ret = unsafe { next(id, &mut n) };
-        if ret < 0 {
-            let e = Errno::from_ret(ret);
-            return if e.0 == libc::ENOENT { Ok(ids) } else { Err(e) };
-        }
-        ids.push(n);
-        id = n;
-    }
 }
 
 /// Whether the kernel knows a program type (libbpf loads a trivial program). libbpf answers

@@ -79,6 +79,43 @@ impl Object {
         }
     }
 
+    /// The fds a loaded object holds: one per program and one per map.
+    pub fn fd_count(&self) -> usize {
+        let mut n = 0;
+        // SAFETY: iterating the maps and programs of a valid object; NULL starts and ends.
+        unsafe {
+            let mut m = sys::bpf_object__next_map(self.ptr, std::ptr::null());
+            while !m.is_null() {
+                n += 1;
+                m = sys::bpf_object__next_map(self.ptr, m);
+            }
+            let mut p = sys::bpf_object__next_program(self.ptr, std::ptr::null_mut());
+            while !p.is_null() {
+                n += 1;
+                p = sys::bpf_object__next_program(self.ptr, p);
+            }
+        }
+        n
+    }
+
+    /// Whether the object has globals its programs can write (`.data`, `.bss`): state that a
+    /// run leaves for the next one.
+    pub fn writable_globals(&self) -> bool {
+        let mut found = false;
+        // SAFETY: iterating the maps of a valid object; names are NUL-terminated, owned by it.
+        unsafe {
+            let mut m = sys::bpf_object__next_map(self.ptr, std::ptr::null());
+            while !m.is_null() {
+                if sys::bpf_map__is_internal(m) {
+                    let name = std::ffi::CStr::from_ptr(sys::bpf_map__name(m)).to_string_lossy();
+                    found |= !name.contains(".rodata") && !name.contains(".kconfig");
+                }
+                m = sys::bpf_object__next_map(self.ptr, m);
+            }
+        }
+        found
+    }
+
     /// Loads the object; returns the fd of program `prog` (owned by the object).
     pub fn load(
         &mut self,

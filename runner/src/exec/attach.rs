@@ -1,7 +1,13 @@
 //! Making a loaded program run once, for every way a program type runs: a test run (with a
 //! context or a packet), attach-then-test-run for tracing programs, attach-and-trigger for the
 //! types the kernel only runs on events, or load only.
+//!
+//! Tracepoint and kprobe perf events stay open between attachments (see `Events`): the program
+//! is attached through a BPF link and detached by closing it, which the program cannot tell
+//! from an event of its own, while closing such an event waits for the kernel to unregister
+//! its probe (≈ 70 ms for a syscall tracepoint).
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -25,6 +31,65 @@ const PACKET: [u8; 64] = {
 /// How long a triggered program may take to run.
 const TRIGGER_WAIT: Duration = Duration::from_secs(1);
 
+/// Perf events kept open for attaching programs through links, by what they watch.
+#[derive(Default)]
+pub(super) struct Events {
+    kept: BTreeMap<String, OwnedFd>,
+    /// Whether perf links work here (5.15+); None until the first attempt.
+    links: Option<bool>,
+}
+
+impl Events {
+    /// Events that are never kept: every attachment opens and closes its own.
+    pub(super) fn never() -> Events {
+        Events {
+            kept: BTreeMap::new(),
+            links: Some(false),
+        }
+    }
+
+    /// Attaches `prog` to the event `key` names: through a link to the kept event (opened
+    /// with `open` the first time), or, where that fails, to a new event of its own, as
+    /// before links (whose failure is then the answer).
+    fn attach(
+        &mut self,
+        key: String,
+        open: &dyn Fn() -> Result<OwnedFd, Errno>,
+        prog: BorrowedFd<'_>,
+    ) -> Result<OwnedFd, (Phase, Errno)> {
+        if self.links != Some(false) {
+            let kept = match self.kept.remove(&key) {
+                Some(p) => Ok(p),
+                None => open(),
+            };
+            if let Ok(perf) = kept {
+                match bpf::perf_link(&perf, prog) {
+                    Ok(link) => {
+                        self.links = Some(true);
+                        self.kept.insert(key, perf);
+                        return Ok(link);
+                    }
+                    // Before 5.15, or an event that still holds a program: not kept.
+                    Err(_) => drop(perf),
+                }
+            }
+        }
+        let perf = open().map_err(|e| (Phase::Open, e))?;
+        bpf::perf_attach(&perf, prog).map_err(|e| (Phase::Attach, e))?;
+        if self.links.is_none() {
+            // Links fail where the ioctl works: this kernel has none.
+            self.links = Some(false);
+        }
+        Ok(perf)
+    }
+}
+
+/// Which call of an attachment failed.
+enum Phase {
+    Open,
+    Attach,
+}
+
 /// Makes a loaded program run once, as its type allows.
 pub(super) fn run(
     pt: &ProgType,
@@ -32,18 +97,18 @@ pub(super) fn run(
     attach_to: Option<&str>,
     results: &OwnedFd,
     size: usize,
-    mounts: &Mounts,
+    kernel: (&Mounts, &mut Events),
 ) -> Result<Res, Stop> {
     let ran = match pt.run {
         RunMode::LoadOnly => return Ok(Res::LoadOnly),
         RunMode::TestRun => bpf::test_run(prog, Some(&mut [0u8; 8]), None),
         RunMode::TestRunPacket => bpf::test_run(prog, None, Some(&PACKET)),
         RunMode::AttachTestRun(a) => {
-            let _link = attach(pt, a, prog, attach_to, mounts)?;
+            let _link = attach(pt, a, prog, attach_to, kernel)?;
             bpf::test_run(prog, None, None)
         }
         RunMode::AttachTrigger(a, t) => {
-            let _link = attach(pt, a, prog, attach_to, mounts)?;
+            let _link = attach(pt, a, prog, attach_to, kernel)?;
             trigger(t, results, size);
             Ok(0)
         }
@@ -60,7 +125,7 @@ pub(super) fn attach(
     a: Attach,
     prog: BorrowedFd<'_>,
     attach_to: Option<&str>,
-    mounts: &Mounts,
+    (mounts, events): (&Mounts, &mut Events),
 ) -> Result<OwnedFd, Stop> {
     let fail = |what: String, e: Errno| {
         if privileges::is_permission(e) {
@@ -90,11 +155,16 @@ pub(super) fn attach(
                     "tracepoint {tp} is not in tracefs (CONFIG_FTRACE_SYSCALLS?)"
                 )),
             })?;
-            let perf = bpf::perf_tracepoint(id)
-                .map_err(|e| fail(format!("perf event for tracepoint {tp}"), e))?;
-            bpf::perf_attach(&perf, prog)
-                .map_err(|e| fail(format!("attaching to tracepoint {tp}"), e))?;
-            Ok(perf)
+            events
+                .attach(
+                    format!("tracepoint {id}"),
+                    &|| bpf::perf_tracepoint(id),
+                    prog,
+                )
+                .map_err(|(p, e)| match p {
+                    Phase::Open => fail(format!("perf event for tracepoint {tp}"), e),
+                    Phase::Attach => fail(format!("attaching to tracepoint {tp}"), e),
+                })
         }
         Attach::PerfKprobe(func) => {
             let pmu = std::fs::read_to_string("/sys/bus/event_source/devices/kprobe/type")
@@ -105,11 +175,16 @@ pub(super) fn attach(
                 })?;
             let name =
                 CString::new(func).map_err(|_| Stop::Error(format!("bad function name {func}")))?;
-            let perf =
-                bpf::perf_kprobe(pmu, &name).map_err(|e| fail(format!("kprobe on {func}"), e))?;
-            bpf::perf_attach(&perf, prog)
-                .map_err(|e| fail(format!("attaching to the kprobe on {func}"), e))?;
-            Ok(perf)
+            events
+                .attach(
+                    format!("kprobe {pmu} {func}"),
+                    &|| bpf::perf_kprobe(pmu, &name),
+                    prog,
+                )
+                .map_err(|(p, e)| match p {
+                    Phase::Open => fail(format!("kprobe on {func}"), e),
+                    Phase::Attach => fail(format!("attaching to the kprobe on {func}"), e),
+                })
         }
         Attach::PerfSoftware => {
             let perf =

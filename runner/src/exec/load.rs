@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::rc::Rc;
 
+use super::reuse::{self, CachedLoad, ProgKey};
 use super::{privileges, Env, Live, Res, Stop, EPERM};
 use crate::bpf::{self, Errno, LoadParams, VmlinuxBtf};
 use crate::case::OpSpec;
-use crate::compile::asm::{Resolver, Unresolved};
+use crate::compile::asm::{Reloc, Resolver, Unresolved};
 use crate::compile::{self, ProgramSpec};
 use crate::tables::ProgType;
 
@@ -16,7 +18,8 @@ use crate::tables::ProgType;
 const REJECTED_LOG_LINES: usize = 40;
 
 impl Env {
-    /// Loads the compiler's program. `Ok(Err(res))`: the verifier's refusal, to record.
+    /// Loads the compiler's program. `Ok(Err(res))`: the verifier's refusal, to record. A
+    /// load the kernel already answered for the same bytes and maps is answered from the cache.
     pub(super) fn load_compiled(
         &mut self,
         live: &Live<'_>,
@@ -26,7 +29,21 @@ impl Env {
         results: Option<&OwnedFd>,
     ) -> Result<Result<Loaded, Res>, Stop> {
         let pt = spec.prog_type;
-        let (insns, attach_btf_id) = self.link(live, pt, spec, attach_to, results)?;
+        let Linked {
+            insns,
+            attach_btf_id,
+            deps,
+        } = self.link(live, pt, spec, attach_to, results)?;
+        let key = self.cacheable(live, &deps).then(|| ProgKey::Compiled {
+            prog_type: pt.id,
+            expected_attach_type: pt.expected_attach_type,
+            attach_btf_id,
+            sleepable: pt.sleepable,
+            insns: insns.iter().flat_map(|i| i.to_bytes()).collect(),
+        });
+        if let Some(hit) = key.as_ref().and_then(|k| self.kept.prog(k)) {
+            return self.cached(name, pt, spec, hit);
+        }
         // `show` wants the full trace (level 2) and statistics (4); a run wants speed: libbpf
         // reloads a refused program with level 1 to fetch the reason.
         let params = LoadParams {
@@ -38,10 +55,54 @@ impl Env {
         };
         let level = self.log_level();
         let loaded = bpf::prog_load(&params, &mut self.log, level);
+        self.clock.t.counts.progs_loaded += 1;
         self.keep_log(name, &loaded.as_ref().map(|_| ()));
         match loaded {
-            Ok(fd) => Ok(Ok(Loaded::Own(fd))),
-            Err(e) => self.rejection(name, pt, spec, e),
+            Ok(fd) => {
+                let fd = Rc::new(fd);
+                if let Some(k) = key {
+                    self.kept
+                        .keep_prog(k, deps, 1, CachedLoad::Prog(fd.clone()));
+                }
+                Ok(Ok(Loaded::Own(fd)))
+            }
+            Err(e) => {
+                if let Some(k) = key.filter(|_| reuse::verdict(e.errno)) {
+                    let load = CachedLoad::Rejected {
+                        errno: e.errno,
+                        log: e.log.clone(),
+                    };
+                    self.kept.keep_prog(k, deps, 0, load);
+                }
+                self.rejection(name, pt, spec, e)
+            }
+        }
+    }
+
+    /// Whether a load of this instance may come from (and go into) the cache: the instance
+    /// may reuse, no log is wanted, and every map the program refers to is a kept one.
+    fn cacheable(&self, live: &Live<'_>, deps: &[RawFd]) -> bool {
+        live.reuse && !self.keep_logs && deps.iter().all(|fd| self.kept.owns(*fd))
+    }
+
+    /// A load answered from the cache, as the kernel answered it the first time.
+    fn cached(
+        &mut self,
+        name: &str,
+        pt: &ProgType,
+        spec: &ProgramSpec,
+        hit: CachedLoad,
+    ) -> Result<Result<Loaded, Res>, Stop> {
+        self.clock.t.counts.progs_reused += 1;
+        match hit {
+            CachedLoad::Prog(fd) => Ok(Ok(Loaded::Own(fd))),
+            CachedLoad::Object(object, fd) => Ok(Ok(Loaded::Object {
+                _object: object,
+                fd,
+            })),
+            CachedLoad::Rejected { errno, log } => {
+                self.rejection(name, pt, spec, bpf::LoadError { errno, log })
+            }
         }
     }
 
@@ -65,25 +126,57 @@ impl Env {
             ))
         })?;
         let setup = |e: Errno| Stop::Error(format!("preparing progs/{object}.bpf.c: {}", e.name()));
-        let mut obj = bpf::object::Object::open(bytes).map_err(setup)?;
-        if let Some(m) = map {
-            let fd = live.maps[m]
-                .as_ref()
-                .ok_or_else(|| Stop::Error("the map of a C program step is missing".into()))?;
-            obj.reuse_map("st", fd).map_err(setup)?;
-        }
+        let st = match map {
+            Some(m) => Some(
+                live.maps[m]
+                    .as_ref()
+                    .ok_or_else(|| Stop::Error("the map of a C program step is missing".into()))?,
+            ),
+            None => None,
+        };
         let results = live
             .result_map
             .as_ref()
             .ok_or_else(|| Stop::Error("no result map".into()))?;
+        let deps: Vec<RawFd> = st.iter().chain([&results]).map(|m| m.as_raw_fd()).collect();
+        let key = self.cacheable(live, &deps).then(|| ProgKey::Object {
+            object: object.to_string(),
+            config: config.clone(),
+            maps: deps.clone(),
+        });
+        if let Some(hit) = key.as_ref().and_then(|k| self.kept.prog(k)) {
+            return self.cached(name, pt, spec, hit);
+        }
+        let mut obj = bpf::object::Object::open(bytes).map_err(setup)?;
+        if let Some(fd) = st {
+            obj.reuse_map("st", fd).map_err(setup)?;
+        }
         obj.reuse_map("results", results).map_err(setup)?;
         obj.set_rodata(&config).map_err(setup)?;
         let level = self.log_level();
         let loaded = obj.load(super::cprog::PROGRAM, &mut self.log, level);
+        self.clock.t.counts.progs_loaded += 1;
         self.keep_log(name, &loaded.as_ref().map(|_| ()));
         match loaded {
-            Ok(fd) => Ok(Ok(Loaded::Object { _object: obj, fd })),
-            Err(e) => self.rejection(name, pt, spec, e),
+            Ok(fd) => {
+                let obj = Rc::new(obj);
+                // Writable globals would carry one run's state into the next.
+                if let Some(k) = key.filter(|_| !obj.writable_globals()) {
+                    let load = CachedLoad::Object(obj.clone(), fd);
+                    self.kept.keep_prog(k, deps, obj.fd_count(), load);
+                }
+                Ok(Ok(Loaded::Object { _object: obj, fd }))
+            }
+            Err(e) => {
+                if let Some(k) = key.filter(|_| reuse::verdict(e.errno)) {
+                    let load = CachedLoad::Rejected {
+                        errno: e.errno,
+                        log: e.log.clone(),
+                    };
+                    self.kept.keep_prog(k, deps, 0, load);
+                }
+                self.rejection(name, pt, spec, e)
+            }
         }
     }
 
@@ -152,7 +245,7 @@ impl Env {
     }
 
     /// Patches map fds, kfunc ids and per-CPU variables into the program; finds the attach
-    /// target's BTF id.
+    /// target's BTF id. Also returns the map fds the program refers to.
     fn link(
         &mut self,
         live: &Live<'_>,
@@ -160,11 +253,11 @@ impl Env {
         spec: &ProgramSpec,
         attach_to: Option<&str>,
         results: Option<&OwnedFd>,
-    ) -> Result<(Vec<compile::asm::Insn>, Option<u32>), Stop> {
+    ) -> Result<Linked, Stop> {
         let mut links = Links {
             maps: &live.maps,
             result_fd: results
-                .or(live.result_map.as_ref())
+                .or(live.result_map.as_deref())
                 .map_or(-1, |f| f.as_raw_fd()),
             kfuncs: HashMap::new(),
             percpu: HashMap::new(),
@@ -219,7 +312,20 @@ impl Env {
                 Unresolved::PerCpu(v) => unresolved_percpu(&v),
             })
         })?;
-        Ok((insns, attach_btf_id))
+        let deps = spec
+            .program
+            .relocs
+            .iter()
+            .filter_map(|r| match r {
+                Reloc::MapFd { map, .. } | Reloc::MapValue { map, .. } => Some(links.map_fd(*map)),
+                _ => None,
+            })
+            .collect();
+        Ok(Linked {
+            insns,
+            attach_btf_id,
+            deps,
+        })
     }
 
     /// A refused load is "unsupported" when the kernel lacks the program type (probed, cached)
@@ -290,9 +396,17 @@ fn unresolved_percpu(name: &str) -> String {
     format!("per-CPU {name} ({places}) is not in the kernel's BTF: an attached program cannot tell the runner's task context from interrupts")
 }
 
+/// A program ready to load: its patched instructions, the BTF id of its attach target, and the
+/// map fds it refers to.
+struct Linked {
+    insns: Vec<compile::asm::Insn>,
+    attach_btf_id: Option<u32>,
+    deps: Vec<RawFd>,
+}
+
 /// The loader's answers to a program's relocations.
 struct Links<'a> {
-    maps: &'a [Option<OwnedFd>],
+    maps: &'a [Option<Rc<OwnedFd>>],
     /// The result map, which map relocations index after the instance's maps.
     result_fd: RawFd,
     kfuncs: HashMap<String, i32>,
@@ -315,12 +429,13 @@ impl Resolver for Links<'_> {
     }
 }
 
-/// A loaded program: the runner's own, or one inside a libbpf object (closed with it).
+/// A loaded program: the runner's own, or one inside a libbpf object (closed with it); either
+/// may also be held by the program cache.
 pub(super) enum Loaded {
-    Own(OwnedFd),
-    /// The object owns the program fd; dropping it closes the program.
+    Own(Rc<OwnedFd>),
+    /// The object owns the program fd; dropping its last holder closes the program.
     Object {
-        _object: bpf::object::Object,
+        _object: Rc<bpf::object::Object>,
         fd: RawFd,
     },
 }

@@ -12,33 +12,43 @@ mod child;
 mod cprog;
 pub mod fs;
 mod load;
+mod maps;
 pub mod observation;
 mod privileges;
+mod reuse;
 mod run;
+pub mod timing;
 pub mod verifier;
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
 
 use crate::bpf::privileges::Privileges;
-use crate::bpf::{self, Errno, MapBtf, MapParams, VmlinuxBtf};
+use crate::bpf::{self, Errno, VmlinuxBtf};
 use crate::case::value::KeyArg;
-use crate::case::{Instance, MapSpec, StepSpec, ValueSize};
+use crate::case::{Instance, StepSpec};
 use crate::compile::{self, ProgramSpec};
 use child::Child;
 pub use observation::{Observation, Outcome, Res};
 pub use privileges::{
     check_privileges, host_unavailable, MissingPrivileges, EXIT_MISSING_PRIVILEGES,
 };
+pub use timing::Timings;
+use timing::{Clock, Phase};
 
 const EPERM: i32 = libc::EPERM;
 const LOG_SIZE: usize = 1 << 20;
-/// BPF_MAP_TYPE_ARRAY: the result map, whose value the compiled program addresses directly.
-const RESULT_MAP_TYPE: u32 = 2;
 
-/// State kept across instances: probe answers, the kernel's BTF, a log buffer. Nothing that a
-/// case can observe is kept: maps, programs, pidfds and children live for one instance only.
+/// State kept across instances: probe answers, the kernel's BTF, a log buffer, and (with
+/// `reuse`) the kernel objects isolation does not need fresh (see `reuse`). Nothing a case can
+/// observe is kept: what an instance changes is undone or its object is not kept; children
+/// live for one instance only. Dropping the Env closes everything it kept.
 pub struct Env {
+    /// Keep map BTF, result maps, plain task-storage maps (emptied after each instance) and
+    /// loaded programs for later instances that need the same (on by default). Off, every
+    /// instance creates and closes all of its objects.
+    pub reuse: bool,
     /// Load every program with the verifier log on and keep the logs (for `show`).
     pub keep_logs: bool,
     /// (program name, verifier log), when `keep_logs` is set.
@@ -56,6 +66,10 @@ pub struct Env {
     max_value: HashMap<MapShape, Result<u32, Errno>>,
     /// The kernel filesystems that could not be made available.
     mounts: fs::Mounts,
+    kept: reuse::Reuse,
+    /// Perf events kept open for attaching through links (with `reuse`).
+    events: attach::Events,
+    clock: Clock,
 }
 
 impl Default for Env {
@@ -79,18 +93,22 @@ enum Stop {
 
 struct Live<'i> {
     inst: &'i Instance,
+    /// Whether this instance may use kept objects (see `reuse::instance_may_reuse`).
+    reuse: bool,
     /// The instance's maps, in order; None for a map whose type this kernel lacks.
-    maps: Vec<Option<OwnedFd>>,
+    maps: Vec<Option<Rc<OwnedFd>>>,
+    /// For each map, its shape when it is a kept one (emptied and checked at the end).
+    kept: Vec<Option<reuse::Shape>>,
     value_sizes: Vec<u32>,
     /// Maps that may hold bytes from an uninitialised buffer.
     tainted: Vec<bool>,
-    result_map: Option<OwnedFd>,
+    result_map: Option<Rc<OwnedFd>>,
     /// Value size of the result map: room for the largest program's slots.
     result_size: usize,
     children: Vec<Child>,
     /// Programs that stay attached until the instance ends.
     attached: Vec<run::Attached<'i>>,
-    self_pidfd: Option<OwnedFd>,
+    self_pidfd: Option<Rc<OwnedFd>>,
     not_pidfd: Option<OwnedFd>,
     results: Vec<(String, Res)>,
 }
@@ -113,21 +131,42 @@ impl Env {
             map_types: HashMap::new(),
             max_value: HashMap::new(),
             mounts,
+            reuse: true,
+            kept: reuse::Reuse::default(),
+            events: attach::Events::default(),
+            clock: Clock::new(),
         }
+    }
+
+    /// Time per phase and object counts of the instances run since the last reset.
+    pub fn timings(&self) -> &Timings {
+        &self.clock.t
+    }
+
+    pub fn reset_timings(&mut self) {
+        self.clock.t = Timings::default();
     }
 
     /// Runs one instance. Everything it created is released before it returns.
     pub fn run(&mut self, inst: &Instance) -> Observation {
+        self.clock.switch(Phase::Maps);
+        let reuse = self.reuse && reuse::instance_may_reuse(inst);
         let mut live = Live {
             inst,
+            reuse,
             maps: Vec::new(),
+            kept: Vec::new(),
             value_sizes: Vec::new(),
             tainted: Vec::new(),
             result_map: None,
             result_size: 0,
             children: Vec::new(),
             attached: Vec::new(),
-            self_pidfd: None,
+            self_pidfd: if reuse {
+                self.kept.self_pidfd.clone()
+            } else {
+                None
+            },
             not_pidfd: None,
             results: Vec::new(),
         };
@@ -141,9 +180,18 @@ impl Env {
             Err(Stop::Error(message)) => Outcome::Error { message },
         };
         let results = std::mem::take(&mut live.results);
+        self.clock.switch(Phase::Close);
         live.attached.clear();
-        live.release_storage();
+        for fd in live.release_storage() {
+            self.kept.drop_map(fd);
+            self.clock.t.counts.maps_dropped += 1;
+        }
+        if reuse && self.kept.self_pidfd.is_none() {
+            self.kept.self_pidfd = live.self_pidfd.clone();
+        }
         drop(live);
+        self.clock.stop();
+        self.clock.t.counts.instances += 1;
         Observation {
             id: inst.id.clone(),
             outcome,
@@ -158,6 +206,7 @@ impl Env {
         }
         // Every program is compiled once, up front: the result map is sized for the largest
         // (programs that stay attached get one of their own).
+        self.clock.switch(Phase::Compile);
         let compiled: Vec<Option<Result<ProgramSpec, compile::CompileError>>> = live
             .inst
             .steps
@@ -171,7 +220,8 @@ impl Env {
             .map(|s| s.result_size)
             .max();
         if let Some(size) = size {
-            live.result_map = Some(result_map(size)?);
+            self.clock.switch(Phase::Maps);
+            live.result_map = Some(self.result_map(size, live.reuse)?);
             live.result_size = size as usize;
         }
         for (step, spec) in live.inst.steps.iter().zip(&compiled) {
@@ -192,121 +242,8 @@ impl Env {
         self.collect_attached(live)
     }
 
-    fn create_map(&mut self, live: &mut Live<'_>, m: &MapSpec) -> Result<(), Stop> {
-        let measured = match m.value_size {
-            ValueSize::Fixed(_) => None,
-            ValueSize::Max | ValueSize::MaxPlusOne => {
-                let max = match self.max_value_size(m) {
-                    Ok(n) => n,
-                    Err(e) => return self.map_failed(live, m, e),
-                };
-                Some(if m.value_size == ValueSize::Max {
-                    max
-                } else {
-                    max + 1
-                })
-            }
-        };
-        let value_size = match (m.value_size, measured) {
-            (ValueSize::Fixed(n), _) => n,
-            (_, Some(n)) => n,
-            _ => unreachable!("measured is Some for Max and MaxPlusOne"),
-        };
-        match create(m, value_size) {
-            Ok(fd) => {
-                live.results.push((
-                    m.name.clone(),
-                    Res::Created {
-                        value_size: measured,
-                    },
-                ));
-                if let Some(p) = &m.preset {
-                    let key = live
-                        .key(&KeyArg::SelfTask, m.key_size)
-                        .map_err(|e| env_stop(e, "opening a pidfd"))?;
-                    if let Err(e) = bpf::map_update(&fd, &key, &p.bytes(value_size as usize), 0) {
-                        live.results
-                            .push((format!("{}.preset", m.name), Res::Err { errno: e.name() }));
-                    }
-                }
-                live.maps.push(Some(fd));
-                live.value_sizes.push(value_size);
-                live.tainted.push(false);
-                Ok(())
-            }
-            Err(e) => {
-                if measured.is_some() {
-                    live.results
-                        .push((m.name.clone(), Res::Err { errno: e.name() }));
-                    live.results.push((
-                        format!("{}.value_size", m.name),
-                        Res::Ret {
-                            value: value_size as i64,
-                        },
-                    ));
-                    return Err(Stop::MapFailed);
-                }
-                self.map_failed(live, m, e)
-            }
-        }
-    }
-
-    /// A map that could not be created: refused (see `privileges::map_type_known`), unsupported
-    /// (the probe says the kernel lacks the map type), or the creation errno as its result.
-    fn map_failed(&mut self, live: &mut Live<'_>, m: &MapSpec, e: Errno) -> Result<(), Stop> {
-        let id = m.map_type.id;
-        let map_types = &mut self.map_types;
-        let probe = || {
-            *map_types
-                .entry(id)
-                .or_insert_with(|| bpf::probe_map_type(id))
-        };
-        let known = privileges::map_type_known(&self.privileges, m, e, probe)?;
-        if !known {
-            // The steps that do not use this map still run; those that do are unavailable.
-            let reason = format!("map type {}", m.map_type.name);
-            live.results
-                .push((m.name.clone(), Res::Unsupported { reason }));
-            live.maps.push(None);
-            live.value_sizes.push(match m.value_size {
-                ValueSize::Fixed(n) => n,
-                _ => 8,
-            });
-            live.tainted.push(false);
-            return Ok(());
-        }
-        live.results
-            .push((m.name.clone(), Res::Err { errno: e.name() }));
-        Err(Stop::MapFailed)
-    }
-
-    /// The largest value size the kernel accepts for this map, by bisection.
-    fn max_value_size(&mut self, m: &MapSpec) -> Result<u32, Errno> {
-        let key = (m.map_type.id, m.key_size, m.max_entries, m.flags, m.btf);
-        if let Some(r) = self.max_value.get(&key) {
-            return *r;
-        }
-        let r = (|| {
-            create(m, 1)?;
-            let (mut lo, mut hi) = (1u32, 1u32 << 24);
-            if create(m, hi).is_ok() {
-                return Ok(hi);
-            }
-            while hi - lo > 1 {
-                let mid = lo + (hi - lo) / 2;
-                if create(m, mid).is_ok() {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            Ok(lo)
-        })();
-        self.max_value.insert(key, r);
-        r
-    }
-
     fn step(&mut self, live: &mut Live<'_>, step: &StepSpec) -> Result<(), Stop> {
+        self.clock.switch(Phase::Observe);
         match step {
             StepSpec::Prog { .. } => Err(Stop::Error(
                 "a program step without its compiled program".into(),
@@ -406,35 +343,6 @@ impl Env {
     }
 }
 
-fn create(m: &MapSpec, value_size: u32) -> Result<OwnedFd, Errno> {
-    let btf = if m.btf {
-        Some(MapBtf::new(m.key_size, value_size)?)
-    } else {
-        None
-    };
-    bpf::map_create(&MapParams {
-        map_type: m.map_type.id,
-        key_size: m.key_size,
-        value_size,
-        max_entries: m.max_entries,
-        flags: m.flags,
-        btf: btf.as_ref(),
-    })
-}
-
-/// An array map with one value of `size` bytes: where programs write their results.
-fn result_map(size: u32) -> Result<OwnedFd, Stop> {
-    bpf::map_create(&MapParams {
-        map_type: RESULT_MAP_TYPE,
-        key_size: 4,
-        value_size: size,
-        max_entries: 1,
-        flags: 0,
-        btf: None,
-    })
-    .map_err(|e| env_stop(e, "creating a result map"))
-}
-
 fn env_stop(e: Errno, what: &str) -> Stop {
     if privileges::is_permission(e) {
         Stop::Refused(e, what.to_string())
@@ -449,7 +357,7 @@ impl Live<'_> {
         let fd = match k {
             KeyArg::SelfTask => {
                 if self.self_pidfd.is_none() {
-                    self.self_pidfd = Some(bpf::pidfd_open(std::process::id() as i32)?);
+                    self.self_pidfd = Some(Rc::new(bpf::pidfd_open(std::process::id() as i32)?));
                 }
                 self.self_pidfd.as_ref().map_or(-1, |f| f.as_raw_fd())
             }
@@ -472,32 +380,6 @@ impl Live<'_> {
             }
         };
         Ok(key_bytes(fd, key_size))
-    }
-
-    /// Deletes, from user space, the task storage this instance left on the runner and its
-    /// children, before the maps are closed. Freeing a map that still holds elements happens
-    /// later in a kernel worker that takes the same per-CPU busy guard as the helpers (before
-    /// 6.2/7.0): a later instance's bpf_task_storage_get could then return NULL depending on
-    /// timing. Cleanup only; nothing is recorded.
-    fn release_storage(&mut self) {
-        for i in 0..self.maps.len() {
-            if self.maps[i].is_none() || self.inst.maps[i].map_type.name != "task_storage" {
-                continue;
-            }
-            let key_size = self.inst.maps[i].key_size;
-            let mut keys: Vec<Vec<u8>> =
-                self.key(&KeyArg::SelfTask, key_size).into_iter().collect();
-            keys.extend(
-                self.children
-                    .iter()
-                    .map(|c| key_bytes(c.pidfd.as_raw_fd(), key_size)),
-            );
-            if let Some(fd) = &self.maps[i] {
-                for k in &keys {
-                    let _ = bpf::map_delete(fd, k);
-                }
-            }
-        }
     }
 
     fn with_key(

@@ -2,9 +2,11 @@
 //! as its type runs (see `attach`) or leave it attached, then decode its result slots.
 
 use std::os::fd::OwnedFd;
+use std::rc::Rc;
 
-use super::attach::{attach, run};
+use super::attach::{attach, run, Events};
 use super::load::Loaded;
+use super::timing::Phase;
 use super::{Env, Live, Res, Stop};
 use crate::bpf;
 use crate::case::value::ValueArg;
@@ -78,13 +80,15 @@ impl Env {
         let pt = spec.prog_type;
         // A program that stays attached writes a result map of its own.
         let own_results = if stay {
-            Some(super::result_map(spec.result_size)?)
+            self.clock.switch(Phase::Maps);
+            Some(self.result_map(spec.result_size, false)?)
         } else {
             None
         };
+        self.clock.switch(Phase::Load);
         let loaded = match &live.inst.object {
             Some(object) => self.load_object(live, name, object, ops, spec)?,
-            None => self.load_compiled(live, name, spec, attach_to, own_results.as_ref())?,
+            None => self.load_compiled(live, name, spec, attach_to, own_results.as_deref())?,
         };
         let prog = match loaded {
             Ok(p) => p,
@@ -97,6 +101,7 @@ impl Env {
             live.results.push((name.to_string(), Res::LoadOnly));
             return Ok(());
         }
+        self.clock.switch(Phase::Run);
         if let Some(results) = own_results {
             let mut buf = vec![0u8; spec.result_size as usize];
             write_params(live, spec, &results, &mut buf)?;
@@ -109,7 +114,19 @@ impl Env {
                     )))
                 }
             };
-            let link = attach(pt, attach_mode, prog.fd(), attach_to, &self.mounts)?;
+            let mut never = Events::never();
+            let events = if self.reuse {
+                &mut self.events
+            } else {
+                &mut never
+            };
+            let link = attach(
+                pt,
+                attach_mode,
+                prog.fd(),
+                attach_to,
+                (&self.mounts, events),
+            )?;
             live.attached.push(Attached {
                 name,
                 ops,
@@ -122,22 +139,31 @@ impl Env {
         }
         let result_map = live
             .result_map
-            .as_ref()
+            .clone()
             .ok_or_else(|| Stop::Error("no result map".into()))?;
+        let result_map = &*result_map;
         let key = 0u32.to_ne_bytes();
         let mut buf = vec![0u8; live.result_size];
         write_params(live, spec, result_map, &mut buf)?;
+        let mut never = Events::never();
+        let events = if self.reuse {
+            &mut self.events
+        } else {
+            &mut never
+        };
         let ran = run(
             pt,
             prog.fd(),
             attach_to,
             result_map,
             live.result_size,
-            &self.mounts,
+            (&self.mounts, events),
         )?;
         let run_failed = matches!(ran, Res::RunFailed { .. });
         live.results.push((name.to_string(), ran));
+        self.clock.switch(Phase::Close);
         drop(prog);
+        self.clock.switch(Phase::Observe);
         if run_failed {
             // The program did not run: its slots say nothing.
             return Ok(());
@@ -187,12 +213,13 @@ pub(super) struct Attached<'i> {
     spec: ProgramSpec,
     prog: Loaded,
     link: OwnedFd,
-    results: OwnedFd,
+    results: Rc<OwnedFd>,
 }
 
 impl Env {
     /// Detaches the programs that stayed attached and records what they counted.
     pub(super) fn collect_attached(&mut self, live: &mut Live<'_>) -> Result<(), Stop> {
+        self.clock.switch(Phase::Observe);
         for a in std::mem::take(&mut live.attached) {
             drop(a.link);
             let recursion_misses = bpf::recursion_misses(a.prog.fd()).unwrap_or(0);
