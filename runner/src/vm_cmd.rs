@@ -51,6 +51,10 @@ pub struct GuestArgs {
     /// Guests running at the same time.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
+    /// Boot every guest afresh: no warm start from a guest saved after its boot, and none
+    /// saved (also BPFCASE_WARM=0).
+    #[arg(long)]
+    cold: bool,
     #[command(flatten)]
     pub append: AppendArg,
     #[command(flatten)]
@@ -175,6 +179,7 @@ impl GuestArgs {
                 .map(|a| if a == "kvm" { Accel::Kvm } else { Accel::Tcg }),
             cache: Some(kernels::cache_dir()),
             append: self.append.params.clone(),
+            warm: !self.cold && vm::options::warm_by_default(),
         };
         // The flags were checked one by one; together they make one kernel command line.
         opts.check()
