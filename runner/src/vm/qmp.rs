@@ -25,14 +25,23 @@ impl Qmp {
     /// Connects to `path` (retrying until `deadline` while QEMU has not opened it yet) and
     /// leaves capabilities negotiation mode.
     pub fn connect(path: &Path, deadline: Instant) -> Result<Qmp, String> {
-        let stream = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                Err(e) if Instant::now() < deadline && retry(&e) => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => return Err(format!("connecting to QMP at {}: {e}", path.display())),
+        loop {
+            if let Some(q) = Qmp::try_connect(path)? {
+                return Ok(q);
             }
+            if Instant::now() >= deadline {
+                return Err(format!("QMP: {} did not open in time", path.display()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// [`Qmp::connect`] once: None while QEMU has not opened the socket yet.
+    pub fn try_connect(path: &Path) -> Result<Option<Qmp>, String> {
+        let stream = match UnixStream::connect(path) {
+            Ok(s) => s,
+            Err(e) if retry(&e) => return Ok(None),
+            Err(e) => return Err(format!("connecting to QMP at {}: {e}", path.display())),
         };
         let err = |e: io::Error| format!("QMP: {e}");
         stream.set_read_timeout(Some(ANSWER)).map_err(err)?;
@@ -43,7 +52,7 @@ impl Qmp {
             return Err(format!("QMP: not a QMP greeting: {greeting}"));
         }
         q.execute("qmp_capabilities", json!({}))?;
-        Ok(q)
+        Ok(Some(q))
     }
 
     /// Runs `command` and returns its `return` value, or QEMU's error description.
@@ -221,7 +230,10 @@ mod tests {
         let f = std::fs::File::open(&file).unwrap();
         q.send_fd(f.as_fd(), "snap").unwrap();
         server.join().unwrap();
+        assert!(Qmp::try_connect(&dir.path().join("absent"))
+            .unwrap()
+            .is_none());
         let gone = Qmp::connect(&dir.path().join("absent"), Instant::now());
-        assert!(gone.err().unwrap().contains("connecting to QMP"));
+        assert!(gone.err().unwrap().contains("did not open in time"));
     }
 }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::qmp::Qmp;
 use super::snapshot::{self, Key, Lookup, Pending, Snapshot};
 use super::watch::{self, Handshake, Sizes, Watched};
 use super::{frame, io, qemu, Progress, VmError};
@@ -96,7 +97,10 @@ pub(super) fn boot(ask: Ask<'_>, notes: &mut Vec<String>) -> Result<Option<Outco
         args: key_args(&ask.guest),
     };
     let mut why_cold = None;
-    match snapshot::lookup(ask.cache, &key) {
+    let t0 = Instant::now();
+    let found = snapshot::lookup(ask.cache, &key);
+    tracing::debug!(target: "warm", "{}: key and lookup in {:?}", ask.who, t0.elapsed());
+    match found {
         Lookup::Hit(snap) => {
             let path = snap.path.clone();
             match restore(&ask, &control, snap)? {
@@ -187,9 +191,15 @@ fn restore(
         return Ok(Ok(run));
     }
     snapshot::forget(ask.cache, &snap);
+    let qemu_said: Vec<&str> = run
+        .stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let why = match (d.failed.take(), run.problems.first()) {
-        (Some(f), Some(p)) => format!("{f} ({p})"),
-        (Some(f), None) => f,
+        _ if !qemu_said.is_empty() => format!("QEMU said: {}", qemu_said.join("; ")),
+        (Some(f), _) => f,
         (None, p) => format!("the runner never answered ({})", p.map_or("", |p| p)),
     };
     Ok(Err(why))
@@ -283,9 +293,8 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Restores the guest and waits until it runs.
-    fn restore(&mut self, snap: &Snapshot, deadline: Instant) -> Result<(), String> {
-        let mut q = super::qmp::Qmp::connect(&self.qmp, deadline)?;
+    /// Restores the guest (over `q`) and waits until it runs.
+    fn restore(&mut self, mut q: Qmp, snap: &Snapshot, deadline: Instant) -> Result<(), String> {
         q.send_fd(snap.file.as_fd(), STATE_FD)?;
         q.execute(
             "migrate-incoming",
@@ -307,7 +316,7 @@ impl<'a> Driver<'a> {
 
     /// Saves the ready guest into `p`, lets it go on; the saved file and its size.
     fn save(&mut self, p: Pending, deadline: Instant) -> Result<(PathBuf, u64), String> {
-        let mut q = super::qmp::Qmp::connect(&self.qmp, deadline)?;
+        let mut q = Qmp::connect(&self.qmp, deadline)?;
         q.send_fd(p.file().as_fd(), STATE_FD)?;
         q.execute("migrate", json!({ "uri": format!("fd:{STATE_FD}") }))?;
         let outcome = loop {
@@ -352,9 +361,17 @@ impl Handshake for Driver<'_> {
         }
         let deadline = deadline.min(Instant::now() + HANDSHAKE);
         if let Mode::Restore(snap) = self.mode {
+            // Tried at each poll until QEMU listens: the watch sees a QEMU that exits first.
+            let q = match Qmp::try_connect(&self.qmp) {
+                Ok(None) => return,
+                Ok(Some(q)) => Ok(q),
+                Err(e) => Err(e),
+            };
             self.done = true;
-            let r = self.restore(snap, deadline).and_then(|()| self.deliver());
-            self.failed = r.err();
+            let t0 = Instant::now();
+            let r = q.and_then(|q| self.restore(q, snap, deadline));
+            tracing::debug!(target: "warm", "restored in {:?}", t0.elapsed());
+            self.failed = r.and_then(|()| self.deliver()).err();
             return;
         }
         if !frame::decode(results).0.iter().any(|f| f.kind == "ready") {

@@ -39,6 +39,8 @@ pub(super) struct Watched {
     pub problems: Vec<String>,
     pub console: String,
     pub boot_to_hello: Option<Duration>,
+    /// What QEMU printed.
+    pub stderr: String,
 }
 
 /// Runs QEMU until it exits, the watchdog fires, or (with `probe`) no hello came in time.
@@ -131,6 +133,7 @@ pub(super) fn watch(
         problems: Vec::new(),
         console,
         boot_to_hello,
+        stderr: stderr.clone(),
     };
     for f in frames {
         match f.kind.as_str() {
