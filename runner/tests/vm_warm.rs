@@ -212,9 +212,12 @@ fn garbage_state(image: &Path) -> Result<(), Failed> {
     recovers(cache.path(), image, &cold, "did not restore")
 }
 
+/// A test of one kernel image.
+type Test = fn(&Path) -> Result<(), Failed>;
+
 fn main() {
     let args = Arguments::from_args();
-    let tests: [(&str, fn(&Path) -> Result<(), Failed>); 3] = [
+    let tests: [(&str, Test); 3] = [
         ("cold_then_warm_observe_the_same", cold_then_warm),
         ("damaged_saved_guest_boots_cold", damaged_bytes),
         ("unrestorable_saved_guest_boots_cold", garbage_state),
