@@ -53,6 +53,10 @@ pub struct GuestArgs {
     /// (34 s, against 51–59 s with 2, 37 s with 4, 36 s with 6).
     #[arg(long, default_value_t = 3)]
     jobs: usize,
+    /// Boot every guest afresh: no warm start from a guest saved after its boot, and none
+    /// saved (also BPFCASE_WARM=0).
+    #[arg(long)]
+    cold: bool,
     #[command(flatten)]
     pub append: AppendArg,
     #[command(flatten)]
@@ -177,6 +181,7 @@ impl GuestArgs {
                 .map(|a| if a == "kvm" { Accel::Kvm } else { Accel::Tcg }),
             cache: Some(kernels::cache_dir()),
             append: self.append.params.clone(),
+            warm: !self.cold && vm::options::warm_by_default(),
         };
         // The flags were checked one by one; together they make one kernel command line.
         opts.check()

@@ -2,6 +2,12 @@
 //! runs the cases packed into its initramfs, streams observations as frames over the second
 //! serial port (the first is the kernel's console), and powers the guest off.
 //!
+//! An initramfs without cases (a guest to be saved for warm starts, see `warm`) makes the
+//! guest say `ready` once it has booted and wait for its cases on the third serial port (the
+//! host may save the guest meanwhile, and restore it any number of times): they come as one
+//! `delivery`, written where a cold boot's initramfs has them, and the run goes on as from the
+//! initramfs. No cases within [`DELIVERY_WAIT`] is an error frame.
+//!
 //! Owns: everything that happens inside the guest. Must not: return (PID 1 exiting panics the
 //! kernel) — every path ends in a power-off.
 //!
@@ -18,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::delivery::{self, Delivery};
 use super::frame;
 use crate::case;
 use crate::exec::Env;
@@ -27,9 +34,17 @@ use crate::report::{self, Summary};
 pub const CONFIG: &str = "bpfcase/config.json";
 /// The results port: QEMU's second `-serial`.
 const RESULTS_TTY: &str = "/dev/ttyS1";
+/// The input port of a guest started for warm starts: QEMU's third serial port.
+const INPUT_TTY: &str = "/dev/ttyS2";
+/// How long a ready guest waits for its cases (the host sends them at once, after saving the
+/// guest or restoring it; the guest's clock stands still while it is saved).
+pub const DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+/// How a guest error begins when the input port cannot be opened (a kernel with fewer serial
+/// ports): the host then boots that kernel cold.
+pub const NO_INPUT: &str = "no input port";
 
 /// What the host asks the guest to run.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     /// Case files inside the initramfs, in the host's order.
     pub cases: Vec<String>,
@@ -88,14 +103,28 @@ fn run(out: &mut Results) -> Result<(), String> {
         bpf_error,
         btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
     };
-    send(
-        out,
-        "hello",
-        &serde_json::to_vec(&hello).map_err(|e| e.to_string())?,
-    );
-    let cfg: Config = std::fs::read(Path::new("/").join(CONFIG))
-        .map_err(|e| format!("reading {CONFIG}: {e}"))
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("parsing {CONFIG}: {e}")))?;
+    let hello_json = serde_json::to_vec(&hello).map_err(|e| e.to_string())?;
+    let cfg: Config = if Path::new("/").join(CONFIG).exists() {
+        send(out, "hello", &hello_json);
+        std::fs::read(Path::new("/").join(CONFIG))
+            .map_err(|e| format!("reading {CONFIG}: {e}"))
+            .and_then(|b| {
+                serde_json::from_slice(&b).map_err(|e| format!("parsing {CONFIG}: {e}"))
+            })?
+    } else {
+        let input = open_input()?;
+        send(out, "ready", &hello_json);
+        let d = receive(&input, DELIVERY_WAIT)?;
+        for (path, bytes) in &d.files {
+            let p = Path::new("/").join(path);
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        send(out, "hello", &hello_json);
+        d.config
+    };
     let pats: Vec<glob::Pattern> = cfg
         .filters
         .iter()
@@ -220,6 +249,56 @@ fn open_results() -> Results {
                 "bpfcase guest: cannot open {RESULTS_TTY}: {e}; writing results to the console"
             );
             Results::Console(std::io::stdout())
+        }
+    }
+}
+
+/// The input port in raw mode (no echo, no line editing, no flow control, modem lines
+/// ignored), reads returning after at most half a second.
+fn open_input() -> Result<std::fs::File, String> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use nix::sys::termios::{self, ControlFlags, SpecialCharacterIndices as Cc};
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(INPUT_TTY)
+        .map_err(|e| format!("{NO_INPUT}: opening {INPUT_TTY}: {e}"))?;
+    let mut t = termios::tcgetattr(f.as_fd()).map_err(|e| format!("{INPUT_TTY}: {e}"))?;
+    termios::cfmakeraw(&mut t);
+    t.control_flags |= ControlFlags::CLOCAL | ControlFlags::CREAD;
+    t.control_chars[Cc::VMIN as usize] = 0;
+    t.control_chars[Cc::VTIME as usize] = 5;
+    termios::tcsetattr(f.as_fd(), termios::SetArg::TCSANOW, &t)
+        .map_err(|e| format!("{INPUT_TTY}: {e}"))?;
+    fcntl(&f, FcntlArg::F_SETFL(OFlag::empty())).map_err(|e| format!("{INPUT_TTY}: {e}"))?;
+    Ok(f)
+}
+
+/// Reads the delivery from the input port, for at most `wait`.
+fn receive(mut input: &std::fs::File, wait: std::time::Duration) -> Result<Delivery, String> {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+    loop {
+        // Decoding only once the delivery is whole keeps this linear in its size.
+        if delivery::expected_len(&buf).is_some_and(|n| buf.len() >= n) {
+            if let Some(d) = delivery::decode(&buf)? {
+                return Ok(d);
+            }
+        }
+        if start.elapsed() > wait {
+            return Err(format!(
+                "no cases arrived on {INPUT_TTY} within {} s ({} bytes came)",
+                wait.as_secs(),
+                buf.len()
+            ));
+        }
+        match input.read(&mut chunk) {
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("reading {INPUT_TTY}: {e}")),
         }
     }
 }

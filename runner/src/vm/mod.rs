@@ -11,10 +11,14 @@
 //! limits of each value), `qemu` (the command line), `accel` (whether KVM boots guests here,
 //! measured once and kept in the cache), `procs` (children and work directories that never
 //! outlive bpfcase, signal handling), `cpio`, `frame` (the result wire format), `diagnose`
-//! (what went wrong, in words), `guest` (the PID 1 side).
+//! (what went wrong, in words), `guest` (the PID 1 side), `watch` (one QEMU process, start to
+//! end), and for warm starts (a guest saved once booted, restored for later runs): `warm` (the
+//! save and restore handshakes), `snapshot` (the saved guests in the cache), `qmp` (talking to
+//! QEMU) and `delivery` (the cases sent to a guest that has booted).
 
 pub mod accel;
 pub mod cpio;
+pub mod delivery;
 pub mod diagnose;
 pub mod frame;
 pub mod guest;
@@ -22,15 +26,20 @@ pub mod kernels;
 pub mod options;
 pub mod procs;
 pub mod qemu;
+pub mod qmp;
+pub mod snapshot;
+pub mod warm;
+mod watch;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use diagnose::End;
-use guest::{Config, Hello, ObsFrame};
+use delivery::Delivery;
+use guest::{Config, Hello};
 use kernels::Kernel;
 pub use options::Options;
 use qemu::Accel;
+use watch::Sizes;
 
 use crate::report::Summary;
 
@@ -47,6 +56,8 @@ pub struct GuestRun {
     /// Which kernel, exactly.
     pub origin: String,
     pub accel: Accel,
+    /// Booted, booted and saved, or restored (see `warm`).
+    pub start: warm::Start,
     pub hello: Option<Hello>,
     /// (index of the case file, the `run --format json` record).
     pub records: Vec<(usize, serde_json::Value)>,
@@ -101,6 +112,25 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {
 /// The initramfs: `/init` (this binary), device nodes for the consoles, the case files and
 /// the guest's configuration. Deterministic for the same inputs.
 pub fn initramfs(init: &[u8], cases: &[PathBuf], filters: &[String]) -> Result<Vec<u8>, VmError> {
+    Ok(initramfs_with(init, &case_files(cases, filters)?))
+}
+
+/// The initramfs of a cold boot with these cases.
+fn initramfs_with(init: &[u8], d: &Delivery) -> Vec<u8> {
+    let mut a = base_initramfs(init);
+    for (path, bytes) in &d.files {
+        if let Some((dir, _)) = path.rsplit_once('/') {
+            a.dir(dir, 0o755);
+        }
+        a.file(path, 0o644, bytes);
+    }
+    let cfg = serde_json::to_vec(&d.config).expect("the guest config serializes");
+    a.file(guest::CONFIG, 0o644, &cfg);
+    a.finish()
+}
+
+/// Everything but the cases: a guest booted from it waits for them (see `warm`).
+fn base_initramfs(init: &[u8]) -> cpio::Archive {
     let mut a = cpio::Archive::new();
     for d in ["dev", "proc", "sys", "tmp", "bpfcase", "bpfcase/cases"] {
         a.dir(d, 0o755);
@@ -109,28 +139,30 @@ pub fn initramfs(init: &[u8], cases: &[PathBuf], filters: &[String]) -> Result<V
     a.char_dev("dev/null", 0o666, 1, 3);
     a.char_dev("dev/ttyS0", 0o600, 4, 64);
     a.char_dev("dev/ttyS1", 0o600, 4, 65);
+    a.char_dev("dev/ttyS2", 0o600, 4, 66);
     a.file("init", 0o755, init);
-    let mut cfg = Config {
-        cases: Vec::new(),
-        filters: filters.to_vec(),
+    a
+}
+
+/// The case files as the guest finds them: `bpfcase/cases/<i>/<file name>`, in order.
+fn case_files(cases: &[PathBuf], filters: &[String]) -> Result<Delivery, VmError> {
+    let mut d = Delivery {
+        config: Config {
+            cases: Vec::new(),
+            filters: filters.to_vec(),
+        },
+        files: Vec::new(),
     };
     for (i, c) in cases.iter().enumerate() {
         let name = c
             .file_name()
             .map_or("case.json".into(), |n| n.to_string_lossy().into_owned());
-        let dir = format!("bpfcase/cases/{i}");
-        a.dir(&dir, 0o755);
-        let path = format!("{dir}/{name}");
-        a.file(
-            &path,
-            0o644,
-            &std::fs::read(c).map_err(io(format!("reading {}", c.display())))?,
-        );
-        cfg.cases.push(path);
+        let path = format!("{}{i}/{name}", delivery::CASES_DIR);
+        let bytes = std::fs::read(c).map_err(io(format!("reading {}", c.display())))?;
+        d.files.push((path.clone(), bytes));
+        d.config.cases.push(path);
     }
-    let cfg = serde_json::to_vec(&cfg).expect("the guest config serializes");
-    a.file(guest::CONFIG, 0o644, &cfg);
-    Ok(a.finish())
+    Ok(d)
 }
 
 /// Boots `kernel` with the cases and collects what the guest reported.
@@ -165,13 +197,11 @@ pub fn boot_watched(
     let t0 = Instant::now();
     let exe = std::env::current_exe().map_err(io("finding this binary"))?;
     let init = std::fs::read(&exe).map_err(io(format!("reading {}", exe.display())))?;
-    let image = initramfs(&init, cases, filters)?;
-    let initramfs_time = t0.elapsed();
+    let files = case_files(cases, filters)?;
 
     let work = procs::work_dir("bpfcase-vm-", None).map_err(io("creating a work directory"))?;
     let work = work.path();
     let initrd = work.join("initrd.cpio");
-    std::fs::write(&initrd, &image).map_err(io("writing the initramfs"))?;
     let guest = |accel| qemu::Guest {
         qemu: qemu_bin.clone(),
         accel,
@@ -182,44 +212,88 @@ pub fn boot_watched(
         console: work.join("console.log"),
         results: work.join("results.bin"),
         append: opts.append.clone(),
+        control: None,
     };
-    let sizes = Sizes {
+    let sizes = |initramfs_bytes| Sizes {
         memory_mb: opts.memory_mb,
-        initramfs_bytes: image.len() as u64,
+        initramfs_bytes,
         kernel: kernels::boot_header(&kernel.image),
     };
     let cache = opts.cache.as_deref();
     let mut notes = Vec::new();
-    let (accel, run) = match opts.accel {
-        Some(a) => (a, watch(&guest(a), opts.timeout, None, &sizes, progress)?),
-        None => match accel::plan(&qemu_bin, cache) {
-            accel::Plan::Tcg => (
-                Accel::Tcg,
-                watch(&guest(Accel::Tcg), opts.timeout, None, &sizes, progress)?,
-            ),
-            accel::Plan::TryKvm => {
-                let r = watch(
-                    &guest(Accel::Kvm),
-                    opts.timeout,
-                    Some(KVM_PROBE),
-                    &sizes,
-                    progress,
-                )?;
+    let plan = || accel::plan(&qemu_bin, cache);
+    let known = opts
+        .accel
+        .or_else(|| (plan() == accel::Plan::Tcg).then_some(Accel::Tcg));
+    if let (Some(a), Some(c), true) = (known, cache, opts.warm) {
+        let ask = warm::Ask {
+            guest: guest(a),
+            kernel_sha256: &kernel.image_sha256,
+            init: &init,
+            delivery: delivery::encode(&files),
+            cache: c,
+            work,
+            timeout: opts.timeout,
+            sizes: sizes(init.len() as u64),
+            progress,
+            who: who(&kernel.origin),
+        };
+        let prepared = t0.elapsed();
+        if let Some(o) = warm::boot(ask, &mut notes)? {
+            let times = (prepared, t0);
+            return Ok(guest_run(kernel, a, o.run, o.start, notes, times));
+        }
+    }
+    let image = initramfs_with(&init, &files);
+    let initramfs_time = t0.elapsed();
+    std::fs::write(&initrd, &image).map_err(io("writing the initramfs"))?;
+    let sizes = sizes(image.len() as u64);
+    let watch =
+        |g: &qemu::Guest, probe| watch::watch(g, opts.timeout, probe, &sizes, progress, None);
+    let (accel, run) = match known {
+        Some(a) => (a, watch(&guest(a), None)?),
+        None => {
+            let r = watch(&guest(Accel::Kvm), Some(KVM_PROBE))?;
+            if r.hello.is_some() {
+                notes.extend(accel::learned(cache, true));
+                (Accel::Kvm, r)
+            } else {
+                // KVM accepted the guest but did not boot it: emulate. Only a kernel that
+                // boots under TCG says that KVM is the problem.
+                let r = watch(&guest(Accel::Tcg), None)?;
                 if r.hello.is_some() {
-                    notes.extend(accel::learned(cache, true));
-                    (Accel::Kvm, r)
-                } else {
-                    // KVM accepted the guest but did not boot it: emulate. Only a kernel that
-                    // boots under TCG says that KVM is the problem.
-                    let r = watch(&guest(Accel::Tcg), opts.timeout, None, &sizes, progress)?;
-                    if r.hello.is_some() {
-                        notes.extend(accel::learned(cache, false));
-                    }
-                    (Accel::Tcg, r)
+                    notes.extend(accel::learned(cache, false));
                 }
+                (Accel::Tcg, r)
             }
-        },
+        }
     };
+    let times = (initramfs_time, t0);
+    Ok(guest_run(
+        kernel,
+        accel,
+        run,
+        warm::Start::Cold,
+        notes,
+        times,
+    ))
+}
+
+/// The kernel as notes name it: the spec of a Debian kernel, the path of an image.
+fn who(origin: &str) -> String {
+    let end = [" = ", " ("].iter().filter_map(|s| origin.find(s)).min();
+    origin[..end.unwrap_or(origin.len())].to_string()
+}
+
+/// What one guest did, from what was watched; `times`: preparing (the initramfs) and the start.
+fn guest_run(
+    kernel: &Kernel,
+    accel: Accel,
+    run: watch::Watched,
+    start: warm::Start,
+    notes: Vec<String>,
+    (initramfs, t0): (Duration, Instant),
+) -> GuestRun {
     let mut problems = console_problems(&run.console);
     problems.extend(run.problems);
     let unusable = run.hello.as_ref().and_then(|h| {
@@ -237,9 +311,10 @@ pub fn boot_watched(
             None
         }
     });
-    Ok(GuestRun {
+    GuestRun {
         origin: kernel.origin.clone(),
         accel,
+        start,
         hello: run.hello,
         records: run.records,
         summary: run.summary,
@@ -247,155 +322,10 @@ pub fn boot_watched(
         notes,
         unusable,
         console_tail: tail(&run.console, 30),
-        initramfs: initramfs_time,
+        initramfs,
         boot_to_hello: run.boot_to_hello,
         total: t0.elapsed(),
-    })
-}
-
-/// What the diagnosis needs to know about memory: the guest's, the initramfs's and the
-/// kernel's.
-struct Sizes {
-    memory_mb: u32,
-    initramfs_bytes: u64,
-    kernel: Option<kernels::BootHeader>,
-}
-
-struct Watched {
-    hello: Option<Hello>,
-    records: Vec<(usize, serde_json::Value)>,
-    summary: Option<Summary>,
-    problems: Vec<String>,
-    console: String,
-    boot_to_hello: Option<Duration>,
-}
-
-/// Runs QEMU until it exits, the watchdog fires, or (with `probe`) no hello came in time.
-fn watch(
-    g: &qemu::Guest,
-    timeout: Duration,
-    probe: Option<Duration>,
-    sizes: &Sizes,
-    progress: &dyn Fn(Progress),
-) -> Result<Watched, VmError> {
-    let _ = std::fs::remove_file(&g.console);
-    let _ = std::fs::remove_file(&g.results);
-    let start = Instant::now();
-    // A registered child: it dies with this process, and a signal to this process stops it.
-    let mut child = procs::spawn(
-        qemu::command(g)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped()),
-    )
-    .map_err(io(format!("starting {}", g.qemu.display())))?;
-    let mut boot_to_hello = None;
-    let (mut observed, mut counted_at) = (0, start);
-    let end = loop {
-        if let Some(st) = child.try_wait().map_err(io("waiting for QEMU"))? {
-            break End::Exited(st);
-        }
-        let elapsed = start.elapsed();
-        if boot_to_hello.is_none() {
-            let bytes = std::fs::read(&g.results).unwrap_or_default();
-            if frame::decode(&bytes).0.iter().any(|f| f.kind == "hello") {
-                boot_to_hello = Some(elapsed);
-                progress(Progress::Booted);
-            } else if probe.is_some_and(|p| elapsed > p) {
-                child.kill();
-                break End::Probe;
-            }
-        } else if counted_at.elapsed() > PROGRESS_EVERY {
-            counted_at = Instant::now();
-            let bytes = std::fs::read(&g.results).unwrap_or_default();
-            let n = frame::decode(&bytes)
-                .0
-                .iter()
-                .filter(|f| f.kind == "obs")
-                .count();
-            if n != observed {
-                observed = n;
-                progress(Progress::Observed(n));
-            }
-        }
-        if boot_to_hello.is_some() && finished(&g.results) {
-            // Every result is in: the guest's power-off adds nothing but time.
-            child.kill();
-            break End::Finished;
-        }
-        if elapsed > timeout {
-            child.kill();
-            break End::Watchdog(timeout);
-        }
-        std::thread::sleep(Duration::from_millis(if boot_to_hello.is_some() {
-            20
-        } else {
-            5
-        }));
-    };
-    let elapsed = start.elapsed();
-    let mut stderr = String::new();
-    if let Some(mut e) = child.child().stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut stderr);
     }
-    let bytes = std::fs::read(&g.results).unwrap_or_default();
-    let console =
-        String::from_utf8_lossy(&std::fs::read(&g.console).unwrap_or_default()).into_owned();
-    let (frames, truncated) = frame::decode(&bytes);
-    let mut w = Watched {
-        hello: None,
-        records: Vec::new(),
-        summary: None,
-        problems: Vec::new(),
-        console,
-        boot_to_hello,
-    };
-    for f in frames {
-        match f.kind.as_str() {
-            "hello" => w.hello = serde_json::from_slice(&f.payload).ok(),
-            "obs" => match serde_json::from_slice::<ObsFrame>(&f.payload) {
-                Ok(o) => w.records.push((o.file, o.line)),
-                Err(e) => w
-                    .problems
-                    .push(format!("unreadable observation frame: {e}")),
-            },
-            "done" => w.summary = serde_json::from_slice(&f.payload).ok(),
-            "error" => w.problems.push(format!(
-                "guest error: {}",
-                String::from_utf8_lossy(&f.payload)
-            )),
-            other => w.problems.push(format!("unknown frame kind `{other}`")),
-        }
-    }
-    if truncated {
-        w.problems
-            .push("the result stream ends inside a frame: the guest died while writing".into());
-    }
-    let facts = diagnose::Facts {
-        end,
-        stderr: &stderr,
-        console: &w.console,
-        elapsed,
-        hello: w.hello.is_some(),
-        done: w.summary.is_some(),
-        memory_mb: sizes.memory_mb,
-        initramfs_bytes: sizes.initramfs_bytes,
-        kernel: sizes.kernel,
-        cmdline: &qemu::cmdline(&g.append),
-    };
-    let mut problems = diagnose::problems(&facts);
-    problems.append(&mut w.problems);
-    w.problems = problems;
-    Ok(w)
-}
-
-/// Whether the results file holds the final `done` frame (checked cheaply on its tail first).
-fn finished(results: &Path) -> bool {
-    let bytes = std::fs::read(results).unwrap_or_default();
-    let tail = &bytes[bytes.len().saturating_sub(4096)..];
-    tail.windows(14).any(|w| w == b"@@bpfcase done")
-        && frame::decode(&bytes).0.iter().any(|f| f.kind == "done")
 }
 
 /// Lines of the kernel console that say something went wrong in the kernel.

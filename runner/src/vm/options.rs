@@ -54,11 +54,26 @@ pub struct Options {
     /// Added to the guest kernel's command line, after bpfcase's own parameters (so that a
     /// parameter given twice takes this value, as the kernel reads the last one).
     pub append: Vec<String>,
+    /// Whether guests may start from a guest saved after its boot, and save one (see
+    /// `warm`; needs `cache`). Default: [`warm_by_default`].
+    pub warm: bool,
+}
+
+/// Warm starts unless `BPFCASE_WARM=0`; with a QEMU named by `BPFCASE_QEMU` (a wrapper may
+/// change the guest behind bpfcase's back, which a saved guest would not follow) only with
+/// `BPFCASE_WARM=1`.
+pub fn warm_by_default() -> bool {
+    match std::env::var("BPFCASE_WARM").ok().as_deref().map(str::trim) {
+        Some("0") => false,
+        Some("1") => true,
+        _ => std::env::var_os("BPFCASE_QEMU").is_none(),
+    }
 }
 
 impl Default for Options {
     /// 512 MiB (every default kernel with a debug build's initramfs fits), 1 vCPU, a 300 s
-    /// watchdog, the accelerator that works here, the cache's KVM verdict, nothing appended.
+    /// watchdog, the accelerator that works here, the cache's KVM verdict, nothing appended,
+    /// warm starts as [`warm_by_default`] says.
     fn default() -> Self {
         Options {
             memory_mb: 512,
@@ -67,6 +82,7 @@ impl Default for Options {
             accel: None,
             cache: Some(kernels::cache_dir()),
             append: Vec::new(),
+            warm: warm_by_default(),
         }
     }
 }

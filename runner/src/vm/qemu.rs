@@ -38,6 +38,45 @@ pub struct Guest {
     pub results: PathBuf,
     /// Kernel parameters after bpfcase's own (see [`cmdline`]).
     pub append: Vec<String>,
+    /// For a guest that is saved or restored (warm starts): its control sockets.
+    pub control: Option<Control>,
+}
+
+/// What a guest that is saved or restored needs besides (see `warm`).
+#[derive(Clone, Debug)]
+pub struct Control {
+    /// QMP, for saving the guest (`migrate`) and restoring it (`migrate-incoming`).
+    pub qmp: PathBuf,
+    /// The guest's input port (ttyS2): a socket QEMU listens on, for the cases.
+    pub input: PathBuf,
+    /// Whether QEMU starts by waiting for a saved guest (`-incoming defer`) instead of booting.
+    pub incoming: bool,
+}
+
+/// A path inside a QEMU option value: a comma is written twice.
+fn opt_path(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
+/// The control sockets: QMP, and the input port as a third serial port on IRQ 5 (the third
+/// port's usual IRQ 4 is the console's, and an ISA line shared by two ports can lose an
+/// interrupt); with `incoming`, QEMU waits for the state to restore (given over QMP).
+pub fn control_args(c: &Control) -> Vec<String> {
+    let mut v = vec![
+        "-chardev".into(),
+        format!(
+            "socket,id=bpfcase-in,path={},server=on,wait=off",
+            opt_path(&c.input)
+        ),
+        "-device".into(),
+        "isa-serial,chardev=bpfcase-in,index=2,irq=5".into(),
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", opt_path(&c.qmp)),
+    ];
+    if c.incoming {
+        v.extend(args(&["-incoming", "defer"]));
+    }
+    v
 }
 
 /// KVM uses the host CPU; TCG emulates the most capable CPU it knows (`max`), which Debian
@@ -111,6 +150,9 @@ pub fn command(g: &Guest) -> Command {
         .args(machine_args(g.memory_mb, g.cpus))
         .args(kernel_args(&g.kernel, &g.initrd, &g.append))
         .args(serial_args(&g.console, &g.results));
+    if let Some(ctl) = &g.control {
+        c.args(control_args(ctl));
+    }
     c
 }
 
@@ -155,6 +197,7 @@ mod tests {
             console: "w/console".into(),
             results: "w/results".into(),
             append: vec!["  ".into(), "panic=0 bpfcase.crash_after=2".into()],
+            control: None,
         };
         let c = command(&g);
         let a: Vec<String> = c
@@ -168,5 +211,16 @@ mod tests {
              -serial file:w/console -serial file:w/results"
         );
         assert_eq!(accel_args(Accel::Kvm), ["-accel", "kvm", "-cpu", "host"]);
+        let ctl = Control {
+            qmp: "w/q,mp".into(),
+            input: "w/in".into(),
+            incoming: true,
+        };
+        assert_eq!(
+            control_args(&ctl).join(" "),
+            "-chardev socket,id=bpfcase-in,path=w/in,server=on,wait=off \
+             -device isa-serial,chardev=bpfcase-in,index=2,irq=5 \
+             -qmp unix:w/q,,mp,server=on,wait=off -incoming defer"
+        );
     }
 }

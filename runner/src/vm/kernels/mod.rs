@@ -31,6 +31,7 @@ use std::path::PathBuf;
 
 pub use cache::cache_dir;
 pub use image::{boot_header, check_image, BootHeader};
+pub(crate) use lock::{try_warm_save, warm as warm_lock, CacheLock};
 pub use manifest::{Manifest, Pin};
 pub use resolve::resolve;
 pub use spec::KernelSpec;
