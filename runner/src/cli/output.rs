@@ -115,7 +115,10 @@ impl Printer {
                     id.label,
                     id.origin,
                     id.release.as_deref().unwrap_or("?"),
-                    t.map_or("?", |t| t.accel.as_str()),
+                    t.map_or("?".to_string(), |t| match &t.start {
+                        Some(start) => format!("{}, {start}", t.accel),
+                        None => t.accel.clone(),
+                    }),
                     t.and_then(|t| t.boot_s)
                         .map_or("-".into(), |s| format!("{s:.1} s")),
                     t.map_or(0.0, |t| t.total_s)
@@ -245,8 +248,9 @@ fn headline(run: &KernelRun) -> String {
             for t in &run.timings {
                 s.push_str(&match t.boot_s {
                     Some(b) => format!(
-                        "; {}: boot {b:.1} s, cases {:.1} s, total {:.1} s",
+                        "; {} {}: boot {b:.1} s, cases {:.1} s, total {:.1} s",
                         t.accel,
+                        t.start.as_deref().unwrap_or(""),
                         (t.total_s - b).max(0.0),
                         t.total_s
                     ),

@@ -76,6 +76,7 @@ pub(super) fn run(k: usize, cases: &[&Case], emit: &mut dyn FnMut(Event)) -> Ker
         did_not_report: Vec::new(),
         timings: vec![Timing {
             accel: "native".into(),
+            start: None,
             initramfs_s: None,
             boot_s: None,
             total_s: secs(t0.elapsed()),

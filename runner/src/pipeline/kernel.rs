@@ -159,6 +159,7 @@ pub(super) fn guest(
         did_not_report,
         timings: vec![Timing {
             accel: g.accel.name().to_string(),
+            start: Some(g.start.name().to_string()),
             initramfs_s: Some(secs(g.initramfs)),
             boot_s: g.boot_to_hello.map(secs),
             total_s: secs(g.total),

@@ -185,6 +185,10 @@ impl KernelIdentity {
 pub struct Timing {
     /// `kvm`, `tcg`, or `native` for the running kernel.
     pub accel: String,
+    /// How a guest started: `cold` (booted), `saved` (booted, then saved for warm starts) or
+    /// `warm` (restored from a saved guest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
     /// Building the initramfs (guests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initramfs_s: Option<f64>,

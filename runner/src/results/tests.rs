@@ -37,6 +37,7 @@ fn kernel(spec: &str, ids: &[&str]) -> KernelRun {
         did_not_report: Vec::new(),
         timings: vec![Timing {
             accel: "tcg".into(),
+            start: None,
             initramfs_s: Some(0.1),
             boot_s: Some(3.0),
             total_s: 9.0,

@@ -39,6 +39,16 @@ pub enum Start {
     Warm,
 }
 
+impl Start {
+    pub fn name(self) -> &'static str {
+        match self {
+            Start::Cold => "cold",
+            Start::Saved => "saved",
+            Start::Warm => "warm",
+        }
+    }
+}
+
 /// The longest socket path a `sockaddr_un` takes, with room to spare.
 const SOCKET_PATH_MAX: usize = 100;
 /// How long restoring or saving a guest may take at most (the watchdog may end it sooner).

@@ -64,6 +64,7 @@ pub fn kernel(
         did_not_report: Vec::new(),
         timings: vec![Timing {
             accel: "tcg".into(),
+            start: None,
             initramfs_s: Some(0.5),
             boot_s: Some(4.0),
             total_s: 12.0,

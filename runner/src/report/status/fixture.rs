@@ -80,6 +80,7 @@ pub fn kernel(spec: &str, instances: Vec<InstanceResult>) -> KernelRun {
         did_not_report: Vec::new(),
         timings: vec![Timing {
             accel: "tcg".into(),
+            start: None,
             initramfs_s: Some(0.1),
             boot_s: Some(3.0),
             total_s: 9.0,
