@@ -46,6 +46,14 @@ pub fn ids(m: &Matrix, rows: &[usize], st: &Style) -> String {
 /// (row, its failures joined).
 pub type Failures = Vec<(usize, String)>;
 
+/// Runs of adjacent kernels failing the same instances the same way, those with failures only.
+pub fn failure_runs(m: &Matrix) -> Vec<(usize, usize, Failures)> {
+    super::words::runs(m, |c| failing(m, c))
+        .into_iter()
+        .filter(|(_, _, f)| !f.is_empty())
+        .collect()
+}
+
 /// The failures on column `c`, in row order.
 pub fn failing(m: &Matrix, c: usize) -> Failures {
     (0..m.rows.len())

@@ -47,10 +47,7 @@ pub fn kernels(s: &mut String, m: &Matrix) {
 
 pub fn failures(s: &mut String, m: &Matrix) {
     s.push_str("<h2>Expectation failures</h2>\n");
-    let runs: Vec<(usize, usize, findings::Failures)> = words::runs(m, |c| findings::failing(m, c))
-        .into_iter()
-        .filter(|(_, _, f)| !f.is_empty())
-        .collect();
+    let runs = findings::failure_runs(m);
     if runs.is_empty() {
         s.push_str("<p>None.</p>\n");
     }

@@ -176,10 +176,7 @@ fn kernels(s: &mut String, m: &Matrix) {
 
 fn failures(s: &mut String, m: &Matrix) {
     s.push_str("## Expectation failures\n\n");
-    let runs: Vec<(usize, usize, findings::Failures)> = words::runs(m, |c| findings::failing(m, c))
-        .into_iter()
-        .filter(|(_, _, f)| !f.is_empty())
-        .collect();
+    let runs = findings::failure_runs(m);
     if runs.is_empty() {
         s.push_str("None.\n\n");
     }
