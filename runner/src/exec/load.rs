@@ -67,13 +67,7 @@ impl Env {
                 Ok(Ok(Loaded::Own(fd)))
             }
             Err(e) => {
-                if let Some(k) = key.filter(|_| reuse::verdict(e.errno)) {
-                    let load = CachedLoad::Rejected {
-                        errno: e.errno,
-                        log: e.log.clone(),
-                    };
-                    self.kept.keep_prog(k, deps, 0, load);
-                }
+                self.keep_refusal(key, deps, &e);
                 self.rejection(name, pt, spec, e)
             }
         }
@@ -168,13 +162,7 @@ impl Env {
                 Ok(Ok(Loaded::Object { _object: obj, fd }))
             }
             Err(e) => {
-                if let Some(k) = key.filter(|_| reuse::verdict(e.errno)) {
-                    let load = CachedLoad::Rejected {
-                        errno: e.errno,
-                        log: e.log.clone(),
-                    };
-                    self.kept.keep_prog(k, deps, 0, load);
-                }
+                self.keep_refusal(key, deps, &e);
                 self.rejection(name, pt, spec, e)
             }
         }
@@ -196,6 +184,18 @@ impl Env {
                 Err(e) => e.log.clone(),
             };
             self.logs.push((name.to_string(), log));
+        }
+    }
+
+    /// Keeps the verifier's refusal of a cacheable program, when it is one that the same bytes
+    /// always get.
+    fn keep_refusal(&mut self, key: Option<ProgKey>, deps: Vec<RawFd>, e: &bpf::LoadError) {
+        if let Some(k) = key.filter(|_| reuse::verdict(e.errno)) {
+            let load = CachedLoad::Rejected {
+                errno: e.errno,
+                log: e.log.clone(),
+            };
+            self.kept.keep_prog(k, deps, 0, load);
         }
     }
 

@@ -14,12 +14,7 @@ pub fn kernels(s: &mut String, m: &Matrix) {
     s.push_str("<h2>Kernels</h2>\n<table class=\"kernels\">\n<tr><th>kernel</th><th>release</th><th>origin</th><th>BTF</th><th>instances</th><th>programs accepted / rejected</th><th>unsupported / refused / errors</th><th>expectations pass / fail / no rule</th><th>notes</th></tr>\n");
     for k in &m.kernels {
         let id = &k.run.identity;
-        let origin = match (&id.package, &id.package_version) {
-            (Some(p), Some(v)) => format!("{p} {v}"),
-            (Some(p), None) => p.clone(),
-            _ => id.origin.clone(),
-        };
-        let btf = id.btf.map_or("", |b| if b { "yes" } else { "no" });
+        let (origin, btf) = words::identity_cells(id);
         let cells = words::summary_cells(&k.run.summary);
         let mut notes: Vec<String> = Vec::new();
         if let Some(why) = &k.run.unusable {

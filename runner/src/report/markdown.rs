@@ -141,12 +141,7 @@ fn kernels(s: &mut String, m: &Matrix) {
     s.push_str("| kernel | release | origin | BTF | instances | programs accepted / rejected | unsupported / refused / errors | expectations pass / fail / no rule | notes |\n|---|---|---|---|---|---|---|---|---|\n");
     for k in &m.kernels {
         let id = &k.run.identity;
-        let origin = match (&id.package, &id.package_version) {
-            (Some(p), Some(v)) => format!("{p} {v}"),
-            (Some(p), None) => p.clone(),
-            _ => id.origin.clone(),
-        };
-        let btf = id.btf.map_or("", |b| if b { "yes" } else { "no" });
+        let (origin, btf) = words::identity_cells(id);
         let cells = words::summary_cells(&k.run.summary);
         let mut notes: Vec<String> = Vec::new();
         if let Some(why) = &k.run.unusable {

@@ -27,6 +27,17 @@ pub fn summary_cells(u: &crate::report::Summary) -> [String; 4] {
     ]
 }
 
+/// A kernel's origin and BTF cells: the Debian package and version when known, else its
+/// origin in words; `yes`/`no`, or nothing when the kernel never said.
+pub fn identity_cells(id: &crate::results::KernelIdentity) -> (String, &'static str) {
+    let origin = match (&id.package, &id.package_version) {
+        (Some(p), Some(v)) => format!("{p} {v}"),
+        (Some(p), None) => p.clone(),
+        _ => id.origin.clone(),
+    };
+    (origin, id.btf.map_or("", |b| if b { "yes" } else { "no" }))
+}
+
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
