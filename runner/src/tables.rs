@@ -339,6 +339,8 @@ pub fn prog_type(name: &str) -> Option<&'static ProgType> {
     PROG_TYPES.iter().find(|p| p.name == name)
 }
 
+pub mod helpers;
+
 /// A BPF helper.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Helper {
