@@ -117,7 +117,7 @@ impl Scope<'_> {
                                 format!("expected a result name, found {}", kind_of(&name)),
                             );
                         };
-                        let op = self.earlier(n, q, has_value, "a result")?;
+                        let op = self.earlier(n, q, has_value, "result with a value")?;
                         let offset = num("offset", parse_u32)?.unwrap_or(0);
                         let offset = offset_i32(offset, &p.key("offset"))?;
                         Ok(Arg::Result { op, offset })
@@ -169,7 +169,7 @@ impl Scope<'_> {
     ) -> Result<usize, ResolveError> {
         match self.index.get(name).copied() {
             Some(i) if ok(&self.ops[i]) => Ok(i),
-            Some(_) => err(path, format!("`{name}` is not {what}")),
+            Some(_) => err(path, format!("`{name}` is not a {what}")),
             None => err(
                 path,
                 format!(

@@ -243,4 +243,6 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
+mod call_tests;
+#[cfg(test)]
 mod tests;

@@ -348,6 +348,9 @@ pub fn compile_mode(
     let returns = ops.iter().any(|o| matches!(o, OpSpec::Return { .. }));
     g.a.mov64_reg(Reg::R6, Reg::R1);
     g.a.ld_map_value(Reg::R9, g.result_map, 0);
+    if returns {
+        g.a.mov64_imm(Reg::R8, 0);
+    }
     if prog_type.attached() {
         // An attached program sees every task's events: it acts for the runner's triggering
         // thread only (the whole pid_tgid: the runner's other threads trigger it too), on a
@@ -370,9 +373,6 @@ pub fn compile_mode(
     for i in 0..ops.len() {
         let at = g.spill_at(i);
         g.a.st_imm(Size::DW, Reg::R10, at, 0);
-    }
-    if returns {
-        g.a.mov64_imm(Reg::R8, 0);
     }
 
     // Where the branches of `if` ops end: at op index k, the labels to place (the last
@@ -481,12 +481,12 @@ pub fn compile_mode(
     } else {
         g.put(0, 1)?;
     }
+    g.a.place(out);
     if returns {
         g.a.mov64_reg(Reg::R0, Reg::R8);
-        g.a.exit();
+    } else {
+        g.a.mov64_imm(Reg::R0, 0);
     }
-    g.a.place(out);
-    g.a.mov64_imm(Reg::R0, 0);
     g.a.exit();
     Ok(ProgramSpec {
         prog_type,
@@ -576,5 +576,7 @@ fn store_bytes(g: &mut Gen, at: i32, bytes: &[u8]) -> Result<(), CompileError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod call_tests;
 #[cfg(test)]
 mod tests;
