@@ -77,6 +77,15 @@ pub enum OpSpec {
         width: Width,
         null_check: bool,
     },
+    /// `*(to + offset) += value`, `width` bytes wide.
+    Add {
+        name: String,
+        to: usize,
+        value: u64,
+        offset: u32,
+        width: Width,
+        null_check: bool,
+    },
     /// The next `then_len` ops run when `cond` holds, the `else_len` after them otherwise.
     If {
         name: String,
@@ -272,6 +281,7 @@ impl OpSpec {
             OpSpec::Call(c) => &c.name,
             OpSpec::Read { name, .. }
             | OpSpec::Write { name, .. }
+            | OpSpec::Add { name, .. }
             | OpSpec::If { name, .. }
             | OpSpec::Return { name, .. } => name,
         }

@@ -244,6 +244,9 @@ pub enum Op {
     /// Ends the program with this return value (fmod_ret, LSM).
     #[schemars(with = "NumLeaf")]
     Return(Value),
+    /// Adds to the number an earlier pointer result points to (a read, an add and a write:
+    /// not atomic).
+    Add(WriteDef),
 }
 
 /// Schema-only: what a `call` argument may be.

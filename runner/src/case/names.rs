@@ -78,6 +78,7 @@ fn op_names(ops: &[Op], path: &FieldPath, bases: &mut Vec<(String, bool, FieldPa
             Op::Call(d) => ("call", &d.name),
             Op::If(d) => ("if", &d.name),
             Op::Return(_) => ("return", &None),
+            Op::Add(d) => ("add", &d.name),
         };
         let op_path = path.index(j).key(kind);
         match as_ {

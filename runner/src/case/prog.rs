@@ -186,17 +186,40 @@ impl Ops<'_, '_> {
                     null_check: opt(ctx, &d.null_check, &q.key("null_check"), true, bool_leaf)?,
                 }
             }
-            Op::Write(d) => {
-                let q = op_path.key("write");
-                OpSpec::Write {
-                    name: op_name,
-                    to: self
-                        .scope()
+            Op::Write(d) | Op::Add(d) => {
+                let kind = if matches!(op, Op::Add(_)) {
+                    "add"
+                } else {
+                    "write"
+                };
+                let q = op_path.key(kind);
+                let (name, to) = (
+                    op_name,
+                    self.scope()
                         .earlier(&d.to, q.key("to"), is_pointer, "pointer result")?,
-                    value: ctx.typed(&d.value, &q.key("value"), parse_u64)?,
-                    offset: opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?,
-                    width: opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?,
-                    null_check: opt(ctx, &d.null_check, &q.key("null_check"), true, bool_leaf)?,
+                );
+                let value = ctx.typed(&d.value, &q.key("value"), parse_u64)?;
+                let offset = opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?;
+                let width = opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?;
+                let null_check = opt(ctx, &d.null_check, &q.key("null_check"), true, bool_leaf)?;
+                if kind == "add" {
+                    OpSpec::Add {
+                        name,
+                        to,
+                        value,
+                        offset,
+                        width,
+                        null_check,
+                    }
+                } else {
+                    OpSpec::Write {
+                        name,
+                        to,
+                        value,
+                        offset,
+                        width,
+                        null_check,
+                    }
                 }
             }
             Op::Return(v) => {

@@ -74,6 +74,7 @@ const OPS: &[&str] = &[
     "call",
     "if",
     "return",
+    "add",
 ];
 
 /// Reads the key of a one-key object: one of `names`, or, with `after`, any key at all, which
@@ -196,7 +197,8 @@ impl<'de> Visitor<'de> for OneKey<Op> {
                 "write" => Op::Write(m.next_value()?),
                 "call" => Op::Call(m.next_value()?),
                 "if" => Op::If(m.next_value()?),
-                _ => Op::Return(m.next_value()?),
+                "return" => Op::Return(m.next_value()?),
+                _ => Op::Add(m.next_value()?),
             })
         })
     }
@@ -359,7 +361,7 @@ mod tests {
         assert_eq!(e.path, "steps[0].prog[0]");
         assert_eq!(
             e.message,
-            "an empty object: an operation has one key, one of `get`, `delete`, `current_task`, `read`, `write`, `call`, `if`, `return`"
+            "an empty object: an operation has one key, one of `get`, `delete`, `current_task`, `read`, `write`, `call`, `if`, `return`, `add`"
         );
     }
 }

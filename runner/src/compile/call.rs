@@ -114,7 +114,9 @@ pub(super) fn referenced(ops: &[OpSpec], i: usize) -> bool {
     }
     ops.iter().any(|o| match o {
         OpSpec::Call(c) => c.args.iter().any(|a| uses(a, i)),
-        OpSpec::Read { from: t, .. } | OpSpec::Write { to: t, .. } => *t == i,
+        OpSpec::Read { from: t, .. } | OpSpec::Write { to: t, .. } | OpSpec::Add { to: t, .. } => {
+            *t == i
+        }
         OpSpec::If { cond, .. } => cond.op() == i,
         OpSpec::Return { .. } => false,
     })
@@ -237,6 +239,11 @@ impl Gen {
                         ..
                     }
                     | OpSpec::Write {
+                        to: t,
+                        null_check: false,
+                        ..
+                    }
+                    | OpSpec::Add {
                         to: t,
                         null_check: false,
                         ..

@@ -428,6 +428,27 @@ pub fn compile_mode(
                     g.a.place(l);
                 }
             }
+            OpSpec::Add {
+                to,
+                value,
+                offset: at,
+                width: w,
+                null_check,
+                ..
+            } => {
+                let spill = g.spill_at(*to);
+                g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill);
+                let skip = null_guard(&mut g, *null_check, slot)?;
+                let at = off16(*at)?;
+                g.a.ldx(width(*w), Reg::R2, Reg::R1, at);
+                g.load_const(Reg::R3, *value);
+                g.a.alu64_reg(asm::Alu::Add, Reg::R2, Reg::R3);
+                g.a.stx(width(*w), Reg::R1, at, Reg::R2);
+                g.done(slot)?;
+                if let Some(l) = skip {
+                    g.a.place(l);
+                }
+            }
             OpSpec::If {
                 cond,
                 then_len,

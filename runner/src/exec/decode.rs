@@ -40,7 +40,7 @@ pub(super) fn decode(op: &OpSpec, slot: &compile::Slot, buf: &[u8], value_sizes:
             bytes: ret.to_le_bytes()[..width.bytes() as usize].to_vec(),
         },
         OpSpec::If { .. } => Res::Branch { then: ret != 0 },
-        OpSpec::Write { .. } | OpSpec::Return { .. } => Res::Ok,
+        OpSpec::Write { .. } | OpSpec::Add { .. } | OpSpec::Return { .. } => Res::Ok,
     }
 }
 
