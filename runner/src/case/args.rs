@@ -23,7 +23,7 @@ pub(super) struct Scope<'a> {
 
 /// The source keys of an argument object, for error messages.
 const SOURCES: &[&str] = &[
-    "runtime", "map", "task", "pid", "buf", "result", "arg", "plus",
+    "runtime", "map", "task", "pid", "buf", "result", "arg", "plus", "walk",
 ];
 
 impl Scope<'_> {
@@ -59,6 +59,7 @@ impl Scope<'_> {
                     "buf" => &["size"],
                     "result" => &["offset"],
                     "plus" => &["by"],
+                    "walk" => &["fields", "type"],
                     _ => &[],
                 };
                 if let Some(k) = o
@@ -132,6 +133,39 @@ impl Scope<'_> {
                         }
                         Ok(Arg::HookArg(n))
                     }
+                    "walk" => {
+                        let base = self.arg(inner, &q)?;
+                        let start = match o.get("type") {
+                            None => "task_struct".to_string(),
+                            Some(t) => self.ctx.typed(t, &p.key("type"), ident)?,
+                        };
+                        let fp = p.key("fields");
+                        let Some(fields) = o.get("fields") else {
+                            return err(p.clone(), "`walk` needs `fields`, the members to follow");
+                        };
+                        let Value::Array(list) = fields else {
+                            return err(
+                                fp,
+                                format!(
+                                    "expected a list of member names, found {}",
+                                    kind_of(fields)
+                                ),
+                            );
+                        };
+                        if list.is_empty() {
+                            return err(fp, "a walk follows at least one member");
+                        }
+                        let fields = list
+                            .iter()
+                            .enumerate()
+                            .map(|(i, f)| self.ctx.typed(f, &fp.index(i), ident))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Ok(Arg::Walk {
+                            base: Box::new(base),
+                            start,
+                            fields,
+                        })
+                    }
                     _ => {
                         let a = self.arg(inner, &q)?;
                         let Some(by) = o.get("by") else {
@@ -199,6 +233,20 @@ pub(super) fn has_value(o: &OpSpec) -> bool {
 /// Whether an op's result is a pointer a `read` or `write` may go through.
 pub(super) fn is_pointer(o: &OpSpec) -> bool {
     o.call().is_some_and(|c| c.ret.is_pointer())
+}
+
+/// A C identifier (a struct or member name).
+fn ident(v: &Value) -> Result<String, String> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| format!("expected a name, found {}", kind_of(v)))?;
+    let ok = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("`{s}` is not a C identifier"))
+    }
 }
 
 fn offset_i32(n: u32, p: &FieldPath) -> Result<i32, ResolveError> {

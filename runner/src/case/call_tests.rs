@@ -173,7 +173,7 @@ fn call_errors_name_the_field() {
         (
             r#"{ "call": { "fn": "bpf_get_current_task", "args": [{ "nope": 1 }] } }"#,
             "steps[1].prog[0].call.args[0]",
-            "an argument object has one of `runtime`, `map`, `task`, `pid`, `buf`, `result`, `arg`, `plus`",
+            "an argument object has one of `runtime`, `map`, `task`, `pid`, `buf`, `result`, `arg`, `plus`, `walk`",
         ),
         (
             r#"{ "call": { "fn": "f", "args": [{ "buf": 7, "sise": 8 }] } }"#,
@@ -265,4 +265,66 @@ fn names_inside_branches_are_unique() {
     ));
     assert_eq!(e.path, "steps[1].prog[1].if.then[0].call.as");
     assert_eq!(e.message, "result name `v` is used twice");
+}
+
+#[test]
+fn walks_and_adds_resolve() {
+    let c = parse_ok(&case(
+        r#"{ "call": { "fn": "f", "args": [{ "walk": { "task": "current" }, "fields": ["real_parent", "group_leader"] },
+                                          { "walk": "ctx", "type": "pt_regs", "fields": ["di"] }] } },
+           { "get": { "map": "st", "task": "current", "flags": 1 } },
+           { "add": { "to": "get", "value": 2, "size": 4 } }"#,
+    ));
+    let o = ops(&c);
+    assert_eq!(
+        o[0].call().unwrap().args,
+        [
+            Arg::Walk {
+                base: Box::new(Arg::Task(TaskArg::Current)),
+                start: "task_struct".into(),
+                fields: vec!["real_parent".into(), "group_leader".into()],
+            },
+            Arg::Walk {
+                base: Box::new(Arg::Ctx),
+                start: "pt_regs".into(),
+                fields: vec!["di".into()],
+            },
+        ]
+    );
+    assert_eq!(
+        o[2],
+        OpSpec::Add {
+            name: "add".into(),
+            to: 1,
+            value: 2,
+            offset: 0,
+            width: Width::B4,
+            null_check: true
+        }
+    );
+    for (ops, path, message) in [
+        (
+            r#"{ "call": { "fn": "f", "args": [{ "walk": "ctx" }] } }"#,
+            "steps[1].prog[0].call.args[0]",
+            "`walk` needs `fields`, the members to follow",
+        ),
+        (
+            r#"{ "call": { "fn": "f", "args": [{ "walk": "ctx", "fields": [] }] } }"#,
+            "steps[1].prog[0].call.args[0].fields",
+            "a walk follows at least one member",
+        ),
+        (
+            r#"{ "call": { "fn": "f", "args": [{ "walk": "ctx", "fields": ["a", "b-c"] }] } }"#,
+            "steps[1].prog[0].call.args[0].fields[1]",
+            "`b-c` is not a C identifier",
+        ),
+        (
+            r#"{ "add": { "to": "nope", "value": 1 } }"#,
+            "steps[1].prog[0].add.to",
+            "no earlier pointer result named `nope` in this program",
+        ),
+    ] {
+        let (p, m) = err_at(ops);
+        assert_eq!((p.as_str(), m.as_str()), (path, message), "{ops}");
+    }
 }

@@ -190,6 +190,13 @@ pub enum Arg {
     HookArg(u32),
     /// Another argument plus a constant.
     Plus(Box<Arg>, i32),
+    /// Pointers followed from another argument, a `struct start` pointer: the value of its
+    /// member `fields[0]`, then of that one's `fields[1]`, …; offsets from the kernel's BTF.
+    Walk {
+        base: Box<Arg>,
+        start: String,
+        fields: Vec<String>,
+    },
 }
 
 /// A condition on an earlier op's result.
@@ -299,7 +306,7 @@ impl OpSpec {
         fn walk(a: &Arg, out: &mut Vec<usize>) {
             match a {
                 Arg::Map(m) => out.push(*m),
-                Arg::Plus(a, _) => walk(a, out),
+                Arg::Plus(a, _) | Arg::Walk { base: a, .. } => walk(a, out),
                 _ => {}
             }
         }

@@ -395,7 +395,7 @@ impl Ops<'_, '_> {
 fn buf_without_size(a: &Arg) -> bool {
     match a {
         Arg::Buf(Buf { size: None, .. }) => true,
-        Arg::Plus(a, _) => buf_without_size(a),
+        Arg::Plus(a, _) | Arg::Walk { base: a, .. } => buf_without_size(a),
         _ => false,
     }
 }

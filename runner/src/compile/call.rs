@@ -32,7 +32,7 @@ fn bufs<'a>(c: &'a Call, value_sizes: &[u32]) -> Vec<(&'a Buf, u32)> {
     fn walk<'a>(a: &'a Arg, out: &mut Vec<&'a Buf>) {
         match a {
             Arg::Buf(b) => out.push(b),
-            Arg::Plus(a, _) => walk(a, out),
+            Arg::Plus(a, _) | Arg::Walk { base: a, .. } => walk(a, out),
             _ => {}
         }
     }
@@ -98,7 +98,7 @@ impl Frame {
 fn prepared_task(a: &Arg) -> Option<&TaskArg> {
     match a {
         Arg::Task(t @ (TaskArg::Current | TaskArg::Child(_))) => Some(t),
-        Arg::Plus(a, _) => prepared_task(a),
+        Arg::Plus(a, _) | Arg::Walk { base: a, .. } => prepared_task(a),
         _ => None,
     }
 }
@@ -108,7 +108,7 @@ pub(super) fn referenced(ops: &[OpSpec], i: usize) -> bool {
     fn uses(a: &Arg, i: usize) -> bool {
         match a {
             Arg::Result { op, .. } => *op == i,
-            Arg::Plus(a, _) => uses(a, i),
+            Arg::Plus(a, _) | Arg::Walk { base: a, .. } => uses(a, i),
             _ => false,
         }
     }
@@ -314,6 +314,16 @@ impl Gen {
                 self.arg(dst, inner, bufs)?;
                 self.a.alu64_imm(Alu::Add, dst, *by);
             }
+            Arg::Walk {
+                base,
+                start,
+                fields,
+            } => {
+                self.arg(dst, base, bufs)?;
+                for k in 1..=fields.len() {
+                    self.a.ldx_field(dst, dst, start, &fields[..k]);
+                }
+            }
         }
         Ok(())
     }
@@ -322,7 +332,7 @@ impl Gen {
 fn count_bufs(a: &Arg) -> usize {
     match a {
         Arg::Buf(_) => 1,
-        Arg::Plus(a, _) => count_bufs(a),
+        Arg::Plus(a, _) | Arg::Walk { base: a, .. } => count_bufs(a),
         _ => 0,
     }
 }

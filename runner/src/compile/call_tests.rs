@@ -1,8 +1,8 @@
 //! Code of `call`, `if` and `return` ops, instruction by instruction.
 
 use super::*;
-use crate::case::value::{Pattern, TaskArg};
-use crate::case::{Arg, Buf, BufFill, Call, Cond as When, Func, Ret};
+use crate::case::value::{FlagsArg, Pattern, TaskArg, ValueArg};
+use crate::case::{Arg, Buf, BufFill, Call, Cond as When, Func, Ret, Width};
 
 fn syscall() -> &'static ProgType {
     tables::prog_type("syscall").unwrap()
@@ -261,4 +261,115 @@ fn counting_programs_count_failures_by_result_kind() {
     );
     let u = call("u", kfunc("bpf_x"), vec![], Ret::U64);
     assert_eq!(counted_failure(u.call().unwrap()), None);
+}
+
+#[test]
+fn a_walk_loads_each_member_with_an_offset_from_btf() {
+    let walk = Arg::Walk {
+        base: Box::new(Arg::Task(TaskArg::Current)),
+        start: "task_struct".into(),
+        fields: vec!["real_parent".into(), "group_leader".into()],
+    };
+    let ops = [call("w", kfunc("bpf_x"), vec![walk], Ret::Int)];
+    let spec = compile(syscall(), &ops, &[]).unwrap();
+    let d = dis(&spec);
+    let body: Vec<&str> = d.iter().map(|l| l.split_once(": ").unwrap().1).collect();
+    assert_eq!(
+        body[3..7],
+        [
+            "call bpf_get_current_task_btf#158",
+            "r7 = r0",
+            "r1 = r7",
+            "r1 = *(u64 *)(r1 +task_struct->real_parent)",
+        ]
+    );
+    assert_eq!(
+        body[7],
+        "r1 = *(u64 *)(r1 +task_struct->real_parent->group_leader)"
+    );
+    // The loader patches each load's offset; a walk it cannot resolve is unsupported.
+    struct Btf;
+    impl asm::Resolver for Btf {
+        fn map_fd(&self, _: usize) -> i32 {
+            3
+        }
+        fn kfunc_id(&self, _: &str) -> Option<i32> {
+            Some(1)
+        }
+        fn percpu(&self, _: &str) -> Option<(i32, i16)> {
+            None
+        }
+        fn field_offset(&self, start: &str, fields: &[String]) -> Option<i16> {
+            match (start, fields.len()) {
+                ("task_struct", 1) => Some(1464),
+                ("task_struct", 2) => Some(1520),
+                _ => None,
+            }
+        }
+    }
+    let insns = spec.program.patched(&Btf).unwrap();
+    let loads: Vec<i16> = insns
+        .iter()
+        .filter(|i| i.code == 0x79 && i.dst == 1 && i.src == 1)
+        .map(|i| i.off)
+        .collect();
+    assert_eq!(loads, [1464, 1520]);
+    struct NoBtf;
+    impl asm::Resolver for NoBtf {
+        fn map_fd(&self, _: usize) -> i32 {
+            3
+        }
+        fn kfunc_id(&self, _: &str) -> Option<i32> {
+            Some(1)
+        }
+        fn percpu(&self, _: &str) -> Option<(i32, i16)> {
+            None
+        }
+    }
+    assert_eq!(
+        spec.program.patched(&NoBtf),
+        Err(asm::Unresolved::Field("task_struct->real_parent".into()))
+    );
+}
+
+#[test]
+fn add_reads_adds_and_writes_back() {
+    let ops = [
+        OpSpec::get(
+            "g".into(),
+            0,
+            TaskArg::Current,
+            ValueArg::Null,
+            FlagsArg::Const(1),
+        ),
+        OpSpec::Add {
+            name: "a".into(),
+            to: 0,
+            value: 5,
+            offset: 4,
+            width: Width::B4,
+            null_check: true,
+        },
+    ];
+    let spec = compile(syscall(), &ops, &[8]).unwrap();
+    let d = dis(&spec);
+    let body: Vec<&str> = d.iter().map(|l| l.split_once(": ").unwrap().1).collect();
+    let at = body
+        .iter()
+        .position(|l| *l == "r1 = *(u64 *)(r10 -8)")
+        .unwrap();
+    assert_eq!(
+        body[at..at + 9],
+        [
+            "r1 = *(u64 *)(r10 -8)",
+            "if r1 != 0x0 goto pc+2",
+            "*(u64 *)(r9 +32) = 3",
+            "goto pc+5",
+            "r2 = *(u32 *)(r1 +4)",
+            "r3 = 5",
+            "r2 += r3",
+            "*(u32 *)(r1 +4) = r2",
+            "*(u64 *)(r9 +32) = 1",
+        ]
+    );
 }
