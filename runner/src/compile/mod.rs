@@ -45,7 +45,8 @@ pub struct Slot {
 /// values only known at run time. Programs of every type read them the same way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Param {
-    /// A flags value the verifier cannot know.
+    /// A value the verifier cannot know: a call's `{"runtime": N}` argument (a `get`'s
+    /// `runtime:N` flags).
     Flags(u64),
     /// The pid of a child process, for `bpf_task_from_pid`.
     ChildPid(String),
