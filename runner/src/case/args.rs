@@ -50,6 +50,16 @@ impl Scope<'_> {
             }),
             Value::Object(o) => {
                 let Some(kind) = o.keys().find(|k| SOURCES.contains(&k.as_str())) else {
+                    if let Some(k) = o.keys().next() {
+                        return Err((
+                            p.key(k),
+                            true,
+                            format!(
+                                "unknown argument source `{k}`, expected one of `{}`",
+                                SOURCES.join("`, `")
+                            ),
+                        ));
+                    }
                     return err(
                         p.clone(),
                         format!("an argument object has one of `{}`", SOURCES.join("`, `")),

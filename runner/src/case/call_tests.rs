@@ -172,6 +172,11 @@ fn call_errors_name_the_field() {
     let cases: &[(&str, &str, &str)] = &[
         (
             r#"{ "call": { "fn": "bpf_get_current_task", "args": [{ "nope": 1 }] } }"#,
+            "steps[1].prog[0].call.args[0].nope",
+            "unknown argument source `nope`, expected one of `runtime`, `map`, `task`, `pid`, `buf`, `result`, `arg`, `plus`, `walk`",
+        ),
+        (
+            r#"{ "call": { "fn": "f", "args": [{}] } }"#,
             "steps[1].prog[0].call.args[0]",
             "an argument object has one of `runtime`, `map`, `task`, `pid`, `buf`, `result`, `arg`, `plus`, `walk`",
         ),
