@@ -166,9 +166,7 @@ pub trait Resolver {
     /// The BTF id of the per-CPU variable holding the value `name`, and the value's offset in it.
     fn percpu(&self, name: &str) -> Option<(i32, i16)>;
     /// The offset of a walk's field (see `Reloc::Field`).
-    fn field_offset(&self, _start: &str, _fields: &[String]) -> Option<i16> {
-        None
-    }
+    fn field_offset(&self, start: &str, fields: &[String]) -> Option<i16>;
 }
 
 /// A walk's text: `task_struct->real_parent->group_leader`.
@@ -681,6 +679,9 @@ mod tests {
         }
         fn percpu(&self, name: &str) -> Option<(i32, i16)> {
             (self.0 && name == "preempt_count").then_some((777, 12))
+        }
+        fn field_offset(&self, _: &str, _: &[String]) -> Option<i16> {
+            None
         }
     }
 

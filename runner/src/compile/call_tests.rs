@@ -325,6 +325,9 @@ fn a_walk_loads_each_member_with_an_offset_from_btf() {
         fn percpu(&self, _: &str) -> Option<(i32, i16)> {
             None
         }
+        fn field_offset(&self, _: &str, _: &[String]) -> Option<i16> {
+            None
+        }
     }
     assert_eq!(
         spec.program.patched(&NoBtf),
