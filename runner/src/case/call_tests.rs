@@ -333,3 +333,22 @@ fn walks_and_adds_resolve() {
         assert_eq!((p.as_str(), m.as_str()), (path, message), "{ops}");
     }
 }
+
+#[test]
+fn kptr_xchg_takes_the_address_of_a_field_as_a_result_plus_offset() {
+    let c = parse_ok(&case(
+        r#"{ "get": { "map": "st", "task": "current", "flags": 1, "as": "v" } },
+           { "call": { "fn": "bpf_task_acquire", "args": [{ "task": "current" }], "as": "t" } },
+           { "call": { "fn": "bpf_kptr_xchg", "args": [{ "result": "v", "offset": 8 }, { "result": "t" }], "as": "old" } }"#,
+    ));
+    let x = ops(&c)[2].call().unwrap();
+    assert!(matches!(x.func, Func::Helper(h) if h.id == 194));
+    assert_eq!(
+        x.args,
+        [
+            Arg::Result { op: 0, offset: 8 },
+            Arg::Result { op: 1, offset: 0 }
+        ]
+    );
+    assert_eq!(x.ret, Ret::Ptr, "bpf_kptr_xchg returns the old pointer");
+}
