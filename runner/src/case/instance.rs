@@ -106,6 +106,22 @@ pub struct Call {
     pub ret: Ret,
 }
 
+impl Call {
+    /// The maps the arguments name, in order.
+    pub fn maps(&self) -> Vec<usize> {
+        fn walk(a: &Arg, out: &mut Vec<usize>) {
+            match a {
+                Arg::Map(m) => out.push(*m),
+                Arg::Plus(a, _) | Arg::Walk { base: a, .. } => walk(a, out),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        self.args.iter().for_each(|a| walk(a, &mut out));
+        out
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Func {
     Helper(&'static Helper),
@@ -303,18 +319,7 @@ impl OpSpec {
 
     /// The maps the op's arguments name.
     pub fn maps(&self) -> Vec<usize> {
-        fn walk(a: &Arg, out: &mut Vec<usize>) {
-            match a {
-                Arg::Map(m) => out.push(*m),
-                Arg::Plus(a, _) | Arg::Walk { base: a, .. } => walk(a, out),
-                _ => {}
-            }
-        }
-        let mut out = Vec::new();
-        if let OpSpec::Call(c) = self {
-            c.args.iter().for_each(|a| walk(a, &mut out));
-        }
-        out
+        self.call().map_or_else(Vec::new, Call::maps)
     }
 
     /// The op as a `get`, `delete` or `current_task` would have written it, if it is one.

@@ -45,7 +45,7 @@ fn bufs<'a>(c: &'a Call, value_sizes: &[u32]) -> Vec<(&'a Buf, u32)> {
 }
 
 fn first_map(c: &Call) -> Option<usize> {
-    OpSpec::Call(c.clone()).maps().first().copied()
+    c.maps().first().copied()
 }
 
 impl Frame {
