@@ -81,3 +81,125 @@ pub(super) fn counted(op: &OpSpec) -> &'static str {
         None => "skipped",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::value::TaskArg;
+    use crate::case::{Call, Func, Width};
+
+    fn call(ret: Ret) -> OpSpec {
+        OpSpec::Call(Call {
+            name: "c".into(),
+            func: Func::Kfunc("bpf_x".into()),
+            args: vec![],
+            ret,
+        })
+    }
+
+    /// A result value with one slot at 8: state, return word, then `payload`.
+    fn slot(state: u64, ret: u64, payload: &[u8]) -> (compile::Slot, Vec<u8>) {
+        let mut buf = vec![0u8; 8];
+        buf.extend_from_slice(&state.to_ne_bytes());
+        buf.extend_from_slice(&ret.to_ne_bytes());
+        buf.extend_from_slice(payload);
+        let s = compile::Slot {
+            offset: 8,
+            payload: payload.len() as u32,
+        };
+        (s, buf)
+    }
+
+    #[test]
+    fn results_decode_by_their_kind() {
+        let done = state::DONE;
+        let cases: Vec<(OpSpec, u64, u64, &[u8], Res)> = vec![
+            (
+                call(Ret::U64),
+                done,
+                0xffff_8880_0000_0000,
+                &[],
+                Res::Nonzero,
+            ),
+            (call(Ret::U64), done, 0, &[], Res::Ret { value: 0 }),
+            (
+                call(Ret::Int),
+                done,
+                -22i64 as u64,
+                &[],
+                Res::Ret { value: -22 },
+            ),
+            (call(Ret::Ptr), done, 1, &[], Res::TaskPtr),
+            (call(Ret::Task), done, 0, &[], Res::Null),
+            (call(Ret::Void), done, 0, &[], Res::Ok),
+            (
+                call(Ret::Value(0)),
+                done,
+                1,
+                &[7, 0, 0, 0, 0, 0, 0, 0],
+                Res::Ptr {
+                    bytes: vec![7, 0, 0, 0, 0, 0, 0, 0],
+                    total: 8,
+                },
+            ),
+            (call(Ret::Int), state::NO_TASK, 0, &[], Res::NoTask),
+            (call(Ret::Int), state::NOT_REACHED, 0, &[], Res::NotReached),
+            (
+                OpSpec::If {
+                    name: "if".into(),
+                    cond: crate::case::Cond::Null(0),
+                    then_len: 0,
+                    else_len: 0,
+                },
+                done,
+                0,
+                &[],
+                Res::Branch { then: false },
+            ),
+            (
+                OpSpec::Return {
+                    name: "r".into(),
+                    value: 1,
+                },
+                done,
+                0,
+                &[],
+                Res::Ok,
+            ),
+        ];
+        for (op, st, ret, payload, want) in cases {
+            let (s, buf) = slot(st, ret, payload);
+            assert_eq!(decode(&op, &s, &buf, &[8]), want, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn buffers_never_written_taint_their_map() {
+        let get = OpSpec::get(
+            "g".into(),
+            0,
+            TaskArg::Current,
+            crate::case::value::ValueArg::Uninit,
+            crate::case::value::FlagsArg::Const(1),
+        );
+        let ptr = Res::Ptr {
+            bytes: vec![],
+            total: 8,
+        };
+        assert_eq!(fills_uninit(&get, &ptr), Some(0));
+        assert_eq!(fills_uninit(&get, &Res::Null), None);
+        let read = OpSpec::Read {
+            name: "r".into(),
+            from: 0,
+            offset: 0,
+            width: Width::B8,
+            null_check: true,
+        };
+        assert_eq!(value_map(&[get.clone(), read], 1), Some(0));
+        assert_eq!(counted(&get), "null");
+        let delete = OpSpec::delete("d".into(), 0, TaskArg::Current);
+        assert_eq!(counted(&delete), "ebusy");
+        assert_eq!(counted(&call(Ret::Int)), "errors");
+        assert_eq!(counted(&call(Ret::U64)), "skipped");
+    }
+}
