@@ -12,6 +12,7 @@ use libbpf_sys as sys;
 
 use crate::compile::asm::Insn;
 
+mod fields;
 mod ids;
 pub mod log;
 pub mod object;

@@ -4,6 +4,7 @@
 //! Owns: parsing and every check that can be made without a kernel. Must not: touch the kernel
 //! or know how a step is compiled; it hands out fully typed `Instance`s.
 
+mod args;
 mod instance;
 pub mod kernel;
 mod locate;
@@ -18,7 +19,10 @@ pub mod value;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use instance::{step_names, Instance, MapSpec, OpSpec, Rule, StepSpec, ValueSize, Width};
+pub use instance::{
+    step_names, Arg, Buf, BufFill, Call, Cond, Func, Instance, Legacy, MapSpec, OpSpec, Ret, Rule,
+    StepSpec, ValueSize, Width,
+};
 pub use kernel::{KernelReq, KernelSeries};
 pub use locate::{FieldPath, Seg};
 pub use model::CaseFile;
@@ -238,5 +242,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod call_tests;
 #[cfg(test)]
 mod tests;
