@@ -110,6 +110,37 @@ pub enum Trigger {
     OpenFile,
     /// Spin on the CPU until the program ran (or a second passed).
     Spin,
+    /// `execve(2)` of the runner's own binary with a no-op argument, by a fresh child (the
+    /// runner itself cannot exec): `bprm_*` LSM hooks, `sched_process_exec`.
+    Exec,
+    /// `socket(AF_UNIX, SOCK_DGRAM)`, then close: `socket_create`/`socket_post_create` hooks.
+    Socket,
+    /// `unlink(2)` of a file the runner created in a private temporary directory:
+    /// `path_unlink`/`inode_unlink` hooks, `do_unlinkat`.
+    Unlink,
+    /// A fresh child exits (`_exit(0)`): `sched_process_exit`, `do_exit`.
+    Exit,
+}
+
+/// The triggers a case can name (`"trigger"` of a `prog` step), by name.
+pub const TRIGGERS: &[(&str, Trigger)] = &[
+    ("getpid", Trigger::Getpid),
+    ("open", Trigger::OpenFile),
+    ("exec", Trigger::Exec),
+    ("socket", Trigger::Socket),
+    ("unlink", Trigger::Unlink),
+    ("exit", Trigger::Exit),
+];
+
+pub fn trigger(name: &str) -> Option<Trigger> {
+    TRIGGERS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+impl Trigger {
+    /// Whether a fresh child does it (the task doing it ends, or becomes another program).
+    pub fn by_fresh_child(self) -> bool {
+        matches!(self, Trigger::Exec | Trigger::Exit)
+    }
 }
 
 /// A program type, as a case names it.
@@ -188,6 +219,10 @@ impl fmt::Display for Trigger {
             Trigger::Getpid => "getpid()",
             Trigger::OpenFile => "open(\"/dev/null\")",
             Trigger::Spin => "spin on the CPU until it ran",
+            Trigger::Exec => "a child execs the runner with --version",
+            Trigger::Socket => "socket(AF_UNIX, SOCK_DGRAM)",
+            Trigger::Unlink => "unlink a file in a private temporary directory",
+            Trigger::Exit => "a child exits",
         })
     }
 }
@@ -513,6 +548,15 @@ mod tests {
         assert!(!prog_type("syscall").is_some_and(ProgType::attached));
         assert_eq!(helper_name(156), Some("bpf_task_storage_get"));
         assert_eq!(helper_name(9999), None);
+        for (n, t) in TRIGGERS {
+            assert_eq!(trigger(n), Some(*t), "{n} is listed once");
+        }
+        assert_eq!(
+            trigger("spin"),
+            None,
+            "spinning is the perf event's own, not a case's"
+        );
+        assert!(Trigger::Exec.by_fresh_child() && !Trigger::Socket.by_fresh_child());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Owns: parsing and every check that can be made without a kernel. Must not: touch the kernel
 //! or know how a step is compiled; it hands out fully typed `Instance`s.
 
+pub mod compare;
 mod instance;
 pub mod kernel;
 mod locate;
@@ -13,6 +14,7 @@ mod prog;
 mod resolve;
 mod shape;
 mod syntax;
+pub mod trigger;
 pub mod value;
 
 use std::fmt;

@@ -10,6 +10,7 @@ use super::locate::FieldPath;
 use super::model::{Op, ProgBody};
 use super::names::ops_path;
 use super::resolve::{bool_leaf, err, known, opt, parse_prog_type, Ctx, ResolveError};
+use super::trigger::{resolve_run, ProgRun};
 use super::value::{kind_of, parse_u32, parse_u64, FlagsArg, TaskArg, ValueArg};
 use crate::tables::{self, ProgType};
 
@@ -80,8 +81,8 @@ pub(super) fn resolve_prog(
     if out.is_empty() {
         return err(ops_path, "a program needs at least one operation");
     }
-    let (prog_type, attach_to, stay) = match body {
-        ProgBody::Ops(_) => (prog_type, None, false),
+    let (prog_type, attach_to, stay, run) = match body {
+        ProgBody::Ops(_) => (prog_type, None, false, ProgRun::default()),
         ProgBody::Program(ps) => {
             let pt = match &ps.kind {
                 None => prog_type,
@@ -118,7 +119,8 @@ pub(super) fn resolve_prog(
                     format!("{} programs are not attached", pt.name),
                 );
             }
-            (pt, attach_to, stay)
+            let run = resolve_run(ctx, ps, &p.key("prog"), pt, stay, children)?;
+            (pt, attach_to, stay, run)
         }
     };
     Ok(StepSpec::Prog {
@@ -127,6 +129,7 @@ pub(super) fn resolve_prog(
         prog_type,
         attach_to,
         stay,
+        run,
     })
 }
 

@@ -31,6 +31,15 @@ pub enum Res {
     /// A program that stayed attached: how often it ran, and the kernel's count of runs it
     /// skipped to prevent recursion (`recursion_misses` of bpf_prog_info).
     Attached { runs: u64, recursion_misses: u64 },
+    /// A program that stayed attached while threads triggered it for a time: whether it ran,
+    /// and whether the kernel skipped runs (the numbers differ from run to run).
+    AttachedFor { runs: bool, recursion_misses: bool },
+    /// An operation of such a program: whether it was called, and whether any call failed.
+    CountFor {
+        calls: bool,
+        failures: bool,
+        failure: String,
+    },
     /// An operation of a program that stayed attached: calls, and how many failed (`failure`
     /// names what counts: NULL, or -EBUSY for delete).
     Count {

@@ -11,7 +11,7 @@ pub mod kcidb;
 pub mod status;
 
 use crate::bpf::Errno;
-use crate::case::{Case, Instance, KernelSeries, OpSpec, StepSpec};
+use crate::case::{compare, Case, Instance, KernelSeries, OpSpec, StepSpec};
 use crate::exec::{Observation, Outcome, Res};
 
 /// A result as text: the form snapshots show and expectations match against.
@@ -43,11 +43,33 @@ pub fn render(r: &Res) -> String {
             failures,
             failure,
         } => format!("calls={calls} {failure}={failures}"),
+        Res::AttachedFor {
+            runs,
+            recursion_misses,
+        } => format!(
+            "ok({} {})",
+            some("runs", *runs),
+            some("recursion_misses", *recursion_misses)
+        ),
+        Res::CountFor {
+            calls,
+            failures,
+            failure,
+        } => format!("{} {}", some("calls", *calls), some(failure, *failures)),
         Res::Ret { value } => ret(*value),
         Res::Value { bytes } => hex(bytes, bytes.len()),
         Res::SkippedNull => "skipped(NULL)".into(),
         Res::NoTask => "no-task".into(),
         Res::NotReached => "not-reached".into(),
+    }
+}
+
+/// A count known only to be zero or not: `runs=0`, `runs>0`.
+fn some(name: &str, nonzero: bool) -> String {
+    if nonzero {
+        format!("{name}>0")
+    } else {
+        format!("{name}=0")
     }
 }
 
@@ -207,17 +229,44 @@ fn judge(inst: &Instance, obs: &Observation, kernel: Option<KernelSeries>) -> (V
             Some(Res::Unsupported { .. } | Res::Refused { .. } | Res::Unavailable)
         )
     };
-    let skipped: Vec<usize> = inst
+    let names: std::collections::BTreeSet<String> = inst
+        .maps
+        .iter()
+        .flat_map(|m| {
+            let n = &m.name;
+            [n.clone(), format!("{n}.preset"), format!("{n}.value_size")]
+        })
+        .chain(inst.steps.iter().flat_map(crate::case::step_names))
+        .collect();
+    let known = |s: &str| names.contains(s);
+    let compares: Vec<Option<compare::Compare>> = inst
         .rules
         .iter()
-        .filter(|r| unsupported(&r.result))
-        .map(|r| r.group)
+        .map(|r| compare::rule(&r.result, &r.pattern, &known).and_then(Result::ok))
+        .collect();
+    // The results a rule reads: its own, or both sides of a comparison.
+    let reads = |i: usize| -> Vec<&str> {
+        match &compares[i] {
+            None => vec![inst.rules[i].result.as_str()],
+            Some(c) => {
+                let mut v = vec![c.left.result.as_str()];
+                if let compare::Operand::Result(r) = &c.right {
+                    v.push(r.result.as_str());
+                }
+                v
+            }
+        }
+    };
+    let skipped: Vec<usize> = (0..inst.rules.len())
+        .filter(|&i| reads(i).into_iter().any(unsupported))
+        .map(|i| inst.rules[i].group)
         .collect();
     let mut not_run = false;
     let checks = inst
         .rules
         .iter()
-        .map(|r| {
+        .zip(&compares)
+        .map(|(r, cmp)| {
             let on_kernel = r
                 .kernel
                 .as_ref()
@@ -227,6 +276,8 @@ fn judge(inst: &Instance, obs: &Observation, kernel: Option<KernelSeries>) -> (V
             } else if skipped.contains(&r.group) {
                 not_run = true;
                 CheckState::NotApplicable
+            } else if let Some(c) = cmp {
+                judge_compare(c, obs)
             } else {
                 let res = obs.result(&r.result);
                 let got = res.map_or_else(|| "absent".to_string(), render);
@@ -252,6 +303,44 @@ fn judge(inst: &Instance, obs: &Observation, kernel: Option<KernelSeries>) -> (V
         })
         .collect();
     (checks, not_run)
+}
+
+/// A comparison rule against the observation: held, or what each side was.
+fn judge_compare(c: &compare::Compare, obs: &Observation) -> CheckState {
+    let side = |r: &compare::ResultRef| {
+        let got = obs.result(&r.result).map(render);
+        let v = got
+            .as_deref()
+            .and_then(|g| compare::value(g, r.field.as_deref()));
+        let name = match &r.field {
+            Some(f) => format!("{}.{f}", r.result),
+            None => r.result.clone(),
+        };
+        let shown = match (&v, got) {
+            (Some(compare::Value::Num(n)), _) => n.to_string(),
+            (Some(compare::Value::Text(t)), _) => t.clone(),
+            (None, Some(g)) => format!("{g} (no number {name})"),
+            (None, None) => "absent".into(),
+        };
+        (v, name, shown)
+    };
+    let (left, _, left_shown) = side(&c.left);
+    let (right, right_named) = match &c.right {
+        compare::Operand::Num(n) => (Some(compare::Value::Num(*n)), None),
+        compare::Operand::Result(r) => {
+            let (v, name, shown) = side(r);
+            (v, Some(format!("{name} is {shown}")))
+        }
+    };
+    match (&left, &right) {
+        (Some(l), Some(r)) if compare::holds(c.op, l, r) => CheckState::Held,
+        _ => CheckState::NotHeld {
+            got: match right_named {
+                Some(r) => format!("got {left_shown} ({r})"),
+                None => format!("got {left_shown}"),
+            },
+        },
+    }
 }
 
 /// The instance's verdict on a kernel of series `kernel`, from its [`checks`].
@@ -377,9 +466,11 @@ impl Summary {
         }
         for (_, r) in &obs.results {
             match r {
-                Res::Loaded | Res::RunFailed { .. } | Res::LoadOnly | Res::Attached { .. } => {
-                    self.accepted += 1
-                }
+                Res::Loaded
+                | Res::RunFailed { .. }
+                | Res::LoadOnly
+                | Res::Attached { .. }
+                | Res::AttachedFor { .. } => self.accepted += 1,
                 Res::Rejected { .. } => self.rejected += 1,
                 _ => {}
             }
