@@ -264,12 +264,13 @@ pub struct ThreadsDef {
     #[serde(default)]
     #[schemars(with = "Option<NumLeaf>")]
     pub cpu: Option<Value>,
-    /// Each thread triggers this many times: the counts are exact.
+    /// Each thread triggers this many times, the threads taking turns: the counts are exact.
     #[serde(default)]
     #[schemars(with = "Option<NumLeaf>")]
     pub iterations: Option<Value>,
-    /// Each thread triggers for this many milliseconds: the counts are reported as `0` or
-    /// `>0` only (`runs>0`), since they differ from run to run.
+    /// Each thread triggers for this many milliseconds, overlapping the others: only whether
+    /// the program ran and each operation was called is reported (`runs>0`, `calls>0`), since
+    /// the counts, recursion misses and failures differ from run to run.
     #[serde(default)]
     #[schemars(with = "Option<NumLeaf>")]
     pub for_ms: Option<Value>,

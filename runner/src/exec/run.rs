@@ -309,10 +309,7 @@ impl Env {
             live.results.push((
                 a.name.to_string(),
                 if a.timed {
-                    Res::AttachedFor {
-                        runs: word(0) > 0,
-                        recursion_misses: recursion_misses > 0,
-                    }
+                    Res::AttachedFor { runs: word(0) > 0 }
                 } else {
                     Res::Attached {
                         runs: word(0),
@@ -330,11 +327,7 @@ impl Env {
                 let (calls, failures) = (word(at), word(at + 8));
                 let failures = if failure == "skipped" { 0 } else { failures };
                 let res = if a.timed {
-                    Res::CountFor {
-                        calls: calls > 0,
-                        failures: failures > 0,
-                        failure: failure.into(),
-                    }
+                    Res::CountFor { calls: calls > 0 }
                 } else {
                     Res::Count {
                         calls,

@@ -43,19 +43,8 @@ pub fn render(r: &Res) -> String {
             failures,
             failure,
         } => format!("calls={calls} {failure}={failures}"),
-        Res::AttachedFor {
-            runs,
-            recursion_misses,
-        } => format!(
-            "ok({} {})",
-            some("runs", *runs),
-            some("recursion_misses", *recursion_misses)
-        ),
-        Res::CountFor {
-            calls,
-            failures,
-            failure,
-        } => format!("{} {}", some("calls", *calls), some(failure, *failures)),
+        Res::AttachedFor { runs } => format!("ok({})", some("runs", *runs)),
+        Res::CountFor { calls } => some("calls", *calls),
         Res::Ret { value } => ret(*value),
         Res::Value { bytes } => hex(bytes, bytes.len()),
         Res::SkippedNull => "skipped(NULL)".into(),
