@@ -232,7 +232,18 @@ impl ProgType {
     /// own target) or the type's: "attach to tracepoint syscalls/sys_enter_getpid, trigger:
     /// getpid()", "attach to bpf_fentry_test1, then test run; sleepable".
     pub fn how_it_runs(&self, attach_to: Option<&str>) -> String {
-        let mut s = self.run.words(attach_to.or(self.attach_btf));
+        self.how_it_runs_with(attach_to, None)
+    }
+
+    /// As `how_it_runs`, with a step's own trigger instead of the type's (or its test run).
+    pub fn how_it_runs_with(&self, attach_to: Option<&str>, trigger: Option<Trigger>) -> String {
+        let run = match (self.run, trigger) {
+            (RunMode::AttachTestRun(a) | RunMode::AttachTrigger(a, _), Some(t)) => {
+                RunMode::AttachTrigger(a, t)
+            }
+            (r, _) => r,
+        };
+        let mut s = run.words(attach_to.or(self.attach_btf));
         if self.sleepable {
             s.push_str("; sleepable");
         }
@@ -589,6 +600,15 @@ mod tests {
         assert_eq!(
             prog_type("fentry").map(|p| p.how_it_runs(Some("bpf_local_storage_update"))),
             Some("attach to bpf_local_storage_update, then test run".into())
+        );
+        // A step's own trigger replaces the type's, and its test run.
+        assert_eq!(
+            prog_type("fentry.s")
+                .map(|p| p.how_it_runs_with(Some("__x64_sys_socket"), Some(Trigger::Socket))),
+            Some(
+                "attach to __x64_sys_socket, trigger: socket(AF_UNIX, SOCK_DGRAM); sleepable"
+                    .into()
+            )
         );
         assert_eq!(
             RunMode::AttachTrigger(Attach::BtfTarget, Trigger::Getpid).to_string(),

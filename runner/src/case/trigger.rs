@@ -43,6 +43,32 @@ pub(super) fn share_threads(steps: &mut [StepSpec]) {
     }
 }
 
+impl ProgRun {
+    /// In words, for `show` (after the program type's way to run, with the trigger): "4 threads
+    /// × 25 iterations (taking turns) on CPU 0: getpid()"; empty when there is nothing more.
+    pub fn words(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(TriggerSpec::Child { child, .. }) = &self.trigger {
+            parts.push(format!("the trigger is child {child}'s"));
+        }
+        if let Some(t) = &self.threads {
+            let bound = match t.bound {
+                Bound::Iterations(k) => format!("{k} iterations (taking turns)"),
+                Bound::Millis(ms) => format!("{ms} ms (overlapping)"),
+            };
+            let cpu = t.cpu.map_or(String::new(), |c| format!(" on CPU {c}"));
+            parts.push(format!("{} threads × {bound}{cpu}: {}", t.count, t.action));
+        }
+        if self.for_threads && self.threads.is_none() {
+            parts.push("acts for every thread of the runner".into());
+        }
+        if self.recursion_misses {
+            parts.push("reports recursion_misses".into());
+        }
+        parts.join("; ")
+    }
+}
+
 /// Who triggers an attached program, and with what.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TriggerSpec {

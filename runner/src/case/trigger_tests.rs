@@ -60,6 +60,8 @@ fn triggers_name_the_runner_a_fresh_child_or_a_spawned_one() {
         r.trigger.as_ref().map(TriggerSpec::action),
         Some(Trigger::Socket)
     );
+    assert_eq!(r.words(), "reports recursion_misses");
+    assert_eq!(run_of(&c, 2).words(), "the trigger is child c's");
     let names = step_names(&c.instances[0].steps[3]);
     assert_eq!(
         names.last().map(String::as_str),
@@ -151,6 +153,12 @@ fn threads_count_by_iterations_or_time_and_share_the_filter() {
     // Every staying program sees the threads' events; the run-once one keeps its thread.
     assert!(run_of(&c, 0).for_threads && run_of(&c, 1).for_threads);
     assert!(!run_of(&c, 3).for_threads);
+    assert_eq!(
+        run_of(&c, 1).words(),
+        "8 threads × 20 iterations (taking turns) on CPU 0: socket(AF_UNIX, SOCK_DGRAM)"
+    );
+    assert_eq!(run_of(&c, 0).words(), "acts for every thread of the runner");
+    assert_eq!(run_of(&c, 3).words(), "");
 }
 
 #[test]
