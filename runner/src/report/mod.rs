@@ -4,6 +4,7 @@
 //! Owns: every textual form of an observation. Must not: touch the kernel. Redaction happens
 //! before (the exec layer records no pointers, pids or fds), so rendering is a pure function.
 
+mod compare;
 pub mod diff;
 pub mod files;
 pub mod junit;
@@ -11,7 +12,8 @@ pub mod kcidb;
 pub mod status;
 
 use crate::bpf::Errno;
-use crate::case::{compare, Case, Instance, KernelSeries, OpSpec, StepSpec};
+use crate::case::compare as case_compare;
+use crate::case::{Case, Instance, KernelSeries, OpSpec, StepSpec};
 use crate::exec::{Observation, Outcome, Res};
 
 /// A result as text: the form snapshots show and expectations match against.
@@ -228,10 +230,10 @@ fn judge(inst: &Instance, obs: &Observation, kernel: Option<KernelSeries>) -> (V
         .chain(inst.steps.iter().flat_map(crate::case::step_names))
         .collect();
     let known = |s: &str| names.contains(s);
-    let compares: Vec<Option<compare::Compare>> = inst
+    let compares: Vec<Option<case_compare::Compare>> = inst
         .rules
         .iter()
-        .map(|r| compare::rule(&r.result, &r.pattern, &known).and_then(Result::ok))
+        .map(|r| case_compare::rule(&r.result, &r.pattern, &known).and_then(Result::ok))
         .collect();
     // The results a rule reads: its own, or both sides of a comparison.
     let reads = |i: usize| -> Vec<&str> {
@@ -239,7 +241,7 @@ fn judge(inst: &Instance, obs: &Observation, kernel: Option<KernelSeries>) -> (V
             None => vec![inst.rules[i].result.as_str()],
             Some(c) => {
                 let mut v = vec![c.left.result.as_str()];
-                if let compare::Operand::Result(r) = &c.right {
+                if let case_compare::Operand::Result(r) = &c.right {
                     v.push(r.result.as_str());
                 }
                 v
@@ -266,7 +268,7 @@ fn judge(inst: &Instance, obs: &Observation, kernel: Option<KernelSeries>) -> (V
                 not_run = true;
                 CheckState::NotApplicable
             } else if let Some(c) = cmp {
-                judge_compare(c, obs)
+                compare::judge(c, obs)
             } else {
                 let res = obs.result(&r.result);
                 let got = res.map_or_else(|| "absent".to_string(), render);
@@ -292,44 +294,6 @@ fn judge(inst: &Instance, obs: &Observation, kernel: Option<KernelSeries>) -> (V
         })
         .collect();
     (checks, not_run)
-}
-
-/// A comparison rule against the observation: held, or what each side was.
-fn judge_compare(c: &compare::Compare, obs: &Observation) -> CheckState {
-    let side = |r: &compare::ResultRef| {
-        let got = obs.result(&r.result).map(render);
-        let v = got
-            .as_deref()
-            .and_then(|g| compare::value(g, r.field.as_deref()));
-        let name = match &r.field {
-            Some(f) => format!("{}.{f}", r.result),
-            None => r.result.clone(),
-        };
-        let shown = match (&v, got) {
-            (Some(compare::Value::Num(n)), _) => n.to_string(),
-            (Some(compare::Value::Text(t)), _) => t.clone(),
-            (None, Some(g)) => format!("{g} (no number {name})"),
-            (None, None) => "absent".into(),
-        };
-        (v, name, shown)
-    };
-    let (left, _, left_shown) = side(&c.left);
-    let (right, right_named) = match &c.right {
-        compare::Operand::Num(n) => (Some(compare::Value::Num(*n)), None),
-        compare::Operand::Result(r) => {
-            let (v, name, shown) = side(r);
-            (v, Some(format!("{name} is {shown}")))
-        }
-    };
-    match (&left, &right) {
-        (Some(l), Some(r)) if compare::holds(c.op, l, r) => CheckState::Held,
-        _ => CheckState::NotHeld {
-            got: match right_named {
-                Some(r) => format!("got {left_shown} ({r})"),
-                None => format!("got {left_shown}"),
-            },
-        },
-    }
 }
 
 /// The instance's verdict on a kernel of series `kernel`, from its [`checks`].
