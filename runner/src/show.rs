@@ -88,6 +88,7 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CliError> {
             prog_type,
             attach_to,
             stay,
+            run,
             ..
         } = step
         {
@@ -100,9 +101,14 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CliError> {
                         target.map_or(String::new(), |t| format!(" to {t}"))
                     )
                 } else {
-                    prog_type.how_it_runs(attach_to.as_deref())
+                    let trigger = run.trigger.as_ref().map(|t| t.action());
+                    prog_type.how_it_runs_with(attach_to.as_deref(), trigger)
                 };
                 println!("  a {} program: {how}", prog_type.name);
+            }
+            let words = run.words();
+            if !words.is_empty() {
+                println!("  {words}");
             }
             match compile::compile_step(step, &sizes) {
                 Some(Ok(spec)) => {

@@ -110,6 +110,37 @@ pub enum Trigger {
     OpenFile,
     /// Spin on the CPU until the program ran (or a second passed).
     Spin,
+    /// `execve(2)` of the runner's own binary with a no-op argument, by a fresh child (the
+    /// runner itself cannot exec): `bprm_*` LSM hooks, `sched_process_exec`.
+    Exec,
+    /// `socket(AF_UNIX, SOCK_DGRAM)`, then close: `socket_create`/`socket_post_create` hooks.
+    Socket,
+    /// `unlink(2)` of a file the runner created in a private temporary directory:
+    /// `path_unlink`/`inode_unlink` hooks, `do_unlinkat`.
+    Unlink,
+    /// A fresh child exits (`_exit(0)`): `sched_process_exit`, `do_exit`.
+    Exit,
+}
+
+/// The triggers a case can name (`"trigger"` of a `prog` step), by name.
+pub const TRIGGERS: &[(&str, Trigger)] = &[
+    ("getpid", Trigger::Getpid),
+    ("open", Trigger::OpenFile),
+    ("exec", Trigger::Exec),
+    ("socket", Trigger::Socket),
+    ("unlink", Trigger::Unlink),
+    ("exit", Trigger::Exit),
+];
+
+pub fn trigger(name: &str) -> Option<Trigger> {
+    TRIGGERS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+impl Trigger {
+    /// Whether a fresh child does it (the task doing it ends, or becomes another program).
+    pub fn by_fresh_child(self) -> bool {
+        matches!(self, Trigger::Exec | Trigger::Exit)
+    }
 }
 
 /// A program type, as a case names it.
@@ -188,6 +219,10 @@ impl fmt::Display for Trigger {
             Trigger::Getpid => "getpid()",
             Trigger::OpenFile => "open(\"/dev/null\")",
             Trigger::Spin => "spin on the CPU until it ran",
+            Trigger::Exec => "a child execs the runner with --version",
+            Trigger::Socket => "socket(AF_UNIX, SOCK_DGRAM)",
+            Trigger::Unlink => "unlink a file in a private temporary directory",
+            Trigger::Exit => "a child exits",
         })
     }
 }
@@ -197,7 +232,18 @@ impl ProgType {
     /// own target) or the type's: "attach to tracepoint syscalls/sys_enter_getpid, trigger:
     /// getpid()", "attach to bpf_fentry_test1, then test run; sleepable".
     pub fn how_it_runs(&self, attach_to: Option<&str>) -> String {
-        let mut s = self.run.words(attach_to.or(self.attach_btf));
+        self.how_it_runs_with(attach_to, None)
+    }
+
+    /// As `how_it_runs`, with a step's own trigger instead of the type's (or its test run).
+    pub fn how_it_runs_with(&self, attach_to: Option<&str>, trigger: Option<Trigger>) -> String {
+        let run = match (self.run, trigger) {
+            (RunMode::AttachTestRun(a) | RunMode::AttachTrigger(a, _), Some(t)) => {
+                RunMode::AttachTrigger(a, t)
+            }
+            (r, _) => r,
+        };
+        let mut s = run.words(attach_to.or(self.attach_btf));
         if self.sleepable {
             s.push_str("; sleepable");
         }
@@ -516,6 +562,15 @@ mod tests {
         assert!(!prog_type("syscall").is_some_and(ProgType::attached));
         assert_eq!(helper_name(156), Some("bpf_task_storage_get"));
         assert_eq!(helper_name(9999), None);
+        for (n, t) in TRIGGERS {
+            assert_eq!(trigger(n), Some(*t), "{n} is listed once");
+        }
+        assert_eq!(
+            trigger("spin"),
+            None,
+            "spinning is the perf event's own, not a case's"
+        );
+        assert!(Trigger::Exec.by_fresh_child() && !Trigger::Socket.by_fresh_child());
     }
 
     #[test]
@@ -548,6 +603,15 @@ mod tests {
         assert_eq!(
             prog_type("fentry").map(|p| p.how_it_runs(Some("bpf_local_storage_update"))),
             Some("attach to bpf_local_storage_update, then test run".into())
+        );
+        // A step's own trigger replaces the type's, and its test run.
+        assert_eq!(
+            prog_type("fentry.s")
+                .map(|p| p.how_it_runs_with(Some("__x64_sys_socket"), Some(Trigger::Socket))),
+            Some(
+                "attach to __x64_sys_socket, trigger: socket(AF_UNIX, SOCK_DGRAM); sleepable"
+                    .into()
+            )
         );
         assert_eq!(
             RunMode::AttachTrigger(Attach::BtfTarget, Trigger::Getpid).to_string(),

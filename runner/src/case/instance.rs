@@ -2,6 +2,7 @@
 //! expectations, ready for the compiler and the executor. Plain data.
 
 use crate::case::kernel::KernelReq;
+use crate::case::trigger::ProgRun;
 use crate::case::value::parse_u64;
 use crate::case::value::{FlagsArg, KeyArg, Pattern, TaskArg, ValueArg};
 use crate::tables::{self, Helper, MapType, ProgType};
@@ -371,6 +372,8 @@ pub enum StepSpec {
         attach_to: Option<String>,
         /// Stays attached until the instance ends, counting.
         stay: bool,
+        /// Trigger, threads, extra observations (see `trigger.rs`).
+        run: ProgRun,
     },
     Update {
         name: String,
@@ -440,8 +443,12 @@ pub struct Instance {
 /// Every result name a step produces.
 pub fn step_names(s: &StepSpec) -> Vec<String> {
     match s {
-        StepSpec::Prog { name, ops, .. } => std::iter::once(name.clone())
+        StepSpec::Prog { name, ops, run, .. } => std::iter::once(name.clone())
             .chain(ops.iter().map(|o| o.name().to_string()))
+            .chain(
+                run.recursion_misses
+                    .then(|| format!("{name}.recursion_misses")),
+            )
             .collect(),
         StepSpec::Update { name, .. }
         | StepSpec::Lookup { name, .. }

@@ -5,6 +5,7 @@
 //! or know how a step is compiled; it hands out fully typed `Instance`s.
 
 mod args;
+pub mod compare;
 mod instance;
 pub mod kernel;
 mod locate;
@@ -14,6 +15,7 @@ mod prog;
 mod resolve;
 mod shape;
 mod syntax;
+pub mod trigger;
 pub mod value;
 
 use std::fmt;
@@ -246,3 +248,5 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 mod call_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trigger_tests;

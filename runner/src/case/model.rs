@@ -219,6 +219,66 @@ pub struct ProgStep {
     #[schemars(with = "Option<BoolLeaf>")]
     pub stay: Option<Value>,
     pub ops: Vec<Op>,
+    /// What makes an attached program run, instead of its type's own trigger (or test run):
+    /// `"getpid"`, `"open"`, `"socket"`, `"unlink"` (the runner's thread does it), `"exec"`,
+    /// `"exit"` (a fresh child does it), or `{"child": NAME, "do": ACTION}` (a spawned
+    /// child does getpid, open, socket, unlink or exit). The program acts only for the task
+    /// that triggers it. With `stay`, the trigger runs once after attaching.
+    #[serde(default)]
+    #[schemars(with = "Option<TriggerLeaf>")]
+    pub trigger: Option<Value>,
+    /// With `stay`: threads of the runner that trigger the program right after it is attached
+    /// (the program then acts for every thread of the runner).
+    #[serde(default)]
+    pub threads: Option<ThreadsDef>,
+    /// Extra results of a program that runs once: `"recursion_misses"` adds
+    /// `<step>.recursion_misses`, the kernel's count of runs it skipped to prevent recursion.
+    #[serde(default)]
+    pub observe: Option<Vec<String>>,
+}
+
+/// Schema-only: what a `trigger` may hold.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum TriggerLeaf {
+    /// An action of the runner (or of a fresh child), or a `"$var"`.
+    Name(String),
+    /// An action of a spawned child.
+    Child {
+        child: String,
+        #[serde(rename = "do")]
+        action: String,
+    },
+}
+
+/// Threads that trigger an attached program, for a number of iterations or for a time.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "ThreadsDef")]
+pub struct ThreadsDef {
+    /// How many threads (1 to 64).
+    #[schemars(with = "NumLeaf")]
+    pub count: Value,
+    /// Pin every thread to this CPU. Default: not pinned.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub cpu: Option<Value>,
+    /// Each thread triggers this many times, the threads taking turns: the counts are exact.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub iterations: Option<Value>,
+    /// Each thread triggers for this many milliseconds, overlapping the others: only whether
+    /// the program ran and each operation was called is reported (`runs>0`, `calls>0`), since
+    /// the counts, recursion misses and failures differ from run to run.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub for_ms: Option<Value>,
+    /// `"getpid"`, `"open"`, `"socket"` or `"unlink"`. Default: the step's `trigger`, else
+    /// the program type's.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub trigger: Option<Value>,
 }
 
 /// An operation inside a program. Exactly one key.

@@ -11,6 +11,7 @@ use super::locate::FieldPath;
 use super::model::{CallDef, IfDef, Op, ProgBody};
 use super::names::ops_path;
 use super::resolve::{bool_leaf, err, opt, parse_prog_type, Ctx, ResolveError};
+use super::trigger::{resolve_run, ProgRun};
 use super::value::{kind_of, parse_u32, parse_u64, FlagsArg, TaskArg, ValueArg};
 use crate::tables::helpers::{self, RetDefault};
 use crate::tables::{self, ProgType};
@@ -43,8 +44,8 @@ pub(super) fn resolve_prog(
     if out.is_empty() {
         return err(ops_path, "a program needs at least one operation");
     }
-    let (prog_type, attach_to, stay) = match body {
-        ProgBody::Ops(_) => (prog_type, None, false),
+    let (prog_type, attach_to, stay, run) = match body {
+        ProgBody::Ops(_) => (prog_type, None, false, ProgRun::default()),
         ProgBody::Program(ps) => {
             let pt = match &ps.kind {
                 None => prog_type,
@@ -81,7 +82,8 @@ pub(super) fn resolve_prog(
                     format!("{} programs are not attached", pt.name),
                 );
             }
-            (pt, attach_to, stay)
+            let run = resolve_run(ctx, ps, &p.key("prog"), pt, stay, children)?;
+            (pt, attach_to, stay, run)
         }
     };
     Ok(StepSpec::Prog {
@@ -90,6 +92,7 @@ pub(super) fn resolve_prog(
         prog_type,
         attach_to,
         stay,
+        run,
     })
 }
 

@@ -382,6 +382,7 @@ fn resolve(
         };
         steps.push(spec);
     }
+    super::trigger::share_threads(&mut steps);
 
     let result_names: BTreeSet<String> = cf
         .maps
@@ -391,7 +392,18 @@ fn resolve(
         .collect();
     let mut rules = Vec::new();
     for (i, e) in cf.expect.iter().enumerate() {
-        for result in e.then.keys() {
+        for (result, pattern) in &e.then {
+            let is_result = |s: &str| result_names.contains(s);
+            if let Some(c) = super::compare::rule(result, pattern, &is_result) {
+                if let Err(m) = c {
+                    return Err((
+                        root.key("expect").index(i).key("then").key(result),
+                        false,
+                        m,
+                    ));
+                }
+                continue;
+            }
             if !result_names.contains(result) {
                 return Err((
                     root.key("expect").index(i).key("then").key(result),

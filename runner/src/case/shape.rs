@@ -60,6 +60,7 @@ from_object! {
     KeyDef: "an object with `map` and `task`",
     NextKeyDef: "an object with `map`",
     Expect: "an expectation: an object with `then`",
+    ThreadsDef: "threads: an object with `count` and `iterations` or `for_ms`",
 }
 
 const STEPS: &[&str] = &[

@@ -53,6 +53,8 @@ pub enum Param {
     /// The runner's triggering thread as `bpf_get_current_pid_tgid` gives it (tgid << 32 |
     /// tid): attached programs act only for that thread's own events.
     RunnerThread,
+    /// The runner's process id (the tgid): a program that threads trigger acts for all of them.
+    RunnerProcess,
 }
 
 /// One loadable program and everything needed to run and observe it.
@@ -281,12 +283,17 @@ pub fn compile_step(
             prog_type,
             stay,
             attach_to,
+            run,
             ..
         } => {
             let mode = if *stay { Mode::Count } else { Mode::Once };
             // A program that stays attached, or that a case attaches to a hook of its choice,
             // may run in whatever context the kernel calls that hook.
-            let hook = if *stay || attach_to.is_some() {
+            let hook = if run.for_threads {
+                Hook::Threads {
+                    any: attach_to.is_some(),
+                }
+            } else if *stay || attach_to.is_some() {
                 Hook::Any
             } else {
                 Hook::Own
@@ -306,6 +313,9 @@ pub enum Hook {
     /// A hook of the case's choice, which the kernel may also call from interrupts while the
     /// runner's thread is current: the program checks that it runs in task context.
     Any,
+    /// Triggered by any thread of the runner's process (see `Param::RunnerProcess`), on a hook
+    /// of the case's choice (`any`, checked as for `Any`) or the type's own.
+    Threads { any: bool },
 }
 
 /// `compile`, with the recording mode and the kind of hook chosen.
@@ -359,10 +369,16 @@ pub fn compile_mode(
         // arrives while the thread is current is not its doing) unless the type runs in
         // interrupts by design, and, running once, once.
         g.helper(&tables::GET_CURRENT_PID_TGID);
-        let me = g.param(Param::RunnerThread)?;
+        let me = if let Hook::Threads { .. } = hook {
+            g.a.alu64_imm(asm::Alu::Rsh, Reg::R0, 32);
+            g.param(Param::RunnerProcess)?
+        } else {
+            g.param(Param::RunnerThread)?
+        };
         g.a.ldx(Size::DW, Reg::R1, Reg::R9, me);
         g.a.jmp_reg(Cond::Ne, Reg::R0, Reg::R1, out);
-        if hook == Hook::Any && !prog_type.runs_in_interrupt() {
+        let any = matches!(hook, Hook::Any | Hook::Threads { any: true });
+        if any && !prog_type.runs_in_interrupt() {
             g.percpu_value(Size::W, Reg::R1, &tables::PREEMPT_COUNT);
             g.a.jmp_imm(Cond::Set, Reg::R1, tables::PREEMPT_NOT_TASK_MASK, out);
         }

@@ -90,16 +90,20 @@ enum Phase {
     Attach,
 }
 
-/// Makes a loaded program run once, as its type allows.
+/// Makes a loaded program of type `pt` run once, as `mode` says (the type's own, or with a
+/// step's trigger); `fire` does a trigger's action.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     pt: &ProgType,
+    mode: RunMode,
     prog: BorrowedFd<'_>,
     attach_to: Option<&str>,
     results: &OwnedFd,
     size: usize,
     kernel: (&Mounts, &mut Events),
+    fire: &mut dyn FnMut(Trigger) -> Result<(), Errno>,
 ) -> Result<Res, Stop> {
-    let ran = match pt.run {
+    let ran = match mode {
         RunMode::LoadOnly => return Ok(Res::LoadOnly),
         RunMode::TestRun => bpf::test_run(prog, Some(&mut [0u8; 8]), None),
         RunMode::TestRunPacket => bpf::test_run(prog, None, Some(&PACKET)),
@@ -109,8 +113,12 @@ pub(super) fn run(
         }
         RunMode::AttachTrigger(a, t) => {
             let _link = attach(pt, a, prog, attach_to, kernel)?;
-            trigger(t, results, size);
-            Ok(0)
+            if t == Trigger::Spin {
+                spin(results, size);
+                Ok(0)
+            } else {
+                fire(t).map(|()| 0)
+            }
         }
     };
     Ok(match ran {
@@ -206,31 +214,19 @@ fn tracepoint_id(tp: &str) -> Option<u64> {
     .and_then(|s| s.trim().parse().ok())
 }
 
-/// Makes the kernel run the attached program for the runner.
-fn trigger(t: Trigger, results: &OwnedFd, size: usize) {
-    match t {
-        Trigger::Getpid => {
-            // SAFETY: getpid has no preconditions; the raw syscall avoids libc caching.
-            unsafe { libc::syscall(libc::SYS_getpid) };
+/// Spins on the CPU until the program ran (its "finished" word, leading the result map's
+/// value, is set) or a second passed.
+fn spin(results: &OwnedFd, size: usize) {
+    let start = Instant::now();
+    let key = 0u32.to_ne_bytes();
+    let mut v = vec![0u8; size];
+    while start.elapsed() < TRIGGER_WAIT {
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(1) {
+            std::hint::spin_loop();
         }
-        Trigger::OpenFile => {
-            let _ = std::fs::File::open("/dev/null");
-        }
-        Trigger::Spin => {
-            let start = Instant::now();
-            let key = 0u32.to_ne_bytes();
-            let mut v = vec![0u8; size];
-            while start.elapsed() < TRIGGER_WAIT {
-                let spin = Instant::now();
-                while spin.elapsed() < Duration::from_millis(1) {
-                    std::hint::spin_loop();
-                }
-                // The "finished" word leads the result map's value.
-                if bpf::map_lookup(results, &key, &mut v).is_ok() && v[..8].iter().any(|b| *b != 0)
-                {
-                    break;
-                }
-            }
+        if bpf::map_lookup(results, &key, &mut v).is_ok() && v[..8].iter().any(|b| *b != 0) {
+            break;
         }
     }
 }

@@ -16,56 +16,51 @@ pub struct Child {
     pub name: String,
     pub pid: i32,
     pub pidfd: OwnedFd,
-    /// Closing it lets the child exit.
+    /// Commands to the child; closing it lets the child exit.
     release: Option<OwnedFd>,
+    /// The child's acknowledgement of each command.
+    ack: Option<OwnedFd>,
     state: State,
 }
 
+/// A message to a child: the action's byte, then a NUL-terminated path (for unlink and exec).
+const MSG: usize = 256;
+
+/// What a child can be told to do (the first byte of a message).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Getpid = b'g' as isize,
+    Open = b'o' as isize,
+    Socket = b's' as isize,
+    /// Unlink the message's path.
+    Unlink = b'u' as isize,
+    /// Exec the message's path with `--version`, output to /dev/null.
+    Exec = b'x' as isize,
+}
+
 impl Child {
-    /// Forks a child that waits until `exit` is called (or the runner goes away).
+    /// Forks a child that waits until `exit` is called (or the runner goes away), doing what
+    /// `act` tells it in the meantime.
     pub fn spawn(name: &str) -> Result<Child, Errno> {
-        let mut fds = [0i32; 2];
-        // SAFETY: pipe2 writes two fds into the array.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-            return Err(last());
-        }
-        // SAFETY: pipe2 succeeded; both fds are new and ours.
-        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        // SAFETY: the child only calls async-signal-safe functions (close, read, _exit) before
-        // it exits, so forking from a multi-threaded process is sound.
+        let (r, w) = pipe()?;
+        let (ack_r, ack_w) = pipe()?;
+        // SAFETY: the child only calls async-signal-safe functions (fcntl, dup2, close, read,
+        // write, getpid, open, socket, unlink, execve, _exit) before it exits, so forking from
+        // a multi-threaded process is sound.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(last());
         }
         if pid == 0 {
-            // SAFETY: child side; raw fds inherited from the parent. Only the read end stays
-            // open (as fd 3): O_CLOEXEC acts at exec only, and an inherited write end of another
-            // child's pipe would keep that child from ever seeing EOF, an inherited map,
-            // program or link fd would keep the kernel object alive.
-            unsafe {
-                let r = if libc::dup2(r.as_raw_fd(), 3) == 3 {
-                    3
-                } else {
-                    r.as_raw_fd()
-                };
-                if libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) != 0 {
-                    for fd in 4..65536 {
-                        if fd != r {
-                            libc::close(fd);
-                        }
-                    }
-                }
-                let mut b = 0u8;
-                loop {
-                    let n = libc::read(r, (&mut b as *mut u8).cast(), 1);
-                    if n >= 0 || *libc::__errno_location() != libc::EINTR {
-                        break;
-                    }
-                }
-                libc::_exit(0);
-            }
+            // SAFETY: child side; raw fds inherited from the parent. Only the read end of the
+            // command pipe (as fd 3) and the write end of the acknowledgement pipe (fd 4) stay
+            // open: O_CLOEXEC acts at exec only, and an inherited write end of another child's
+            // pipe would keep that child from ever seeing EOF, an inherited map, program or
+            // link fd would keep the kernel object alive.
+            unsafe { child_main(r.as_raw_fd(), ack_w.as_raw_fd()) }
         }
         drop(r);
+        drop(ack_w);
         let pidfd = match bpf::pidfd_open(pid) {
             Ok(fd) => fd,
             Err(e) => {
@@ -82,8 +77,47 @@ impl Child {
             pid,
             pidfd,
             release: Some(w),
+            ack: Some(ack_r),
             state: State::Alive,
         })
+    }
+
+    /// The child as `bpf_get_current_pid_tgid` sees it (it has one thread).
+    pub fn pid_tgid(&self) -> u64 {
+        let pid = self.pid as u32 as u64;
+        (pid << 32) | pid
+    }
+
+    /// Makes the child do `action` (on `path` for unlink and exec) and waits until it did (for
+    /// exec: until the program it became exited; it is then a zombie, as after `exit`).
+    pub fn act(&mut self, action: Action, path: &[u8]) -> Result<(), Errno> {
+        let (Some(w), Some(ack)) = (&self.release, &self.ack) else {
+            return Err(Errno(libc::ESRCH));
+        };
+        if self.state != State::Alive || path.len() >= MSG - 1 || path.contains(&0) {
+            return Err(Errno(libc::ESRCH));
+        }
+        let mut msg = [0u8; MSG];
+        msg[0] = action as u8;
+        msg[1..1 + path.len()].copy_from_slice(path);
+        // SAFETY: writes our buffer to our pipe; MSG ≤ PIPE_BUF, so the write is atomic.
+        if unsafe { libc::write(w.as_raw_fd(), msg.as_ptr().cast(), MSG) } != MSG as isize {
+            return Err(last());
+        }
+        if action == Action::Exec {
+            return self.wait_exited();
+        }
+        let mut b = 0u8;
+        loop {
+            // SAFETY: reads one byte into `b` from our pipe.
+            let n = unsafe { libc::read(ack.as_raw_fd(), (&mut b as *mut u8).cast(), 1) };
+            match n {
+                1 => return Ok(()),
+                0 => return Err(Errno(libc::ESRCH)),
+                _ if last().0 == libc::EINTR => continue,
+                _ => return Err(last()),
+            }
+        }
     }
 
     /// Lets the child exit and waits until it is a zombie (not reaped).
@@ -91,6 +125,11 @@ impl Child {
         if self.state != State::Alive {
             return Err(Errno(libc::ESRCH));
         }
+        self.wait_exited()
+    }
+
+    /// Waits until the child is a zombie (not reaped).
+    fn wait_exited(&mut self) -> Result<(), Errno> {
         self.release = None;
         // SAFETY: waitid with a zeroed siginfo buffer; WNOWAIT leaves the child unreaped.
         let r = unsafe {
@@ -139,6 +178,89 @@ impl Drop for Child {
                 libc::kill(self.pid, libc::SIGKILL);
             }
             libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(last());
+    }
+    // SAFETY: pipe2 succeeded; both fds are new and ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The forked child: moves its two pipe ends to fds 3 and 4, closes everything else, then does
+/// what each message says until the command pipe closes.
+///
+/// # Safety
+/// Only in a freshly forked child: it calls async-signal-safe functions only, and never returns.
+unsafe fn child_main(cmd: i32, ack: i32) -> ! {
+    const NULL: &[u8] = b"/dev/null\0";
+    const VERSION: &[u8] = b"--version\0";
+    // SAFETY (whole body): raw syscalls on fds and buffers of this function.
+    unsafe {
+        // Above the fds 3 and 4 first, so that moving one cannot close the other.
+        let cmd = libc::fcntl(cmd, libc::F_DUPFD, 10);
+        let ack = libc::fcntl(ack, libc::F_DUPFD, 10);
+        if cmd < 0 || ack < 0 || libc::dup2(cmd, 3) != 3 || libc::dup2(ack, 4) != 4 {
+            libc::_exit(1);
+        }
+        if libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32) != 0 {
+            for fd in 5..65536 {
+                libc::close(fd);
+            }
+        }
+        let mut msg = [0u8; MSG];
+        loop {
+            let mut got = 0usize;
+            while got < MSG {
+                let n = libc::read(3, msg.as_mut_ptr().add(got).cast(), MSG - got);
+                if n > 0 {
+                    got += n as usize;
+                } else if n == 0 || *libc::__errno_location() != libc::EINTR {
+                    libc::_exit(0);
+                }
+            }
+            msg[MSG - 1] = 0;
+            let path = msg.as_ptr().add(1).cast::<libc::c_char>();
+            match msg[0] {
+                b'g' => {
+                    libc::syscall(libc::SYS_getpid);
+                }
+                b'o' => {
+                    let fd = libc::open(NULL.as_ptr().cast(), libc::O_RDONLY);
+                    if fd >= 0 {
+                        libc::close(fd);
+                    }
+                }
+                b's' => {
+                    let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0);
+                    if fd >= 0 {
+                        libc::close(fd);
+                    }
+                }
+                b'u' => {
+                    libc::unlink(path);
+                }
+                b'x' => {
+                    let null = libc::open(NULL.as_ptr().cast(), libc::O_RDWR);
+                    if null >= 0 {
+                        libc::dup2(null, 0);
+                        libc::dup2(null, 1);
+                        libc::dup2(null, 2);
+                    }
+                    let argv = [path, VERSION.as_ptr().cast(), std::ptr::null()];
+                    let envp = [std::ptr::null::<libc::c_char>()];
+                    libc::execve(path, argv.as_ptr(), envp.as_ptr());
+                    libc::_exit(127);
+                }
+                _ => {}
+            }
+            let b = 1u8;
+            libc::write(4, (&b as *const u8).cast(), 1);
         }
     }
 }

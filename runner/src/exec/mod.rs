@@ -19,6 +19,7 @@ mod privileges;
 mod reuse;
 mod run;
 pub mod timing;
+mod trigger;
 pub mod verifier;
 
 use std::collections::HashMap;
@@ -233,10 +234,11 @@ impl Env {
                         ops,
                         attach_to,
                         stay,
+                        run,
                         ..
                     },
                     Some(spec),
-                ) => self.prog(live, name, ops, spec, attach_to.as_deref(), *stay)?,
+                ) => self.prog(live, name, ops, spec, attach_to.as_deref(), *stay, run)?,
                 _ => self.step(live, step)?,
             }
         }

@@ -31,6 +31,12 @@ pub enum Res {
     /// A program that stayed attached: how often it ran, and the kernel's count of runs it
     /// skipped to prevent recursion (`recursion_misses` of bpf_prog_info).
     Attached { runs: u64, recursion_misses: u64 },
+    /// A program that stayed attached while threads triggered it for a time, overlapping:
+    /// whether it ran. How often, how often the kernel skipped it and how often a call failed
+    /// depend on the scheduler, and are not recorded.
+    AttachedFor { runs: bool },
+    /// An operation of such a program: whether it was called.
+    CountFor { calls: bool },
     /// An operation of a program that stayed attached: calls, and how many failed (`failure`
     /// names what counts: NULL, or -EBUSY for delete).
     Count {

@@ -4,12 +4,15 @@
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use super::attach::{attach, run, Events};
+use super::attach::{attach, run as run_once, Events};
+use super::child::Child;
 use super::decode::{counted, decode, fills_uninit, value_map};
 use super::load::Loaded;
 use super::timing::Phase;
+use super::trigger::{runner_process, runner_thread, threads, Doer};
 use super::{Env, Live, Res, Stop};
 use crate::bpf;
+use crate::case::trigger::{Bound, ProgRun, TriggerSpec};
 use crate::case::OpSpec;
 use crate::compile::{self, Param, ProgramSpec};
 use crate::tables::RunMode;
@@ -18,6 +21,7 @@ impl Env {
     /// Loads and runs one `prog` step. A missing prerequisite (kfunc, helper, program type,
     /// attach point) is that step's result, `unsupported(reason)`, and so is the
     /// environment's refusal, `refused(errno: what)`; the later steps still run.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn prog<'i>(
         &mut self,
         live: &mut Live<'i>,
@@ -26,13 +30,18 @@ impl Env {
         spec: &Result<ProgramSpec, compile::CompileError>,
         attach_to: Option<&str>,
         stay: bool,
+        run: &ProgRun,
     ) -> Result<(), Stop> {
-        match self.prog_step(live, name, ops, spec, attach_to, stay) {
+        let misses = run
+            .recursion_misses
+            .then(|| format!("{name}.recursion_misses"));
+        match self.prog_step(live, name, ops, spec, attach_to, stay, run) {
             Err(Stop::Unsupported(reason)) => {
                 live.results
                     .push((name.to_string(), Res::Unsupported { reason }));
                 live.results
                     .extend(ops.iter().map(|o| (o.name().to_string(), Res::Unavailable)));
+                live.results.extend(misses.map(|m| (m, Res::Unavailable)));
                 Ok(())
             }
             Err(Stop::Refused(e, what)) => {
@@ -41,12 +50,14 @@ impl Env {
                     .push((name.to_string(), Res::Refused { errno, what }));
                 live.results
                     .extend(ops.iter().map(|o| (o.name().to_string(), Res::Unavailable)));
+                live.results.extend(misses.map(|m| (m, Res::Unavailable)));
                 Ok(())
             }
             other => other,
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn prog_step<'i>(
         &mut self,
         live: &mut Live<'i>,
@@ -55,6 +66,7 @@ impl Env {
         spec: &Result<ProgramSpec, compile::CompileError>,
         attach_to: Option<&str>,
         stay: bool,
+        run: &ProgRun,
     ) -> Result<(), Stop> {
         let spec = match spec {
             Ok(s) => s,
@@ -100,9 +112,37 @@ impl Env {
             return Ok(());
         }
         self.clock.switch(Phase::Run);
+        // The task that triggers the program: the filter the program checks follows it.
+        let fresh = match &run.trigger {
+            Some(TriggerSpec::Runner(t)) if t.by_fresh_child() => Some(
+                Child::spawn("trigger")
+                    .map_err(|e| Stop::Error(format!("forking a child: {}", e.name())))?,
+            ),
+            _ => None,
+        };
+        let named = match &run.trigger {
+            Some(TriggerSpec::Child { child, .. }) => Some(
+                live.children
+                    .iter()
+                    .position(|c| &c.name == child)
+                    .ok_or_else(|| Stop::Error(format!("no child `{child}`")))?,
+            ),
+            _ => None,
+        };
+        let actor = match (&fresh, named) {
+            (Some(c), _) => c.pid_tgid(),
+            (None, Some(i)) => live.children[i].pid_tgid(),
+            (None, None) => runner_thread(),
+        };
+        let mode = match (&run.trigger, pt.run) {
+            (Some(t), RunMode::AttachTestRun(a) | RunMode::AttachTrigger(a, _)) => {
+                RunMode::AttachTrigger(a, t.action())
+            }
+            (_, m) => m,
+        };
         if let Some(results) = own_results {
             let mut buf = vec![0u8; spec.result_size as usize];
-            write_params(live, spec, &results, &mut buf)?;
+            write_params(live, spec, &results, &mut buf, actor)?;
             let attach_mode = match pt.run {
                 RunMode::AttachTestRun(a) | RunMode::AttachTrigger(a, _) => a,
                 _ => {
@@ -125,6 +165,15 @@ impl Env {
                 attach_to,
                 (&self.mounts, events),
             )?;
+            match (&run.threads, mode) {
+                (Some(t), _) => threads(t)?,
+                (None, RunMode::AttachTrigger(_, t)) if run.trigger.is_some() => {
+                    let mut doer = doer(fresh, named, live);
+                    doer.fire(t)
+                        .map_err(|e| Stop::Error(format!("trigger {t}: {}", e.name())))?;
+                }
+                _ => {}
+            }
             live.attached.push(Attached {
                 name,
                 ops,
@@ -132,6 +181,10 @@ impl Env {
                 prog,
                 link,
                 results,
+                timed: run
+                    .threads
+                    .as_ref()
+                    .is_some_and(|t| matches!(t.bound, Bound::Millis(_))),
             });
             return Ok(());
         }
@@ -142,28 +195,42 @@ impl Env {
         let result_map = &*result_map;
         let key = 0u32.to_ne_bytes();
         let mut buf = vec![0u8; live.result_size];
-        write_params(live, spec, result_map, &mut buf)?;
+        write_params(live, spec, result_map, &mut buf, actor)?;
         let mut never = Events::never();
         let events = if self.reuse {
             &mut self.events
         } else {
             &mut never
         };
-        let ran = run(
-            pt,
-            prog.fd(),
-            attach_to,
-            result_map,
-            live.result_size,
-            (&self.mounts, events),
-        )?;
+        let ran = {
+            let size = live.result_size;
+            let mut doer = doer(fresh, named, live);
+            run_once(
+                pt,
+                mode,
+                prog.fd(),
+                attach_to,
+                result_map,
+                size,
+                (&self.mounts, events),
+                &mut |t| doer.fire(t),
+            )?
+        };
         let run_failed = matches!(ran, Res::RunFailed { .. });
         live.results.push((name.to_string(), ran));
+        let misses = run.recursion_misses.then(|| {
+            let r = match bpf::recursion_misses(prog.fd()) {
+                Ok(n) => Res::Ret { value: n as i64 },
+                Err(e) => Res::Err { errno: e.name() },
+            };
+            (format!("{name}.recursion_misses"), r)
+        });
         self.clock.switch(Phase::Close);
         drop(prog);
         self.clock.switch(Phase::Observe);
         if run_failed {
             // The program did not run: its slots say nothing.
+            live.results.extend(misses);
             return Ok(());
         }
         bpf::map_lookup(result_map, &key, &mut buf)
@@ -184,7 +251,17 @@ impl Env {
             }
             live.results.push((op.name().to_string(), res));
         }
+        live.results.extend(misses);
         Ok(())
+    }
+}
+
+/// Who does a trigger's action: a fresh child, the spawned child at `named`, or the runner.
+fn doer<'a>(fresh: Option<Child>, named: Option<usize>, live: &'a mut Live<'_>) -> Doer<'a> {
+    match (fresh, named) {
+        (Some(c), _) => Doer::Fresh(c),
+        (None, Some(i)) => Doer::Named(&mut live.children[i]),
+        (None, None) => Doer::Runner,
     }
 }
 
@@ -196,6 +273,8 @@ pub(super) struct Attached<'i> {
     prog: Loaded,
     link: OwnedFd,
     results: Rc<OwnedFd>,
+    /// Threads triggered it for a time: its counts say only whether they are 0.
+    timed: bool,
 }
 
 impl Env {
@@ -211,9 +290,13 @@ impl Env {
             let word = |o: usize| u64::from_ne_bytes(buf[o..o + 8].try_into().expect("8 bytes"));
             live.results.push((
                 a.name.to_string(),
-                Res::Attached {
-                    runs: word(0),
-                    recursion_misses,
+                if a.timed {
+                    Res::AttachedFor { runs: word(0) > 0 }
+                } else {
+                    Res::Attached {
+                        runs: word(0),
+                        recursion_misses,
+                    }
                 },
             ));
             for (op, slot) in a.ops.iter().zip(&a.spec.slots) {
@@ -221,14 +304,16 @@ impl Env {
                 let failure = counted(op);
                 let (calls, failures) = (word(at), word(at + 8));
                 let failures = if failure == "skipped" { 0 } else { failures };
-                live.results.push((
-                    op.name().to_string(),
+                let res = if a.timed {
+                    Res::CountFor { calls: calls > 0 }
+                } else {
                     Res::Count {
                         calls,
                         failures,
                         failure: failure.into(),
-                    },
-                ));
+                    }
+                };
+                live.results.push((op.name().to_string(), res));
             }
         }
         Ok(())
@@ -241,6 +326,7 @@ fn write_params(
     spec: &ProgramSpec,
     map: &OwnedFd,
     buf: &mut [u8],
+    actor: u64,
 ) -> Result<(), Stop> {
     buf.fill(0);
     for (i, p) in spec.params.iter().enumerate() {
@@ -251,17 +337,12 @@ fn write_params(
                 .iter()
                 .find(|x| &x.name == c)
                 .map_or(0, |x| x.pid as u64),
-            Param::RunnerThread => runner_thread(),
+            Param::RunnerThread => actor,
+            Param::RunnerProcess => u64::from(runner_process()),
         };
         let at = spec.params_offset as usize + i * 8;
         buf[at..at + 8].copy_from_slice(&v.to_ne_bytes());
     }
     bpf::map_update(map, &0u32.to_ne_bytes(), buf, 0)
         .map_err(|e| Stop::Error(format!("writing a result map: {}", e.name())))
-}
-
-/// This thread as `bpf_get_current_pid_tgid` sees it: tgid << 32 | tid.
-fn runner_thread() -> u64 {
-    let tid = nix::unistd::gettid().as_raw() as u32 as u64;
-    ((std::process::id() as u64) << 32) | tid
 }

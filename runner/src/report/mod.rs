@@ -4,6 +4,7 @@
 //! Owns: every textual form of an observation. Must not: touch the kernel. Redaction happens
 //! before (the exec layer records no pointers, pids or fds), so rendering is a pure function.
 
+mod compare;
 pub mod diff;
 pub mod files;
 pub mod junit;
@@ -11,6 +12,7 @@ pub mod kcidb;
 pub mod status;
 
 use crate::bpf::Errno;
+use crate::case::compare as case_compare;
 use crate::case::{Case, Instance, KernelSeries, OpSpec, StepSpec};
 use crate::exec::{Observation, Outcome, Res};
 
@@ -43,6 +45,8 @@ pub fn render(r: &Res) -> String {
             failures,
             failure,
         } => format!("calls={calls} {failure}={failures}"),
+        Res::AttachedFor { runs } => format!("ok({})", some("runs", *runs)),
+        Res::CountFor { calls } => some("calls", *calls),
         Res::Ret { value } => ret(*value),
         Res::Nonzero => "nonzero".into(),
         Res::Branch { then } => if *then { "then" } else { "else" }.into(),
@@ -50,6 +54,15 @@ pub fn render(r: &Res) -> String {
         Res::SkippedNull => "skipped(NULL)".into(),
         Res::NoTask => "no-task".into(),
         Res::NotReached => "not-reached".into(),
+    }
+}
+
+/// A count known only to be zero or not: `runs=0`, `runs>0`.
+fn some(name: &str, nonzero: bool) -> String {
+    if nonzero {
+        format!("{name}>0")
+    } else {
+        format!("{name}=0")
     }
 }
 
@@ -209,17 +222,44 @@ fn judge(inst: &Instance, obs: &Observation, kernel: Option<KernelSeries>) -> (V
             Some(Res::Unsupported { .. } | Res::Refused { .. } | Res::Unavailable)
         )
     };
-    let skipped: Vec<usize> = inst
+    let names: std::collections::BTreeSet<String> = inst
+        .maps
+        .iter()
+        .flat_map(|m| {
+            let n = &m.name;
+            [n.clone(), format!("{n}.preset"), format!("{n}.value_size")]
+        })
+        .chain(inst.steps.iter().flat_map(crate::case::step_names))
+        .collect();
+    let known = |s: &str| names.contains(s);
+    let compares: Vec<Option<case_compare::Compare>> = inst
         .rules
         .iter()
-        .filter(|r| unsupported(&r.result))
-        .map(|r| r.group)
+        .map(|r| case_compare::rule(&r.result, &r.pattern, &known).and_then(Result::ok))
+        .collect();
+    // The results a rule reads: its own, or both sides of a comparison.
+    let reads = |i: usize| -> Vec<&str> {
+        match &compares[i] {
+            None => vec![inst.rules[i].result.as_str()],
+            Some(c) => {
+                let mut v = vec![c.left.result.as_str()];
+                if let case_compare::Operand::Result(r) = &c.right {
+                    v.push(r.result.as_str());
+                }
+                v
+            }
+        }
+    };
+    let skipped: Vec<usize> = (0..inst.rules.len())
+        .filter(|&i| reads(i).into_iter().any(unsupported))
+        .map(|i| inst.rules[i].group)
         .collect();
     let mut not_run = false;
     let checks = inst
         .rules
         .iter()
-        .map(|r| {
+        .zip(&compares)
+        .map(|(r, cmp)| {
             let on_kernel = r
                 .kernel
                 .as_ref()
@@ -229,6 +269,8 @@ fn judge(inst: &Instance, obs: &Observation, kernel: Option<KernelSeries>) -> (V
             } else if skipped.contains(&r.group) {
                 not_run = true;
                 CheckState::NotApplicable
+            } else if let Some(c) = cmp {
+                compare::judge(c, obs)
             } else {
                 let res = obs.result(&r.result);
                 let got = res.map_or_else(|| "absent".to_string(), render);
@@ -379,9 +421,11 @@ impl Summary {
         }
         for (_, r) in &obs.results {
             match r {
-                Res::Loaded | Res::RunFailed { .. } | Res::LoadOnly | Res::Attached { .. } => {
-                    self.accepted += 1
-                }
+                Res::Loaded
+                | Res::RunFailed { .. }
+                | Res::LoadOnly
+                | Res::Attached { .. }
+                | Res::AttachedFor { .. } => self.accepted += 1,
                 Res::Rejected { .. } => self.rejected += 1,
                 _ => {}
             }

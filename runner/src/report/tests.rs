@@ -504,3 +504,51 @@ fn the_verdict_is_the_checks_in_other_words() {
         .all(|c| c.state == CheckState::NotApplicable));
     assert_eq!(verdict(&i, &unsupported, None), Verdict::NotRun);
 }
+
+#[test]
+fn verdicts_compare_two_results_or_a_result_with_a_number() {
+    let o = obs(vec![
+        (
+            "load",
+            Res::Attached {
+                runs: 5,
+                recursion_misses: 0,
+            },
+        ),
+        (
+            "get",
+            Res::Count {
+                calls: 5,
+                failures: 2,
+                failure: "null".into(),
+            },
+        ),
+    ]);
+    let v = |rules| verdict(&instance(rules), &o, None);
+    assert_eq!(
+        v(vec![
+            ("get.calls", "==load.runs"),
+            ("get.null", "<get.calls"),
+            ("load.recursion_misses", "==0"),
+            ("get.null", "!=0"),
+        ]),
+        Verdict::Pass
+    );
+    assert_eq!(
+        v(vec![("get.null", "==load.runs"), ("load.runs", ">5")]),
+        Verdict::Fail(vec![
+            "get.null: expected ==load.runs, got 2 (load.runs is 5) (doc)".into(),
+            "load.runs: expected >5, got 5 (doc)".into(),
+        ])
+    );
+    // A count known only to be nonzero is no number.
+    let timed = obs(vec![("load", Res::AttachedFor { runs: true })]);
+    assert_eq!(
+        verdict(&instance(vec![("load.runs", ">0")]), &timed, None),
+        Verdict::Fail(vec![
+            "load.runs: expected >0, got ok(runs>0) (no number load.runs) (doc)".into()
+        ])
+    );
+    assert_eq!(render(&timed.results[0].1), "ok(runs>0)");
+    assert_eq!(render(&Res::CountFor { calls: false }), "calls=0");
+}

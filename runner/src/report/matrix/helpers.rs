@@ -225,9 +225,12 @@ fn answer(outcome: &Outcome, res: Option<&Res>, h: &str) -> (May, String) {
     };
     let text = super::super::render(res);
     let may = match res {
-        Res::Loaded | Res::Ok | Res::LoadOnly | Res::Attached { .. } | Res::RunFailed { .. } => {
-            May::Call
-        }
+        Res::Loaded
+        | Res::Ok
+        | Res::LoadOnly
+        | Res::Attached { .. }
+        | Res::AttachedFor { .. }
+        | Res::RunFailed { .. } => May::Call,
         Res::Rejected { line, .. } if refuses_helper(line, h) => May::Not,
         Res::Unsupported { reason }
             if reason.starts_with(&format!("helper {h} "))
