@@ -157,8 +157,27 @@ fn describe(inst: &bpfcase::case::Instance, step: &StepSpec) -> String {
                 map(m)
             )
         }
-        StepSpec::Lookup { name, map: m, key } => {
-            format!("`{name}`: bpf_map_lookup_elem({}, key {key:?})", map(m))
+        StepSpec::Lookup {
+            name,
+            map: m,
+            key,
+            flags,
+        } => {
+            format!(
+                "`{name}`: bpf_map_lookup_elem_flags({}, key {key:?}, flags {flags:#x})",
+                map(m)
+            )
+        }
+        StepSpec::LookupAndDelete {
+            name,
+            map: m,
+            key,
+            flags,
+        } => {
+            format!(
+                "`{name}`: bpf_map_lookup_and_delete_elem_flags({}, key {key:?}, flags {flags:#x})",
+                map(m)
+            )
         }
         StepSpec::Delete { name, map: m, key } => {
             format!("`{name}`: bpf_map_delete_elem({}, key {key:?})", map(m))

@@ -6,7 +6,9 @@
 
 mod instance;
 pub mod kernel;
+pub mod layout;
 mod locate;
+mod mapdef;
 mod model;
 mod names;
 mod prog;
@@ -18,7 +20,9 @@ pub mod value;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use instance::{step_names, Instance, MapSpec, OpSpec, Rule, StepSpec, ValueSize, Width};
+pub use instance::{
+    step_names, Instance, MapSpec, OpSpec, Rule, StepSpec, UserValue, ValueSize, Width,
+};
 pub use kernel::{KernelReq, KernelSeries};
 pub use locate::{FieldPath, Seg};
 pub use model::CaseFile;
