@@ -8,7 +8,7 @@ use super::layout::{FieldKind, Layout};
 use super::locate::FieldPath;
 use super::model::MapDef;
 use super::resolve::{bool_leaf, check_ident, err, known, opt, Ctx, ResolveError};
-use super::value::{kind_of, parse_u32, parse_u64, Pattern};
+use super::value::{kind_of, parse_u32, parse_u64, parse_update_flags, Pattern};
 use crate::tables;
 
 pub(super) fn resolve_map(
@@ -236,5 +236,16 @@ pub(super) fn parse_lookup_flags(v: &Value) -> Result<u64, String> {
         Value::String(s) if s == "none" => Ok(0),
         Value::String(s) if s == "lock" => Ok(libbpf_sys::BPF_F_LOCK as u64),
         other => parse_u64(other).map_err(|e| format!("{e}; or \"none\", \"lock\"")),
+    }
+}
+
+/// Flags of a user-space update: a name (`"any"`, `"noexist"`, `"exist"`, `"lock"`), a number,
+/// or names and numbers joined by `|` (`"lock|exist"`).
+pub(super) fn parse_update_flag_names(v: &Value) -> Result<u64, String> {
+    match v {
+        Value::String(s) if s.contains('|') => s.split('|').try_fold(0u64, |acc, part| {
+            parse_update_flags(&Value::String(part.trim().to_string())).map(|b| acc | b)
+        }),
+        other => parse_update_flags(other),
     }
 }

@@ -12,10 +12,10 @@ use serde_json::Value;
 use super::instance::{step_names, Instance, Rule, StepSpec};
 use super::kernel::KernelReq;
 use super::locate::FieldPath;
-use super::mapdef::{parse_lookup_flags, resolve_map, user_value};
+use super::mapdef::{parse_lookup_flags, parse_update_flag_names, resolve_map, user_value};
 use super::model::{CaseFile, LookupDef, Step};
 use super::names::name_results;
-use super::value::{kind_of, label, parse_update_flags, KeyArg};
+use super::value::{kind_of, label, KeyArg};
 use crate::tables::{self, ProgType};
 
 /// (where, whether the key rather than the value is meant, what is wrong)
@@ -321,7 +321,7 @@ fn resolve(
                     map,
                     key: ctx.typed(&d.task, &q.key("task"), |v| KeyArg::parse(v, &children))?,
                     value: user_value(ctx, &maps[map], &d.value, &q.key("value"))?,
-                    flags: opt(ctx, &d.flags, &q.key("flags"), 0, parse_update_flags)?,
+                    flags: opt(ctx, &d.flags, &q.key("flags"), 0, parse_update_flag_names)?,
                 }
             }
             Step::Lookup(d) => {
