@@ -160,6 +160,10 @@ pub struct Layout {
     pub size: u32,
 }
 
+/// An error in a value given per field: (field key, whether the key rather than its value is
+/// meant, message).
+pub type EncodeError = (String, bool, String);
+
 /// A layout error: the index of the field it concerns (None: the value as a whole), whether its
 /// `name` rather than its `type` is meant, and the message.
 pub type LayoutError = (Option<usize>, bool, String);
@@ -246,23 +250,25 @@ impl Layout {
     }
 
     /// The bytes of a value given per field (`{"cnt": 1, "buf": "fill:0xaa"}`); fields not
-    /// named are zero. An error names the field key it concerns.
+    /// named are zero. An error names the field key it concerns, and whether the key itself
+    /// (an unknown field) rather than its value is wrong.
     pub fn encode(
         &self,
         given: &serde_json::Map<String, Value>,
         mut leaf: impl FnMut(&str, &Value) -> Result<Value, (String, String)>,
-    ) -> Result<Vec<u8>, (String, String)> {
+    ) -> Result<Vec<u8>, EncodeError> {
         let mut out = vec![0u8; self.size as usize];
         for (k, v) in given {
             let Some(f) = self.field(k) else {
                 let known: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
                 return Err((
                     k.clone(),
+                    true,
                     format!("no field `{k}` in the value (fields: {})", known.join(", ")),
                 ));
             };
-            let v = leaf(k, v)?;
-            let bytes = f.encode(&v).map_err(|e| (k.clone(), e))?;
+            let v = leaf(k, v).map_err(|(k, m)| (k, false, m))?;
+            let bytes = f.encode(&v).map_err(|e| (k.clone(), false, e))?;
             let at = f.offset as usize;
             out[at..at + bytes.len()].copy_from_slice(&bytes);
         }
@@ -470,13 +476,12 @@ mod tests {
         let err = |v: Value| l.encode(v.as_object().unwrap(), pass).unwrap_err();
         assert_eq!(err(json!({"cnt": "1<<32"})).0, "cnt");
         assert!(err(json!({"neg": 40000}))
-            .1
+            .2
             .contains("does not fit in 2 bytes"));
-        assert!(err(json!({"nope": 1}))
-            .1
-            .contains("fields: lock, cnt, neg, buf, task"));
-        assert!(err(json!({"lock": 1})).1.contains("bpf_spin_lock"));
-        assert!(err(json!({"task": 1})).1.contains("only be given as null"));
+        let nope = err(json!({"nope": 1}));
+        assert!(nope.1 && nope.2.contains("fields: lock, cnt, neg, buf, task"));
+        assert!(err(json!({"lock": 1})).2.contains("bpf_spin_lock"));
+        assert!(err(json!({"task": 1})).2.contains("only be given as null"));
         assert_eq!(
             l.encode(json!({"neg": -32768}).as_object().unwrap(), pass)
                 .unwrap()[8..10],

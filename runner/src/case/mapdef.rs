@@ -218,7 +218,7 @@ pub(super) fn user_value(
                     .map_err(|(_, _, m)| (k.to_string(), m))
             })
             .map(UserValue::Typed)
-            .map_err(|(k, m)| (p.key(&k), false, m)),
+            .map_err(|(k, key, m)| (p.key(&k), key, m)),
         (Value::Object(_), None) => err(
             p.clone(),
             format!(
