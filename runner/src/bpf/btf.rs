@@ -185,6 +185,22 @@ pub fn map_btf(key_size: u32, value: ValueBtf<'_>) -> Result<(Btf, u32, u32), Er
     Ok((w.btf, key as u32, value as u32))
 }
 
+/// Whether the kernel loads BTF with a type tag (BTF_KIND_TYPE_TAG, 5.17+): `int`, a tag on it
+/// and a pointer to the tag.
+pub fn probe_type_tags() -> bool {
+    let load = || -> Result<(), Errno> {
+        let mut w = Writer::new()?;
+        let int = w.int(IntType {
+            bytes: 4,
+            signed: true,
+        })?;
+        w.tagged_ptr("kptr", int)?;
+        // SAFETY: valid btf object; the loaded fd is owned by it and closed on drop.
+        unit_result(unsafe { sys::btf__load_into_kernel(w.btf.ptr) })
+    };
+    load().is_ok()
+}
+
 impl Btf {
     /// The BTF as libbpf writes it for the kernel (header, types, strings).
     pub fn raw(&self) -> Vec<u8> {

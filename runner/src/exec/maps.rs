@@ -81,6 +81,20 @@ impl Env {
                 live.tainted.push(false);
                 Ok(())
             }
+            Err(_)
+                if m.layout.as_ref().is_some_and(|l| l.has_type_tags())
+                    && self.has_map_type(m)
+                    && !bpf::btf::probe_type_tags() =>
+            {
+                // The value's pointer fields need BTF type tags (5.17+): a kernel without them
+                // cannot load the map's BTF. (A kernel without the map type says that first.)
+                unsupported_map(
+                    live,
+                    m,
+                    "BTF type tags (pointer fields of a typed value)".into(),
+                );
+                Ok(())
+            }
             Err(e) => {
                 if measured.is_some() {
                     live.results
@@ -110,22 +124,22 @@ impl Env {
         };
         let known = privileges::map_type_known(&self.privileges, m, e, probe)?;
         if !known {
-            // The steps that do not use this map still run; those that do are unavailable.
-            let reason = format!("map type {}", m.map_type.name);
-            live.results
-                .push((m.name.clone(), Res::Unsupported { reason }));
-            live.maps.push(None);
-            live.kept.push(None);
-            live.value_sizes.push(match m.value_size {
-                ValueSize::Fixed(n) => n,
-                _ => 8,
-            });
-            live.tainted.push(false);
+            unsupported_map(live, m, format!("map type {}", m.map_type.name));
             return Ok(());
         }
         live.results
             .push((m.name.clone(), Res::Err { errno: e.name() }));
         Err(Stop::MapFailed)
+    }
+
+    /// Whether the kernel has the map's type (probed once per type).
+    fn has_map_type(&mut self, m: &MapSpec) -> bool {
+        let id = m.map_type.id;
+        *self
+            .map_types
+            .entry(id)
+            .or_insert_with(|| bpf::probe_map_type(id))
+            == Ok(true)
     }
 
     /// The largest value size the kernel accepts for this map, by bisection.
@@ -216,6 +230,20 @@ impl Env {
         }
         Ok(fd)
     }
+}
+
+/// A map this kernel cannot have: the steps that do not use it still run; those that do are
+/// unavailable.
+fn unsupported_map(live: &mut Live<'_>, m: &MapSpec, reason: String) {
+    live.results
+        .push((m.name.clone(), Res::Unsupported { reason }));
+    live.maps.push(None);
+    live.kept.push(None);
+    live.value_sizes.push(match m.value_size {
+        ValueSize::Fixed(n) => n,
+        _ => 8,
+    });
+    live.tainted.push(false);
 }
 
 fn params<'a>(m: &MapSpec, value_size: u32, btf: Option<&'a MapBtf>) -> MapParams<'a> {
