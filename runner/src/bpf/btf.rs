@@ -130,9 +130,14 @@ impl Writer {
                 self.tagged_ptr(tag, s)
             }
             FieldKind::Uptr { size } => {
-                let e = self.int(uchar)?;
-                let data = self.array(e, *size)?;
-                let s = self.strukt(&format!("{name}_udata"), *size, &[("data", data, 0)])?;
+                let sname = format!("{name}_udata");
+                let s = if *size == 0 {
+                    self.strukt(&sname, 0, &[])?
+                } else {
+                    let e = self.int(uchar)?;
+                    let data = self.array(e, *size)?;
+                    self.strukt(&sname, *size, &[("data", data, 0)])?
+                };
                 self.tagged_ptr("uptr", s)
             }
         }
@@ -345,6 +350,19 @@ mod tests {
                 "TYPE_TAG 'uptr' -> 11",
                 "PTR -> 12",
                 "STRUCT 'value' size=48 {lock:4@0 cnt:3@4 buf:5@8 neg:6@24 task:9@32 u:13@40}",
+            ]
+        );
+        // A uptr to nothing: an empty struct, no array.
+        let l = Layout::new(vec![("u".into(), FieldKind::parse("uptr u8[0]").unwrap())]).unwrap();
+        let (btf, _, v) = map_btf(4, ValueBtf::Typed(&l)).unwrap();
+        assert_eq!(v, 6);
+        assert_eq!(
+            decode(&btf.raw())[2..],
+            [
+                "STRUCT 'u_udata' size=0 {}",
+                "TYPE_TAG 'uptr' -> 3",
+                "PTR -> 4",
+                "STRUCT 'value' size=8 {u:5@0}",
             ]
         );
     }

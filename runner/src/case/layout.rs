@@ -62,7 +62,7 @@ pub enum FieldKind {
     /// the struct, which the kernel resolves by name against its own BTF.
     Kptr { tag: String, target: String },
     /// A pointer to user memory (`struct … __uptr *`, task storage only), to a struct of
-    /// `size` bytes.
+    /// `size` bytes (`unsigned char data[size]`; no member when 0).
     Uptr { size: u32 },
 }
 
@@ -82,7 +82,8 @@ impl FieldKind {
             if tag == "uptr" {
                 return match FieldKind::parse(rest)? {
                     FieldKind::Int(t) => Ok(FieldKind::Uptr { size: t.bytes }),
-                    FieldKind::Array { elem, len } if len > 0 => Ok(FieldKind::Uptr {
+                    // `uptr u8[0]`: an empty struct (the kernel refuses it).
+                    FieldKind::Array { elem, len } => Ok(FieldKind::Uptr {
                         size: elem.bytes * len,
                     }),
                     _ => Err(format!(
@@ -424,6 +425,14 @@ mod tests {
         assert!(FieldKind::parse("kptr task-struct").is_err());
         assert!(FieldKind::parse("u8[x]").is_err());
         assert!(FieldKind::parse("uptr bpf_spin_lock").is_err());
+        assert_eq!(
+            FieldKind::parse("uptr u8[0]"),
+            Ok(FieldKind::Uptr { size: 0 })
+        );
+        assert_eq!(
+            FieldKind::parse("uptr u32[2]"),
+            Ok(FieldKind::Uptr { size: 8 })
+        );
         assert_eq!(
             FieldKind::parse("kptr_untrusted task_struct"),
             Ok(FieldKind::Kptr {
