@@ -117,6 +117,9 @@ impl Resolver for FakeLoader {
     fn percpu(&self, _name: &str) -> Option<(i32, i16)> {
         Some((1, 0))
     }
+    fn field_offset(&self, _start: &str, _fields: &[String]) -> Option<i16> {
+        Some(8)
+    }
 }
 
 /// A made-up observation of the instance: every result name its steps produce, each with a

@@ -339,6 +339,8 @@ pub fn prog_type(name: &str) -> Option<&'static ProgType> {
     PROG_TYPES.iter().find(|p| p.name == name)
 }
 
+pub mod helpers;
+
 /// A BPF helper.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Helper {
@@ -381,8 +383,9 @@ pub const HELPERS: &[&Helper] = &[
     &GET_CURRENT_TASK_BTF,
 ];
 
+/// The UAPI name of helper `id`.
 pub fn helper_name(id: i32) -> Option<&'static str> {
-    HELPERS.iter().find(|h| h.id == id).map(|h| h.name)
+    helpers::ALL.iter().find(|h| h.id == id).map(|h| h.name)
 }
 
 /// What a helper's documentation says about it: the program types (UAPI names without the

@@ -13,6 +13,7 @@ use libbpf_sys as sys;
 use crate::compile::asm::Insn;
 
 pub mod btf;
+mod fields;
 mod ids;
 pub mod log;
 pub mod object;

@@ -40,6 +40,12 @@ impl VmlinuxBtf {
     /// Byte offset of member `name` in struct or union `type_id`, looking into anonymous
     /// members; `depth` bounds the search.
     fn member_offset(&self, type_id: u32, name: &str, depth: u32) -> Option<u32> {
+        self.member(type_id, name, depth).map(|(offset, _)| offset)
+    }
+
+    /// Byte offset and type id of member `name` in struct or union `type_id`, looking into
+    /// anonymous members; `depth` bounds the search.
+    pub(super) fn member(&self, type_id: u32, name: &str, depth: u32) -> Option<(u32, u32)> {
         if depth > 8 {
             return None;
         }
@@ -74,11 +80,11 @@ impl VmlinuxBtf {
             // SAFETY: libbpf returns NULL or a NUL-terminated string inside the btf object.
             let n = (!n.is_null()).then(|| unsafe { CStr::from_ptr(n) });
             match n {
-                Some(n) if n == target.as_c_str() => Some(bits / 8),
+                Some(n) if n == target.as_c_str() => Some((bits / 8, m.type_id)),
                 Some(n) if !n.is_empty() => None,
                 _ => self
-                    .member_offset(m.type_id, name, depth + 1)
-                    .map(|o| o + bits / 8),
+                    .member(m.type_id, name, depth + 1)
+                    .map(|(o, t)| (o + bits / 8, t)),
             }
         })
     }

@@ -5,7 +5,7 @@ use crate::case::kernel::KernelReq;
 use crate::case::layout::{Field, Layout};
 use crate::case::value::parse_u64;
 use crate::case::value::{FlagsArg, KeyArg, Pattern, TaskArg, ValueArg};
-use crate::tables::{MapType, ProgType};
+use crate::tables::{self, Helper, MapType, ProgType};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueSize {
@@ -90,24 +90,12 @@ impl Width {
     }
 }
 
-/// An operation inside a program; `map` indexes `Instance::maps`, `from`/`to` index the ops of
-/// the same program.
+/// An operation inside a program; `map` indexes `Instance::maps`, `from`/`to`/results index
+/// the ops of the same program. The ops of an `If` follow it: `then_len` ops, then `else_len`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpSpec {
-    Get {
-        name: String,
-        map: usize,
-        task: TaskArg,
-        value: ValueArg,
-        flags: FlagsArg,
-    },
-    /// `bpf_get_current_task_btf()` alone.
-    CurrentTask { name: String },
-    Delete {
-        name: String,
-        map: usize,
-        task: TaskArg,
-    },
+    /// A helper or kfunc call (`get`, `delete` and `current_task` are spellings of it).
+    Call(Call),
     Read {
         name: String,
         from: usize,
@@ -123,16 +111,285 @@ pub enum OpSpec {
         width: Width,
         null_check: bool,
     },
+    /// `*(to + offset) += value`, `width` bytes wide.
+    Add {
+        name: String,
+        to: usize,
+        value: u64,
+        offset: u32,
+        width: Width,
+        null_check: bool,
+    },
+    /// The next `then_len` ops run when `cond` holds, the `else_len` after them otherwise.
+    If {
+        name: String,
+        cond: Cond,
+        then_len: usize,
+        else_len: usize,
+    },
+    /// Ends the program with r0 = `value`.
+    Return { name: String, value: i32 },
+}
+
+/// A call of a helper or kfunc: r1-r5 from `args`, r0 recorded as `ret` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub name: String,
+    pub func: Func,
+    pub args: Vec<Arg>,
+    pub ret: Ret,
+}
+
+impl Call {
+    /// The maps the arguments name, in order.
+    pub fn maps(&self) -> Vec<usize> {
+        fn walk(a: &Arg, out: &mut Vec<usize>) {
+            match a {
+                Arg::Map(m) => out.push(*m),
+                Arg::Plus(a, _) | Arg::Walk { base: a, .. } => walk(a, out),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        self.args.iter().for_each(|a| walk(a, &mut out));
+        out
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Func {
+    Helper(&'static Helper),
+    /// Found by name in the kernel's BTF at load time.
+    Kfunc(String),
+}
+
+impl Func {
+    pub fn name(&self) -> &str {
+        match self {
+            Func::Helper(h) => h.name,
+            Func::Kfunc(k) => k,
+        }
+    }
+}
+
+/// How a call's r0 is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ret {
+    /// A number (`0`, `-EINVAL`).
+    Int,
+    /// NULL or ptr.
+    Ptr,
+    /// A task pointer: NULL or ptr.
+    Task,
+    /// A pointer into map `.0`'s value: NULL, or the bytes it points to.
+    Value(usize),
+    /// 0 or nonzero (it may be an address).
+    U64,
+    /// Nothing.
+    Void,
+}
+
+impl Ret {
+    /// Whether r0 holds a pointer a later `read`/`write` may use.
+    pub fn is_pointer(self) -> bool {
+        matches!(self, Ret::Ptr | Ret::Task | Ret::Value(_))
+    }
+}
+
+/// A stack buffer argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Buf {
+    pub fill: BufFill,
+    /// Bytes; None: the value size of the call's first map argument.
+    pub size: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BufFill {
+    /// `size` bytes holding the pattern.
+    Init(Pattern),
+    /// One byte fewer than `size`, zeroed, ending at the frame's last byte.
+    Small,
+    /// `size` bytes the program never writes.
+    Uninit,
+    /// `size` bytes of which the first half is zeroed.
+    Half,
+}
+
+/// Where an argument register's value comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// A constant the verifier sees.
+    Const(u64),
+    /// A u64 user space writes before the run (unknown to the verifier).
+    Runtime(u64),
+    /// A map of the instance.
+    Map(usize),
+    Task(TaskArg),
+    /// A child's pid (u32), written by user space before the run.
+    Pid(String),
+    Buf(Buf),
+    /// An earlier op's result (its r0, or the value a `read` got), plus `offset` bytes.
+    Result {
+        op: usize,
+        offset: i32,
+    },
+    /// The program's context pointer.
+    Ctx,
+    /// The hook's argument N: `((u64 *)ctx)[N]`.
+    HookArg(u32),
+    /// Another argument plus a constant.
+    Plus(Box<Arg>, i32),
+    /// Pointers followed from another argument, a `struct start` pointer: the value of its
+    /// member `fields[0]`, then of that one's `fields[1]`, …; offsets from the kernel's BTF.
+    Walk {
+        base: Box<Arg>,
+        start: String,
+        fields: Vec<String>,
+    },
+}
+
+/// A condition on an earlier op's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cond {
+    NonNull(usize),
+    Null(usize),
+    Eq(usize, u64),
+    Ne(usize, u64),
+    Lt(usize, u64),
+}
+
+impl Cond {
+    /// The op whose result the condition tests.
+    pub fn op(self) -> usize {
+        match self {
+            Cond::NonNull(o) | Cond::Null(o) | Cond::Eq(o, _) | Cond::Ne(o, _) | Cond::Lt(o, _) => {
+                o
+            }
+        }
+    }
+}
+
+/// An op in the shape of one of the original spellings (the C programs of `progs/` run these).
+pub enum Legacy<'a> {
+    Get {
+        map: usize,
+        task: &'a TaskArg,
+        value: ValueArg,
+        flags: FlagsArg,
+    },
+    Delete {
+        map: usize,
+        task: &'a TaskArg,
+    },
+    CurrentTask,
 }
 
 impl OpSpec {
+    /// `get`: `bpf_task_storage_get(map, task, value, flags)`, its result the map's value.
+    pub fn get(
+        name: String,
+        map: usize,
+        task: TaskArg,
+        value: ValueArg,
+        flags: FlagsArg,
+    ) -> OpSpec {
+        let buf = |fill| Arg::Buf(Buf { fill, size: None });
+        let value = match value {
+            ValueArg::Null => Arg::Const(0),
+            ValueArg::Init(p) => buf(BufFill::Init(p)),
+            ValueArg::Small => buf(BufFill::Small),
+            ValueArg::Uninit => buf(BufFill::Uninit),
+        };
+        let flags = match flags {
+            FlagsArg::Const(f) => Arg::Const(f),
+            FlagsArg::Runtime(f) => Arg::Runtime(f),
+        };
+        OpSpec::Call(Call {
+            name,
+            func: Func::Helper(&tables::TASK_STORAGE_GET),
+            args: vec![Arg::Map(map), Arg::Task(task), value, flags],
+            ret: Ret::Value(map),
+        })
+    }
+
+    /// `delete`: `bpf_task_storage_delete(map, task)`, its result a number.
+    pub fn delete(name: String, map: usize, task: TaskArg) -> OpSpec {
+        OpSpec::Call(Call {
+            name,
+            func: Func::Helper(&tables::TASK_STORAGE_DELETE),
+            args: vec![Arg::Map(map), Arg::Task(task)],
+            ret: Ret::Int,
+        })
+    }
+
+    /// `current_task`: `bpf_get_current_task_btf()`, its result a task.
+    pub fn current_task(name: String) -> OpSpec {
+        OpSpec::Call(Call {
+            name,
+            func: Func::Helper(&tables::GET_CURRENT_TASK_BTF),
+            args: vec![],
+            ret: Ret::Task,
+        })
+    }
+
     pub fn name(&self) -> &str {
         match self {
-            OpSpec::Get { name, .. }
-            | OpSpec::CurrentTask { name }
-            | OpSpec::Delete { name, .. }
-            | OpSpec::Read { name, .. }
-            | OpSpec::Write { name, .. } => name,
+            OpSpec::Call(c) => &c.name,
+            OpSpec::Read { name, .. }
+            | OpSpec::Write { name, .. }
+            | OpSpec::Add { name, .. }
+            | OpSpec::If { name, .. }
+            | OpSpec::Return { name, .. } => name,
+        }
+    }
+
+    pub fn call(&self) -> Option<&Call> {
+        match self {
+            OpSpec::Call(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The maps the op's arguments name.
+    pub fn maps(&self) -> Vec<usize> {
+        self.call().map_or_else(Vec::new, Call::maps)
+    }
+
+    /// The op as a `get`, `delete` or `current_task` would have written it, if it is one.
+    pub fn legacy(&self) -> Option<Legacy<'_>> {
+        let c = self.call()?;
+        match (c.func.name(), c.args.as_slice(), c.ret) {
+            ("bpf_task_storage_get", [Arg::Map(m), Arg::Task(t), v, f], Ret::Value(r))
+                if r == *m =>
+            {
+                let value = match v {
+                    Arg::Const(0) => ValueArg::Null,
+                    Arg::Buf(Buf { fill, size: None }) => match fill {
+                        BufFill::Init(p) => ValueArg::Init(p.clone()),
+                        BufFill::Small => ValueArg::Small,
+                        BufFill::Uninit => ValueArg::Uninit,
+                        BufFill::Half => return None,
+                    },
+                    _ => return None,
+                };
+                let flags = match f {
+                    Arg::Const(n) => FlagsArg::Const(*n),
+                    Arg::Runtime(n) => FlagsArg::Runtime(*n),
+                    _ => return None,
+                };
+                Some(Legacy::Get {
+                    map: *m,
+                    task: t,
+                    value,
+                    flags,
+                })
+            }
+            ("bpf_task_storage_delete", [Arg::Map(m), Arg::Task(t)], Ret::Int) => {
+                Some(Legacy::Delete { map: *m, task: t })
+            }
+            ("bpf_get_current_task_btf", [], Ret::Task) => Some(Legacy::CurrentTask),
+            _ => None,
         }
     }
 }

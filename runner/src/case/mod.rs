@@ -4,6 +4,7 @@
 //! Owns: parsing and every check that can be made without a kernel. Must not: touch the kernel
 //! or know how a step is compiled; it hands out fully typed `Instance`s.
 
+mod args;
 mod instance;
 pub mod kernel;
 pub mod layout;
@@ -21,7 +22,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use instance::{
-    step_names, Instance, MapSpec, OpSpec, Rule, StepSpec, UserValue, ValueSize, Width,
+    step_names, Arg, Buf, BufFill, Call, Cond, Func, Instance, Legacy, MapSpec, OpSpec, Ret, Rule,
+    StepSpec, UserValue, ValueSize, Width,
 };
 pub use kernel::{KernelReq, KernelSeries};
 pub use locate::{FieldPath, Seg};
@@ -242,6 +244,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod call_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

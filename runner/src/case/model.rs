@@ -282,6 +282,93 @@ pub enum Op {
     Read(ReadDef),
     /// Write through the pointer an earlier `get` returned.
     Write(WriteDef),
+    /// Any helper (by its UAPI name, `bpf_task_storage_get`) or kfunc (by its name in the
+    /// kernel's BTF) with arguments of any kind.
+    Call(CallDef),
+    /// Operations that run only when a condition on an earlier result holds (and others when
+    /// it does not): `then`, or `else`.
+    If(IfDef),
+    /// Ends the program with this return value (fmod_ret, LSM).
+    #[schemars(with = "NumLeaf")]
+    Return(Value),
+    /// Adds to the number an earlier pointer result points to (a read, an add and a write:
+    /// not atomic).
+    Add(WriteDef),
+}
+
+/// Schema-only: what a `call` argument may be.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum ArgLeaf {
+    /// A constant the verifier sees (`0`, `"1<<63"`, `"-1"`; null is 0), `"ctx"` (the
+    /// program's context), or a `"$dim"`.
+    Const(NullableLeaf),
+    /// A source of its own: `{"runtime": N}` (a u64 user space writes before the run, unknown to
+    /// the verifier), `{"map": M}`, `{"task": "current" | null | "scalar" | CHILD}` (a child is
+    /// found with bpf_task_from_pid and released after the call), `{"pid": CHILD}` (its pid, a
+    /// u32 read at run time), `{"buf": PATTERN | "small" | "uninit" | "half", "size": N}` (a
+    /// stack buffer; default size: the value size of the call's map), `{"result": NAME,
+    /// "offset": N}` (an earlier result's value, plus N bytes), `{"arg": N}` (the hook's
+    /// argument N, `((u64 *)ctx)[N]`), `{"plus": ARG, "by": N}` (pointer arithmetic).
+    Source(IndexMap<String, Value>),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "CallDef")]
+pub struct CallDef {
+    /// A helper (`bpf_get_current_task`) or, any other name, a kfunc (`bpf_task_acquire`).
+    #[serde(rename = "fn")]
+    pub func: String,
+    /// r1 to r5, in order (at most five).
+    #[serde(default)]
+    #[schemars(with = "Vec<ArgLeaf>")]
+    pub args: Vec<Value>,
+    /// How the result is recorded: `"int"` (0, a negative errno by name), `"ptr"` (NULL or
+    /// ptr), `"task"` (NULL or ptr), `"value:MAP"` (a pointer into MAP's value: its bytes),
+    /// `"u64"` (0 or nonzero: it may be an address), `"void"` (nothing). Default: the
+    /// function's kind (`bpf_task_storage_get`: the value of its map argument).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub ret: Option<Value>,
+    /// Name of the result in observations, expectations and later arguments (default: the
+    /// function's name).
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "IfDef")]
+pub struct IfDef {
+    /// The condition, one of: an earlier result is not NULL (not 0).
+    #[serde(default)]
+    pub nonnull: Option<String>,
+    /// … is NULL (0).
+    #[serde(default)]
+    pub null: Option<String>,
+    /// … equals a constant: `["name", 0]`.
+    #[serde(default)]
+    #[schemars(with = "Option<(String, NumLeaf)>")]
+    pub eq: Option<(String, Value)>,
+    /// … differs from a constant.
+    #[serde(default)]
+    #[schemars(with = "Option<(String, NumLeaf)>")]
+    pub ne: Option<(String, Value)>,
+    /// … is below a constant (unsigned).
+    #[serde(default)]
+    #[schemars(with = "Option<(String, NumLeaf)>")]
+    pub lt: Option<(String, Value)>,
+    /// What runs when the condition holds.
+    #[serde(default)]
+    pub then: Vec<Op>,
+    /// What runs when it does not.
+    #[serde(default, rename = "else")]
+    pub otherwise: Vec<Op>,
+    /// Name of the result (`then` or `else`: the branch taken). Default `if`.
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -327,7 +414,7 @@ pub struct NameDef {
 #[serde(deny_unknown_fields, remote = "Self")]
 #[schemars(rename = "ReadDef")]
 pub struct ReadDef {
-    /// The name of an earlier `get`.
+    /// The name of an earlier pointer result (a `get`, a `call` returning a pointer).
     pub from: String,
     /// Byte offset into the value. Default 0.
     #[serde(default)]
@@ -349,7 +436,7 @@ pub struct ReadDef {
 #[serde(deny_unknown_fields, remote = "Self")]
 #[schemars(rename = "WriteDef")]
 pub struct WriteDef {
-    /// The name of an earlier `get`.
+    /// The name of an earlier pointer result (a `get`, a `call` returning a pointer).
     pub to: String,
     /// The number to store.
     #[schemars(with = "NumLeaf")]

@@ -19,20 +19,7 @@ pub(super) fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
             Step::Prog(body) => {
                 bases.push(("load".into(), false, p.key("prog")));
                 let ops_path = ops_path(&p, body);
-                for (j, op) in body.ops().iter().enumerate() {
-                    let (kind, as_) = match op {
-                        Op::Get(d) => ("get", &d.name),
-                        Op::CurrentTask(d) => ("current_task", &d.name),
-                        Op::Delete(d) => ("delete", &d.name),
-                        Op::Read(d) => ("read", &d.name),
-                        Op::Write(d) => ("write", &d.name),
-                    };
-                    let op_path = ops_path.index(j).key(kind);
-                    match as_ {
-                        Some(n) => bases.push((n.clone(), true, op_path.key("as"))),
-                        None => bases.push((kind.into(), false, op_path)),
-                    }
-                }
+                op_names(body.ops(), &ops_path, &mut bases);
                 continue;
             }
             Step::Update(d) => user_name(&d.map, "update", &d.name),
@@ -77,6 +64,41 @@ pub(super) fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
         }
     }
     Ok(names)
+}
+
+/// The names of `ops` at `path` and of the ops inside them, in order (an `if`, then its
+/// branches).
+fn op_names(ops: &[Op], path: &FieldPath, bases: &mut Vec<(String, bool, FieldPath)>) {
+    for (j, op) in ops.iter().enumerate() {
+        let (kind, as_) = match op {
+            Op::Get(d) => ("get", &d.name),
+            Op::CurrentTask(d) => ("current_task", &d.name),
+            Op::Delete(d) => ("delete", &d.name),
+            Op::Read(d) => ("read", &d.name),
+            Op::Write(d) => ("write", &d.name),
+            Op::Call(d) => ("call", &d.name),
+            Op::If(d) => ("if", &d.name),
+            Op::Return(_) => ("return", &None),
+            Op::Add(d) => ("add", &d.name),
+        };
+        let op_path = path.index(j).key(kind);
+        match as_ {
+            Some(n) => bases.push((n.clone(), true, op_path.key("as"))),
+            // A call is named after its function, without `bpf_`.
+            None => match op {
+                Op::Call(d) => {
+                    let base = d.func.strip_prefix("bpf_").unwrap_or(&d.func);
+                    bases.push((base.to_string(), false, op_path));
+                }
+                _ => bases.push((kind.into(), false, op_path)),
+            },
+        }
+        if let Op::If(d) = op {
+            let q = path.index(j).key("if");
+            op_names(&d.then, &q.key("then"), bases);
+            op_names(&d.otherwise, &q.key("else"), bases);
+        }
+    }
 }
 
 fn user_name(map: &str, call: &str, as_: &Option<String>) -> (String, bool) {

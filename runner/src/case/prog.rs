@@ -5,12 +5,14 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::instance::{OpSpec, StepSpec, Width};
+use super::args::{has_value, is_pointer, parse_ret, Scope};
+use super::instance::{Arg, Buf, Call, Cond, Func, OpSpec, Ret, StepSpec, Width};
 use super::locate::FieldPath;
-use super::model::{Op, ProgBody};
+use super::model::{CallDef, IfDef, Op, ProgBody};
 use super::names::ops_path;
-use super::resolve::{bool_leaf, err, known, opt, parse_prog_type, Ctx, ResolveError};
+use super::resolve::{bool_leaf, err, opt, parse_prog_type, Ctx, ResolveError};
 use super::value::{kind_of, parse_u32, parse_u64, FlagsArg, TaskArg, ValueArg};
+use crate::tables::helpers::{self, RetDefault};
 use crate::tables::{self, ProgType};
 
 /// Resolves one `prog` step at `p`; `prog_type` is the case's program type, `children` those
@@ -29,54 +31,15 @@ pub(super) fn resolve_prog(
     // Op names in this program → index (names are unique: `name_results` checked them).
     let mut index: HashMap<String, usize> = HashMap::new();
     let ops_path = ops_path(p, body);
-    for (j, op) in body.ops().iter().enumerate() {
-        let op_name = next_name();
-        let op_path = ops_path.index(j);
-        let spec = match op {
-            Op::Get(d) => {
-                let q = op_path.key("get");
-                OpSpec::Get {
-                    name: op_name,
-                    map: map_index(&d.map, q.key("map"))?,
-                    task: ctx.typed(&d.task, &q.key("task"), |v| TaskArg::parse(v, children))?,
-                    value: ctx.typed(&d.value, &q.key("value"), ValueArg::parse)?,
-                    flags: ctx.typed(&d.flags, &q.key("flags"), FlagsArg::parse)?,
-                }
-            }
-            Op::CurrentTask(_) => OpSpec::CurrentTask { name: op_name },
-            Op::Delete(d) => {
-                let q = op_path.key("delete");
-                OpSpec::Delete {
-                    name: op_name,
-                    map: map_index(&d.map, q.key("map"))?,
-                    task: ctx.typed(&d.task, &q.key("task"), |v| TaskArg::parse(v, children))?,
-                }
-            }
-            Op::Read(d) => {
-                let q = op_path.key("read");
-                OpSpec::Read {
-                    name: op_name,
-                    from: earlier_get(&out, &index, &d.from, q.key("from"))?,
-                    offset: opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?,
-                    width: opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?,
-                    null_check: opt(ctx, &d.null_check, &q.key("null_check"), true, bool_leaf)?,
-                }
-            }
-            Op::Write(d) => {
-                let q = op_path.key("write");
-                OpSpec::Write {
-                    name: op_name,
-                    to: earlier_get(&out, &index, &d.to, q.key("to"))?,
-                    value: ctx.typed(&d.value, &q.key("value"), parse_u64)?,
-                    offset: opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?,
-                    width: opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?,
-                    null_check: opt(ctx, &d.null_check, &q.key("null_check"), true, bool_leaf)?,
-                }
-            }
-        };
-        index.insert(spec.name().to_string(), out.len());
-        out.push(spec);
-    }
+    let mut r = Ops {
+        ctx,
+        children,
+        map_index,
+        next_name,
+        out: &mut out,
+        index: &mut index,
+    };
+    r.ops(body.ops(), &ops_path)?;
     if out.is_empty() {
         return err(ops_path, "a program needs at least one operation");
     }
@@ -146,25 +109,298 @@ fn parse_btf_name(v: &Value) -> Result<String, String> {
     }
 }
 
-fn earlier_get(
-    ops: &[OpSpec],
-    index: &HashMap<String, usize>,
-    name: &str,
-    path: FieldPath,
-) -> Result<usize, ResolveError> {
-    match index.get(name).copied() {
-        Some(i) if matches!(ops[i], OpSpec::Get { .. }) => Ok(i),
-        Some(_) => err(path, format!("`{name}` is not a get")),
-        None => err(
-            path,
-            format!(
-                "no earlier get named `{name}` in this program{}",
-                known(
-                    ops.iter()
-                        .filter(|o| matches!(o, OpSpec::Get { .. }))
-                        .map(|o| o.name().to_string())
-                )
-            ),
-        ),
+/// Resolves a list of ops into `out`, flattened: an `if` is followed by its branches.
+struct Ops<'a, 'b> {
+    ctx: &'a Ctx<'a>,
+    children: &'a [String],
+    map_index: &'a dyn Fn(&str, FieldPath) -> Result<usize, ResolveError>,
+    next_name: &'b mut dyn FnMut() -> String,
+    out: &'b mut Vec<OpSpec>,
+    index: &'b mut HashMap<String, usize>,
+}
+
+impl Ops<'_, '_> {
+    fn ops(&mut self, ops: &[Op], path: &FieldPath) -> Result<(), ResolveError> {
+        for (j, op) in ops.iter().enumerate() {
+            self.op(op, &path.index(j))?;
+        }
+        Ok(())
     }
+
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            ctx: self.ctx,
+            children: self.children,
+            map_index: self.map_index,
+            ops: self.out,
+            index: self.index,
+        }
+    }
+
+    fn push(&mut self, spec: OpSpec) {
+        self.index.insert(spec.name().to_string(), self.out.len());
+        self.out.push(spec);
+    }
+
+    fn task(&self, v: &Value, p: &FieldPath) -> Result<TaskArg, ResolveError> {
+        self.ctx.typed(v, p, |v| TaskArg::parse(v, self.children))
+    }
+
+    fn op(&mut self, op: &Op, op_path: &FieldPath) -> Result<(), ResolveError> {
+        let ctx = self.ctx;
+        let op_name = (self.next_name)();
+        let spec = match op {
+            // `get`, `delete` and `current_task` are spellings of `call`.
+            Op::Get(d) => {
+                let q = op_path.key("get");
+                OpSpec::get(
+                    op_name,
+                    (self.map_index)(&d.map, q.key("map"))?,
+                    self.task(&d.task, &q.key("task"))?,
+                    ctx.typed(&d.value, &q.key("value"), ValueArg::parse)?,
+                    ctx.typed(&d.flags, &q.key("flags"), FlagsArg::parse)?,
+                )
+            }
+            Op::CurrentTask(_) => OpSpec::current_task(op_name),
+            Op::Delete(d) => {
+                let q = op_path.key("delete");
+                OpSpec::delete(
+                    op_name,
+                    (self.map_index)(&d.map, q.key("map"))?,
+                    self.task(&d.task, &q.key("task"))?,
+                )
+            }
+            Op::Call(d) => self.call(d, op_name, &op_path.key("call"))?,
+            Op::Read(d) => {
+                let q = op_path.key("read");
+                OpSpec::Read {
+                    name: op_name,
+                    from: self.scope().earlier(
+                        &d.from,
+                        q.key("from"),
+                        is_pointer,
+                        "pointer result",
+                    )?,
+                    offset: opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?,
+                    width: opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?,
+                    null_check: opt(ctx, &d.null_check, &q.key("null_check"), true, bool_leaf)?,
+                }
+            }
+            Op::Write(d) | Op::Add(d) => {
+                let kind = if matches!(op, Op::Add(_)) {
+                    "add"
+                } else {
+                    "write"
+                };
+                let q = op_path.key(kind);
+                let (name, to) = (
+                    op_name,
+                    self.scope()
+                        .earlier(&d.to, q.key("to"), is_pointer, "pointer result")?,
+                );
+                let value = ctx.typed(&d.value, &q.key("value"), parse_u64)?;
+                let offset = opt(ctx, &d.offset, &q.key("offset"), 0, parse_u32)?;
+                let width = opt(ctx, &d.size, &q.key("size"), Width::B8, Width::parse)?;
+                let null_check = opt(ctx, &d.null_check, &q.key("null_check"), true, bool_leaf)?;
+                if kind == "add" {
+                    OpSpec::Add {
+                        name,
+                        to,
+                        value,
+                        offset,
+                        width,
+                        null_check,
+                    }
+                } else {
+                    OpSpec::Write {
+                        name,
+                        to,
+                        value,
+                        offset,
+                        width,
+                        null_check,
+                    }
+                }
+            }
+            Op::Return(v) => {
+                let q = op_path.key("return");
+                let n = ctx.typed(v, &q, parse_u64)?;
+                let value = i32::try_from(n as i64)
+                    .map_err(|_| (q, false, format!("{n:#x} does not fit in 32 bits")))?;
+                OpSpec::Return {
+                    name: op_name,
+                    value,
+                }
+            }
+            Op::If(d) => return self.if_(d, op_name, &op_path.key("if")),
+        };
+        self.push(spec);
+        Ok(())
+    }
+
+    fn call(&mut self, d: &CallDef, name: String, q: &FieldPath) -> Result<OpSpec, ResolveError> {
+        let fname = self.ctx.typed(
+            &Value::String(d.func.clone()),
+            &q.key("fn"),
+            parse_func_name,
+        )?;
+        let func = match helpers::helper(&fname) {
+            Some(h) => Func::Helper(h),
+            None => Func::Kfunc(fname.clone()),
+        };
+        if d.args.len() > 5 {
+            return err(
+                q.key("args").index(5),
+                format!(
+                    "a call has at most 5 arguments (r1-r5), found {}",
+                    d.args.len()
+                ),
+            );
+        }
+        let scope = self.scope();
+        let args = d
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| scope.arg(a, &q.key("args").index(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first_map = args.iter().find_map(|a| match a {
+            Arg::Map(m) => Some(*m),
+            _ => None,
+        });
+        let ret = match &d.ret {
+            Some(v) => {
+                let maps = |n: &str| (self.map_index)(n, q.key("ret")).map_err(|(_, _, e)| e);
+                self.ctx.typed(v, &q.key("ret"), |v| parse_ret(v, &maps))?
+            }
+            None => {
+                let default = match &func {
+                    Func::Helper(h) => helpers::helper_ret(h.name),
+                    Func::Kfunc(k) => helpers::kfunc_ret(k),
+                };
+                match default {
+                    RetDefault::Int => Ret::Int,
+                    RetDefault::Ptr => Ret::Ptr,
+                    RetDefault::Task => Ret::Task,
+                    RetDefault::U64 => Ret::U64,
+                    RetDefault::Void => Ret::Void,
+                    RetDefault::Value => match first_map {
+                        Some(m) => Ret::Value(m),
+                        None => {
+                            return err(
+                                q.clone(),
+                                format!(
+                                "{fname} returns a map value: it needs a map argument, or `ret`"
+                            ),
+                            )
+                        }
+                    },
+                }
+            }
+        };
+        // A buffer's default size is the value size of the call's map.
+        if first_map.is_none() {
+            for (i, a) in args.iter().enumerate() {
+                if buf_without_size(a) {
+                    return err(
+                        q.key("args").index(i),
+                        "a buffer needs a `size` when the call has no map argument",
+                    );
+                }
+            }
+        }
+        Ok(OpSpec::Call(Call {
+            name,
+            func,
+            args,
+            ret,
+        }))
+    }
+
+    fn if_(&mut self, d: &IfDef, name: String, q: &FieldPath) -> Result<(), ResolveError> {
+        let given: Vec<&str> = [
+            ("nonnull", d.nonnull.is_some()),
+            ("null", d.null.is_some()),
+            ("eq", d.eq.is_some()),
+            ("ne", d.ne.is_some()),
+            ("lt", d.lt.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, on)| on.then_some(k))
+        .collect();
+        let kind = match given.as_slice() {
+            [k] => *k,
+            [] => {
+                return err(
+                    q.clone(),
+                    "an `if` needs one condition: `nonnull`, `null`, `eq`, `ne` or `lt`",
+                )
+            }
+            [_, second, ..] => {
+                return Err((
+                    q.key(second),
+                    true,
+                    format!("an `if` has one condition; `{}` is already there", given[0]),
+                ))
+            }
+        };
+        let scope = self.scope();
+        let what = "result with a value";
+        let cond = match (kind, &d.nonnull, &d.null) {
+            ("nonnull", Some(n), _) => {
+                Cond::NonNull(scope.earlier(n, q.key(kind), has_value, what)?)
+            }
+            ("null", _, Some(n)) => Cond::Null(scope.earlier(n, q.key(kind), has_value, what)?),
+            _ => {
+                let pair = match kind {
+                    "eq" => &d.eq,
+                    "ne" => &d.ne,
+                    _ => &d.lt,
+                };
+                let Some((n, v)) = pair else {
+                    return err(q.clone(), "no condition");
+                };
+                let op = scope.earlier(n, q.key(kind).index(0), has_value, what)?;
+                let c = self.ctx.typed(v, &q.key(kind).index(1), parse_u64)?;
+                match kind {
+                    "eq" => Cond::Eq(op, c),
+                    "ne" => Cond::Ne(op, c),
+                    _ => Cond::Lt(op, c),
+                }
+            }
+        };
+        let at = self.out.len();
+        self.push(OpSpec::If {
+            name,
+            cond,
+            then_len: 0,
+            else_len: 0,
+        });
+        self.ops(&d.then, &q.key("then"))?;
+        let then_len = self.out.len() - at - 1;
+        self.ops(&d.otherwise, &q.key("else"))?;
+        let else_len = self.out.len() - at - 1 - then_len;
+        if let OpSpec::If {
+            then_len: t,
+            else_len: e,
+            ..
+        } = &mut self.out[at]
+        {
+            (*t, *e) = (then_len, else_len);
+        }
+        Ok(())
+    }
+}
+
+fn buf_without_size(a: &Arg) -> bool {
+    match a {
+        Arg::Buf(Buf { size: None, .. }) => true,
+        Arg::Plus(a, _) | Arg::Walk { base: a, .. } => buf_without_size(a),
+        _ => false,
+    }
+}
+
+/// A helper or kfunc name: a C identifier.
+fn parse_func_name(v: &Value) -> Result<String, String> {
+    parse_btf_name(v).map_err(|e| e.replace("kernel function", "helper or kfunc"))
 }

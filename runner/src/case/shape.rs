@@ -57,6 +57,8 @@ from_object! {
     NameDef: "an object (`{}`, or with `as`)",
     ReadDef: "an object with `from`",
     WriteDef: "an object with `to` and `value`",
+    CallDef: "an object with `fn`",
+    IfDef: "an object with a condition and `then`",
     UpdateDef: "an object with `map`, `task` and `value`",
     KeyDef: "an object with `map` and `task`",
     NextKeyDef: "an object with `map`",
@@ -74,7 +76,17 @@ const STEPS: &[&str] = &[
     "exit",
     "reap",
 ];
-const OPS: &[&str] = &["get", "delete", "current_task", "read", "write"];
+const OPS: &[&str] = &[
+    "get",
+    "delete",
+    "current_task",
+    "read",
+    "write",
+    "call",
+    "if",
+    "return",
+    "add",
+];
 
 /// Reads the key of a one-key object: one of `names`, or, with `after`, any key at all, which
 /// is an error naming it (so that the error's path and position are the key's).
@@ -194,7 +206,11 @@ impl<'de> Visitor<'de> for OneKey<Op> {
                 "delete" => Op::Delete(m.next_value()?),
                 "current_task" => Op::CurrentTask(m.next_value()?),
                 "read" => Op::Read(m.next_value()?),
-                _ => Op::Write(m.next_value()?),
+                "write" => Op::Write(m.next_value()?),
+                "call" => Op::Call(m.next_value()?),
+                "if" => Op::If(m.next_value()?),
+                "return" => Op::Return(m.next_value()?),
+                _ => Op::Add(m.next_value()?),
             })
         })
     }
@@ -357,7 +373,7 @@ mod tests {
         assert_eq!(e.path, "steps[0].prog[0]");
         assert_eq!(
             e.message,
-            "an empty object: an operation has one key, one of `get`, `delete`, `current_task`, `read`, `write`"
+            "an empty object: an operation has one key, one of `get`, `delete`, `current_task`, `read`, `write`, `call`, `if`, `return`, `add`"
         );
     }
 }

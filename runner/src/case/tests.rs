@@ -36,13 +36,13 @@ fn matrix_expands_in_order_with_readable_ids() {
     assert_eq!(name, "load");
     assert_eq!(
         ops[0],
-        OpSpec::Get {
-            name: "get".into(),
-            map: 0,
-            task: TaskArg::Current,
-            value: ValueArg::Null,
-            flags: FlagsArg::Const(1 << 63)
-        }
+        OpSpec::get(
+            "get".into(),
+            0,
+            TaskArg::Current,
+            ValueArg::Null,
+            FlagsArg::Const(1 << 63)
+        )
     );
     assert_eq!(
         c.instances[0].maps[0].flags, 1,
@@ -193,7 +193,7 @@ fn semantic_errors_carry_path_and_position() {
     ));
     assert_eq!(e.path, "steps[0].prog[0].read.from");
     assert!(
-        e.message.contains("no earlier get named `g`"),
+        e.message.contains("no earlier pointer result named `g`"),
         "{}",
         e.message
     );

@@ -139,6 +139,13 @@ pub enum Reloc {
         load: usize,
         name: String,
     },
+    /// The load at `insn` must have as `off` the offset of the last of `fields` in
+    /// `struct start` after following the pointers the others hold (kernel BTF).
+    Field {
+        insn: usize,
+        start: String,
+        fields: Vec<String>,
+    },
 }
 
 /// A relocation the loader could not resolve.
@@ -146,6 +153,8 @@ pub enum Reloc {
 pub enum Unresolved {
     Kfunc(String),
     PerCpu(String),
+    /// `start->a->b`, as written.
+    Field(String),
 }
 
 /// Answers the loader gives for relocations.
@@ -156,6 +165,16 @@ pub trait Resolver {
     fn kfunc_id(&self, name: &str) -> Option<i32>;
     /// The BTF id of the per-CPU variable holding the value `name`, and the value's offset in it.
     fn percpu(&self, name: &str) -> Option<(i32, i16)>;
+    /// The offset of a walk's field (see `Reloc::Field`).
+    fn field_offset(&self, start: &str, fields: &[String]) -> Option<i16>;
+}
+
+/// A walk's text: `task_struct->real_parent->group_leader`.
+pub fn walk_text(start: &str, fields: &[String]) -> String {
+    std::iter::once(start.to_string())
+        .chain(fields.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("->")
 }
 
 impl Reloc {
@@ -165,7 +184,8 @@ impl Reloc {
             Reloc::MapFd { insn, .. }
             | Reloc::MapValue { insn, .. }
             | Reloc::Kfunc { insn, .. }
-            | Reloc::PerCpu { insn, .. } => *insn,
+            | Reloc::PerCpu { insn, .. }
+            | Reloc::Field { insn, .. } => *insn,
         }
     }
 }
@@ -210,6 +230,11 @@ impl Program {
                         .ok_or_else(|| Unresolved::PerCpu(name.clone()))?;
                     (insns[i].src, insns[i].imm, insns[i + 1].imm) = (BPF_PSEUDO_BTF_ID, id, 0);
                     insns[*load].off = off;
+                }
+                Reloc::Field { start, fields, .. } => {
+                    insns[i].off = r
+                        .field_offset(start, fields)
+                        .ok_or_else(|| Unresolved::Field(walk_text(start, fields)))?;
                 }
             }
         }
@@ -277,7 +302,12 @@ fn disasm_one(
                 None => unknown(),
             }
         }
-        BPF_LDX if is_mem => format!("r{d} = *({size} *)(r{s} {off:+})"),
+        BPF_LDX if is_mem => match reloc {
+            Some(Reloc::Field { start, fields, .. }) => {
+                format!("r{d} = *({size} *)(r{s} +{})", walk_text(start, fields))
+            }
+            _ => format!("r{d} = *({size} *)(r{s} {off:+})"),
+        },
         BPF_STX if is_mem => format!("*({size} *)(r{d} {off:+}) = r{s}"),
         BPF_ST if is_mem => format!("*({size} *)(r{d} {off:+}) = {imm}"),
         BPF_JMP => match (op, reloc) {
@@ -493,6 +523,17 @@ impl Asm {
         self.push(BPF_JMP | BPF_CALL, Reg::R0, BPF_PSEUDO_KFUNC_CALL, 0, 0);
     }
 
+    /// `dst = *(u64 *)(src + offset of the last of fields)`, the offset patched by the loader.
+    pub fn ldx_field(&mut self, dst: Reg, src: Reg, start: &str, fields: &[String]) {
+        let insn = self.len();
+        self.relocs.push(Reloc::Field {
+            insn,
+            start: start.to_string(),
+            fields: fields.to_vec(),
+        });
+        self.ldx(Size::DW, dst, src, 0);
+    }
+
     pub fn exit(&mut self) {
         self.push(BPF_JMP | BPF_EXIT, Reg::R0, 0, 0, 0);
     }
@@ -638,6 +679,9 @@ mod tests {
         }
         fn percpu(&self, name: &str) -> Option<(i32, i16)> {
             (self.0 && name == "preempt_count").then_some((777, 12))
+        }
+        fn field_offset(&self, _: &str, _: &[String]) -> Option<i16> {
+            None
         }
     }
 

@@ -6,12 +6,15 @@
 //! make syscalls. Map value sizes are inputs (a `"max"` size is measured by the executor first).
 
 pub mod asm;
+mod call;
+
+pub use call::counted_failure;
 
 use crate::case::value::TaskArg;
-use crate::case::value::{FlagsArg, ValueArg};
-use crate::case::{OpSpec, StepSpec, Width};
+use crate::case::{self, OpSpec, StepSpec, Width};
 use crate::tables::{self, Helper, ProgType};
 use asm::{Asm, Cond, Reg, Size};
+use call::Frame;
 
 /// Bytes of a map value that a `get` copies back to user space.
 pub const MAX_PAYLOAD: u32 = 64;
@@ -42,7 +45,8 @@ pub struct Slot {
 /// values only known at run time. Programs of every type read them the same way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Param {
-    /// A flags value the verifier cannot know.
+    /// A value the verifier cannot know: a call's `{"runtime": N}` argument (a `get`'s
+    /// `runtime:N` flags).
     Flags(u64),
     /// The pid of a child process, for `bpf_task_from_pid`.
     ChildPid(String),
@@ -67,7 +71,7 @@ pub struct ProgramSpec {
     /// Helpers the program calls (probed before loading).
     pub helpers: Vec<&'static Helper>,
     /// kfuncs the program calls (looked up in the kernel's BTF).
-    pub kfuncs: Vec<&'static str>,
+    pub kfuncs: Vec<String>,
     /// Per-CPU kernel values the program reads (their variables looked up in the kernel's BTF).
     pub percpu: Vec<&'static tables::PerCpuValue>,
 }
@@ -78,6 +82,8 @@ pub enum CompileError {
     StackOverflow(u64),
     #[error("offset {0} is out of range")]
     Offset(u32),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("assembler: {0}")]
     Asm(#[from] asm::AsmError),
 }
@@ -87,14 +93,20 @@ struct Gen {
     /// Count calls and failures instead of recording one run (programs that stay attached).
     counting: bool,
     helpers: Vec<&'static Helper>,
-    kfuncs: Vec<&'static str>,
+    kfuncs: Vec<String>,
     percpu: Vec<&'static tables::PerCpuValue>,
     params: Vec<Param>,
     params_offset: u32,
     result_map: usize,
+    /// Bytes of the frame above the spilled results.
+    top: u32,
 }
 
 impl Gen {
+    /// Offset from r10 of op `i`'s spilled result.
+    fn spill_at(&self, i: usize) -> i16 {
+        -((self.top + (i as u32 + 1) * 8) as i16)
+    }
     fn helper(&mut self, h: &'static Helper) {
         if !self.helpers.contains(&h) {
             self.helpers.push(h);
@@ -112,9 +124,9 @@ impl Gen {
         self.a
             .percpu_value(size, dst, v.name, tables::THIS_CPU_PTR.id);
     }
-    fn kfunc(&mut self, name: &'static str) {
-        if !self.kfuncs.contains(&name) {
-            self.kfuncs.push(name);
+    fn kfunc(&mut self, name: &str) {
+        if !self.kfuncs.iter().any(|k| k == name) {
+            self.kfuncs.push(name.to_string());
         }
         self.a.call_kfunc(name);
     }
@@ -145,10 +157,10 @@ impl Gen {
             self.put(slot, state::DONE as i32)
         }
     }
-    /// When counting: one failure more (slot's second word) if `r0 == failure`.
-    fn count_failure(&mut self, slot: u32, failure: i32) -> Result<(), CompileError> {
+    /// When counting: one failure more (slot's second word) unless `r0 <ok> v`.
+    fn count_failure(&mut self, slot: u32, ok: Cond, v: i32) -> Result<(), CompileError> {
         let skip = self.a.new_label();
-        self.a.jmp_imm(Cond::Ne, Reg::R0, failure, skip);
+        self.a.jmp_imm(ok, Reg::R0, v, skip);
         self.bump(slot + 8)?;
         self.a.place(skip);
         Ok(())
@@ -197,13 +209,6 @@ impl Gen {
             TaskArg::Null | TaskArg::Scalar => Ok(None),
         }
     }
-    fn task_to_r2(&mut self, task: &TaskArg) {
-        match task {
-            TaskArg::Child(_) | TaskArg::Current => self.a.mov64_reg(Reg::R2, Reg::R7),
-            TaskArg::Null => self.a.mov64_imm(Reg::R2, 0),
-            TaskArg::Scalar => self.a.mov64_imm(Reg::R2, 1),
-        }
-    }
     fn task_release(&mut self, task: &TaskArg, missing: Option<asm::Label>) {
         if let TaskArg::Child(_) = task {
             self.a.mov64_reg(Reg::R1, Reg::R7);
@@ -242,15 +247,6 @@ fn copy_out(g: &mut Gen, src: Reg, len: u32, dst: u32) -> Result<(), CompileErro
         k += step;
     }
     Ok(())
-}
-
-fn payload_of(op: &OpSpec, value_sizes: &[u32], counting: bool) -> u32 {
-    match op {
-        _ if counting => 0,
-        OpSpec::Get { map, .. } => value_sizes[*map].min(MAX_PAYLOAD).div_ceil(8) * 8,
-        OpSpec::Read { .. } => 8,
-        OpSpec::Delete { .. } | OpSpec::Write { .. } | OpSpec::CurrentTask { .. } => 0,
-    }
 }
 
 /// How a program records what its operations got.
@@ -312,67 +308,6 @@ pub enum Hook {
     Any,
 }
 
-/// The stack frame, from r10 down: [top: room for "small" buffers, which end at the frame's
-/// last byte] [one spilled pointer per op, zeroed first so a read after a skipped get sees
-/// NULL] [each get's value buffer].
-struct Frame {
-    /// Bytes above the spilled pointers.
-    top: u32,
-    /// Per op: the offset from r10 of its value buffer, if it has one.
-    buffers: Vec<Option<i32>>,
-}
-
-impl Frame {
-    /// Sized in u64 from value sizes up to u32::MAX (a size near it must not wrap around to a
-    /// small frame), and refused before anything is laid out when it exceeds the BPF stack.
-    fn new(ops: &[OpSpec], value_sizes: &[u32]) -> Result<Frame, CompileError> {
-        let rounded = |map: usize| u64::from(value_sizes[map]).div_ceil(8) * 8;
-        let top = ops
-            .iter()
-            .filter_map(|o| match o {
-                OpSpec::Get {
-                    map,
-                    value: ValueArg::Small,
-                    ..
-                } => Some(rounded(*map)),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        let spills = u64::try_from(ops.len())
-            .unwrap_or(u64::MAX)
-            .saturating_mul(8);
-        let mut depth = top.saturating_add(spills);
-        // Distance below r10 of each buffer, in u64 until the frame is known to fit.
-        let mut below = Vec::with_capacity(ops.len());
-        for op in ops {
-            below.push(match op {
-                OpSpec::Get {
-                    value: ValueArg::Small,
-                    map,
-                    ..
-                } => Some(u64::from(value_sizes[*map].saturating_sub(1))),
-                OpSpec::Get { map, value, .. } if *value != ValueArg::Null => {
-                    depth = depth.saturating_add(rounded(*map));
-                    Some(depth)
-                }
-                _ => None,
-            });
-        }
-        if depth > u64::from(STACK) {
-            return Err(CompileError::StackOverflow(depth));
-        }
-        // Every distance is at most `depth`, at most STACK: these conversions cannot fail.
-        let fits = |d: u64| i32::try_from(d).map_err(|_| CompileError::StackOverflow(depth));
-        let buffers = below
-            .into_iter()
-            .map(|b| b.map(|d| fits(d).map(|d| -d)).transpose())
-            .collect::<Result<_, _>>()?;
-        let top = u32::try_from(top).map_err(|_| CompileError::StackOverflow(depth))?;
-        Ok(Frame { top, buffers })
-    }
-}
-
 /// `compile`, with the recording mode and the kind of hook chosen.
 pub fn compile_mode(
     prog_type: &'static ProgType,
@@ -383,14 +318,17 @@ pub fn compile_mode(
 ) -> Result<ProgramSpec, CompileError> {
     let counting = mode == Mode::Count;
     let frame = Frame::new(ops, value_sizes)?;
-    let (top, buffers) = (frame.top, frame.buffers);
-    let spill_at = |i: usize| -((top + (i as u32 + 1) * 8) as i16);
 
     // Result map value: [finished u64][one slot per op][params].
     let mut slots = Vec::with_capacity(ops.len());
     let mut offset = 8u32;
     for op in ops {
-        let payload = payload_of(op, value_sizes, counting);
+        let payload = match op {
+            _ if counting => 0,
+            OpSpec::Call(c) => call::payload(c, value_sizes),
+            OpSpec::Read { .. } => 8,
+            _ => 0,
+        };
         slots.push(Slot { offset, payload });
         offset += 16 + payload;
     }
@@ -403,10 +341,17 @@ pub fn compile_mode(
         params: Vec::new(),
         params_offset: offset,
         result_map: value_sizes.len(),
+        top: frame.top,
     };
     let out = g.a.new_label();
+    let finish = g.a.new_label();
+    // A program that returns a value of its own keeps it in r8 until the end.
+    let returns = ops.iter().any(|o| matches!(o, OpSpec::Return { .. }));
     g.a.mov64_reg(Reg::R6, Reg::R1);
     g.a.ld_map_value(Reg::R9, g.result_map, 0);
+    if returns {
+        g.a.mov64_imm(Reg::R8, 0);
+    }
     if prog_type.attached() {
         // An attached program sees every task's events: it acts for the runner's triggering
         // thread only (the whole pid_tgid: the runner's other threads trigger it too), on a
@@ -427,102 +372,24 @@ pub fn compile_mode(
         }
     }
     for i in 0..ops.len() {
-        g.a.st_imm(Size::DW, Reg::R10, spill_at(i), 0);
+        let at = g.spill_at(i);
+        g.a.st_imm(Size::DW, Reg::R10, at, 0);
     }
 
+    // Where the branches of `if` ops end: at op index k, the labels to place (the last
+    // pushed first, so that inner branches close before outer ones).
+    let mut closing: Vec<Vec<Close>> = vec![Vec::new(); ops.len() + 1];
     let mut deferred = Vec::new();
+    let layout = call::Layout {
+        ops,
+        frame: &frame,
+        value_sizes,
+    };
     for (i, op) in ops.iter().enumerate() {
+        close(&mut g, &mut closing[i]);
         let slot = slots[i].offset;
         match op {
-            OpSpec::Get {
-                map,
-                task,
-                value,
-                flags,
-                ..
-            } => {
-                let vs = value_sizes[*map];
-                // The value buffer is written before any call: calls clobber r1-r5. A get
-                // with a buffer has `vs` ≤ STACK here: `Frame::new` refused larger ones.
-                let buf = buffers[i];
-                match (value, buf) {
-                    (ValueArg::Init(p), Some(b)) => store_bytes(&mut g, b, &p.bytes(vs as usize))?,
-                    (ValueArg::Small, Some(b)) => {
-                        store_bytes(&mut g, b, &vec![0; vs.saturating_sub(1) as usize])?
-                    }
-                    _ => {}
-                }
-                let missing = g.task_prepare(task, slot)?;
-                g.task_to_r2(task);
-                g.a.ld_map_fd(Reg::R1, *map);
-                match buf {
-                    Some(b) => {
-                        g.a.mov64_reg(Reg::R3, Reg::R10);
-                        g.a.alu64_imm(asm::Alu::Add, Reg::R3, b);
-                    }
-                    None => g.a.mov64_imm(Reg::R3, 0),
-                }
-                match flags {
-                    FlagsArg::Const(f) => g.load_const(Reg::R4, *f),
-                    FlagsArg::Runtime(f) => {
-                        let off = g.param(Param::Flags(*f))?;
-                        g.a.ldx(Size::DW, Reg::R4, Reg::R9, off);
-                    }
-                }
-                g.helper(&tables::TASK_STORAGE_GET);
-                g.a.stx(Size::DW, Reg::R10, spill_at(i), Reg::R0);
-                g.done(slot)?;
-                // A NULL check here would make the verifier treat the pointer as checked for
-                // every later use; when a later operation deliberately skips the check, the
-                // result is copied out at the end of the program instead.
-                let unchecked_use = ops.iter().any(|o| match o {
-                    OpSpec::Read {
-                        from: t,
-                        null_check: false,
-                        ..
-                    }
-                    | OpSpec::Write {
-                        to: t,
-                        null_check: false,
-                        ..
-                    } => *t == i,
-                    _ => false,
-                });
-                if counting {
-                    g.count_failure(slot, 0)?;
-                } else if unchecked_use {
-                    deferred.push((i, slot, vs));
-                } else {
-                    copy_result(&mut g, Reg::R0, slot, vs)?;
-                }
-                g.task_release(task, missing);
-            }
-            OpSpec::CurrentTask { .. } => {
-                g.helper(&tables::GET_CURRENT_TASK_BTF);
-                g.done(slot)?;
-                if counting {
-                    g.count_failure(slot, 0)?;
-                } else {
-                    let null = g.a.new_label();
-                    g.a.jmp_imm(Cond::Eq, Reg::R0, 0, null);
-                    g.put(slot + 8, 1)?;
-                    g.a.place(null);
-                }
-            }
-            OpSpec::Delete { map, task, .. } => {
-                let missing = g.task_prepare(task, slot)?;
-                g.task_to_r2(task);
-                g.a.ld_map_fd(Reg::R1, *map);
-                g.helper(&tables::TASK_STORAGE_DELETE);
-                if counting {
-                    g.done(slot)?;
-                    g.count_failure(slot, -libc::EBUSY)?;
-                } else {
-                    g.a.stx(Size::DW, Reg::R9, off16(slot + 8)?, Reg::R0);
-                    g.put(slot, state::DONE as i32)?;
-                }
-                g.task_release(task, missing);
-            }
+            OpSpec::Call(c) => g.call(&layout, i, c, slot, &mut deferred)?,
             OpSpec::Read {
                 from,
                 offset: at,
@@ -530,9 +397,14 @@ pub fn compile_mode(
                 null_check,
                 ..
             } => {
-                g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill_at(*from));
+                let spill = g.spill_at(*from);
+                g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill);
                 let skip = null_guard(&mut g, *null_check, slot)?;
                 g.a.ldx(width(*w), Reg::R2, Reg::R1, off16(*at)?);
+                if call::referenced(ops, i) {
+                    let me = g.spill_at(i);
+                    g.a.stx(Size::DW, Reg::R10, me, Reg::R2);
+                }
                 g.a.stx(Size::DW, Reg::R9, off16(slot + 8)?, Reg::R2);
                 g.done(slot)?;
                 if let Some(l) = skip {
@@ -547,7 +419,8 @@ pub fn compile_mode(
                 null_check,
                 ..
             } => {
-                g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill_at(*to));
+                let spill = g.spill_at(*to);
+                g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill);
                 let skip = null_guard(&mut g, *null_check, slot)?;
                 g.load_const(Reg::R2, *value);
                 g.a.stx(width(*w), Reg::R1, off16(*at)?, Reg::R2);
@@ -556,10 +429,73 @@ pub fn compile_mode(
                     g.a.place(l);
                 }
             }
+            OpSpec::Add {
+                to,
+                value,
+                offset: at,
+                width: w,
+                null_check,
+                ..
+            } => {
+                let spill = g.spill_at(*to);
+                g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill);
+                let skip = null_guard(&mut g, *null_check, slot)?;
+                let at = off16(*at)?;
+                g.a.ldx(width(*w), Reg::R2, Reg::R1, at);
+                g.load_const(Reg::R3, *value);
+                g.a.alu64_reg(asm::Alu::Add, Reg::R2, Reg::R3);
+                g.a.stx(width(*w), Reg::R1, at, Reg::R2);
+                g.done(slot)?;
+                if let Some(l) = skip {
+                    g.a.place(l);
+                }
+            }
+            OpSpec::If {
+                cond,
+                then_len,
+                else_len,
+                ..
+            } => {
+                let (otherwise, end) = (g.a.new_label(), g.a.new_label());
+                let spill = g.spill_at(cond.op());
+                g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill);
+                g.done(slot)?;
+                // Jump to `else` when the condition does not hold.
+                let (jump, v) = match *cond {
+                    case::Cond::NonNull(_) => (Cond::Eq, 0),
+                    case::Cond::Null(_) => (Cond::Ne, 0),
+                    case::Cond::Eq(_, v) => (Cond::Ne, v),
+                    case::Cond::Ne(_, v) => (Cond::Eq, v),
+                    case::Cond::Lt(_, v) => (Cond::Ge, v),
+                };
+                if (v as i64) >= i32::MIN as i64 && (v as i64) <= i32::MAX as i64 {
+                    g.a.jmp_imm(jump, Reg::R1, v as i64 as i32, otherwise);
+                } else {
+                    g.load_const(Reg::R2, v);
+                    g.a.jmp_reg(jump, Reg::R1, Reg::R2, otherwise);
+                }
+                if !counting {
+                    g.put(slot + 8, 1)?;
+                }
+                let (t, e) = (i + 1 + then_len, i + 1 + then_len + else_len);
+                closing[e].push(Close::End(end));
+                // A `then` that ends with `return` does not fall through (the verifier refuses
+                // unreachable instructions).
+                let falls = !matches!(ops[t - 1], OpSpec::Return { .. });
+                closing[t].push(Close::Else(otherwise, end, falls));
+            }
+            OpSpec::Return { value, .. } => {
+                g.done(slot)?;
+                g.a.mov64_imm(Reg::R8, *value);
+                g.a.ja(finish);
+            }
         }
     }
+    close(&mut g, &mut closing[ops.len()]);
+    g.a.place(finish);
     for (i, slot, vs) in deferred {
-        g.a.ldx(Size::DW, Reg::R2, Reg::R10, spill_at(i));
+        let spill = g.spill_at(i);
+        g.a.ldx(Size::DW, Reg::R2, Reg::R10, spill);
         copy_result(&mut g, Reg::R2, slot, vs)?;
     }
     if counting {
@@ -568,7 +504,11 @@ pub fn compile_mode(
         g.put(0, 1)?;
     }
     g.a.place(out);
-    g.a.mov64_imm(Reg::R0, 0);
+    if returns {
+        g.a.mov64_reg(Reg::R0, Reg::R8);
+    } else {
+        g.a.mov64_imm(Reg::R0, 0);
+    }
     g.a.exit();
     Ok(ProgramSpec {
         prog_type,
@@ -581,6 +521,30 @@ pub fn compile_mode(
         kfuncs: g.kfuncs,
         percpu: g.percpu,
     })
+}
+
+/// A label to place where a branch of an `if` ends.
+#[derive(Clone, Copy)]
+enum Close {
+    /// The end of `then`: jump over `else` (to the second label) when `then` falls through;
+    /// `else` starts here.
+    Else(asm::Label, asm::Label, bool),
+    /// The end of the `if`.
+    End(asm::Label),
+}
+
+fn close(g: &mut Gen, at: &mut Vec<Close>) {
+    while let Some(c) = at.pop() {
+        match c {
+            Close::Else(otherwise, end, falls) => {
+                if falls {
+                    g.a.ja(end);
+                }
+                g.a.place(otherwise);
+            }
+            Close::End(end) => g.a.place(end),
+        }
+    }
 }
 
 /// A get's result: a non-NULL flag and the first bytes of the value, from pointer `src` (not r1).
@@ -634,5 +598,7 @@ fn store_bytes(g: &mut Gen, at: i32, bytes: &[u8]) -> Result<(), CompileError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod call_tests;
 #[cfg(test)]
 mod tests;

@@ -1,18 +1,11 @@
 use super::*;
-use crate::case::value::Pattern;
+use crate::case::value::{FlagsArg, Pattern, ValueArg};
 use asm::{Insn, Reloc};
 use TaskArg::{Current, Null as NoTask, Scalar};
 use ValueArg::{Init, Small, Uninit};
 
 fn get(task: TaskArg, value: ValueArg, flags: FlagsArg) -> OpSpec {
-    let (name, map) = ("g".into(), 0);
-    OpSpec::Get {
-        name,
-        map,
-        task,
-        value,
-        flags,
-    }
+    OpSpec::get("g".into(), 0, task, value, flags)
 }
 
 fn current_get(value: ValueArg) -> OpSpec {
@@ -47,8 +40,7 @@ fn write(value: u64, offset: u32, width: Width) -> OpSpec {
 }
 
 fn delete(map: usize, task: TaskArg) -> OpSpec {
-    let name = "d".into();
-    OpSpec::Delete { name, map, task }
+    OpSpec::delete("d".into(), map, task)
 }
 
 fn slot(offset: u32, payload: u32) -> Slot {
@@ -490,7 +482,7 @@ fn deterministic() {
 #[test]
 fn attached_programs_run_once_and_only_for_the_runner() {
     let fentry = crate::tables::prog_type("fentry").unwrap();
-    let op = OpSpec::CurrentTask { name: "t".into() };
+    let op = OpSpec::current_task("t".into());
     // On its own target (reached from the runner's system call or test run) the program
     // checks the thread and that it has not run yet.
     let own = compile(fentry, std::slice::from_ref(&op), &[]).unwrap();
@@ -527,14 +519,14 @@ fn attached_programs_run_once_and_only_for_the_runner() {
     assert_eq!(spec.percpu, [&crate::tables::PREEMPT_COUNT]);
     // A perf event program runs in interrupts by design: no task-context check.
     let perf = crate::tables::prog_type("perf_event").unwrap();
-    let t = OpSpec::CurrentTask { name: "t".into() };
+    let t = OpSpec::current_task("t".into());
     let spec = compile_mode(perf, &[t], &[], Mode::Count, Hook::Any).unwrap();
     assert!(spec.percpu.is_empty());
     assert!(!any(&text(&spec), |l| l.contains("percpu")));
     assert_eq!(spec.params, [Param::RunnerThread]);
     // A program the runner runs itself has no prologue.
     let syscall = crate::tables::prog_type("syscall").unwrap();
-    let spec = compile(syscall, &[OpSpec::CurrentTask { name: "t".into() }], &[]).unwrap();
+    let spec = compile(syscall, &[OpSpec::current_task("t".into())], &[]).unwrap();
     assert!(spec.params.is_empty());
     assert_eq!(find(&text(&spec), "call bpf_get_current_task_btf#158"), 3);
 }

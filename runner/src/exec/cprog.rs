@@ -4,7 +4,7 @@
 //! compiled program. It writes the compiler's result layout, so observation is unchanged.
 
 use crate::case::value::{FlagsArg, Pattern, TaskArg, ValueArg};
-use crate::case::OpSpec;
+use crate::case::{Legacy, OpSpec};
 use crate::compile::ProgramSpec;
 use crate::tables::ProgType;
 
@@ -34,24 +34,23 @@ pub fn config(
         TaskArg::Null => Ok(1),
         _ => Err(LIMITS.to_string()),
     };
-    let (kind, task, has_value, runtime, value, flags, map) = match op {
-        OpSpec::Get {
+    let (kind, task, has_value, runtime, value, flags, map) = match op.legacy() {
+        Some(Legacy::Get {
             map,
             task,
             value,
             flags,
-            ..
-        } => {
-            if value_sizes.get(*map) != Some(&8) {
+        }) => {
+            if value_sizes.get(map) != Some(&8) {
                 return Err(LIMITS.into());
             }
             let (has_value, value) = match value {
                 ValueArg::Null => (0u32, 0u64),
-                ValueArg::Init(Pattern::Number(n)) => (1, *n),
+                ValueArg::Init(Pattern::Number(n)) => (1, n),
                 _ => return Err(LIMITS.into()),
             };
             let (runtime, flags) = match flags {
-                FlagsArg::Const(f) => (0u32, *f),
+                FlagsArg::Const(f) => (0u32, f),
                 // The program reads the u64 after the get's slot, where the compiler puts it.
                 FlagsArg::Runtime(_) if spec.params_offset == 32 => (1, 0),
                 FlagsArg::Runtime(_) => return Err(LIMITS.into()),
@@ -63,12 +62,12 @@ pub fn config(
                 runtime,
                 value,
                 flags,
-                Some(*map),
+                Some(map),
             )
         }
-        OpSpec::Delete { map, task, .. } => (OP_DELETE, task_null(task)?, 0, 0, 0, 0, Some(*map)),
-        OpSpec::CurrentTask { .. } => (OP_CURRENT_TASK, 0, 0, 0, 0, 0, None),
-        _ => return Err(LIMITS.into()),
+        Some(Legacy::Delete { map, task }) => (OP_DELETE, task_null(task)?, 0, 0, 0, 0, Some(map)),
+        Some(Legacy::CurrentTask) => (OP_CURRENT_TASK, 0, 0, 0, 0, 0, None),
+        None => return Err(LIMITS.into()),
     };
     let mut c = Vec::with_capacity(32);
     for w in [kind, task, has_value, runtime] {
@@ -86,13 +85,7 @@ mod tests {
     use crate::tables::prog_type;
 
     fn get(task: TaskArg, value: ValueArg, flags: FlagsArg) -> OpSpec {
-        OpSpec::Get {
-            name: "get".into(),
-            map: 0,
-            task,
-            value,
-            flags,
-        }
+        OpSpec::get("get".into(), 0, task, value, flags)
     }
 
     #[test]
@@ -128,7 +121,7 @@ mod tests {
             "only 8-byte values"
         );
         let raw_tp = prog_type("raw_tp").unwrap();
-        let op = OpSpec::CurrentTask { name: "t".into() };
+        let op = OpSpec::current_task("t".into());
         let spec = compile(raw_tp, std::slice::from_ref(&op), &[]).unwrap();
         assert!(config(raw_tp, &[op], &[], &spec).is_err());
     }

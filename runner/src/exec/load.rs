@@ -10,7 +10,7 @@ use super::reuse::{self, CachedLoad, ProgKey};
 use super::{privileges, Env, Live, Res, Stop, EPERM};
 use crate::bpf::{self, Errno, LoadParams, VmlinuxBtf};
 use crate::case::OpSpec;
-use crate::compile::asm::{Reloc, Resolver, Unresolved};
+use crate::compile::asm::{walk_text, Reloc, Resolver, Unresolved};
 use crate::compile::{self, ProgramSpec};
 use crate::tables::ProgType;
 
@@ -261,10 +261,24 @@ impl Env {
                 .map_or(-1, |f| f.as_raw_fd()),
             kfuncs: HashMap::new(),
             percpu: HashMap::new(),
+            fields: HashMap::new(),
         };
+        let walks: Vec<(&String, &Vec<String>)> = spec
+            .program
+            .relocs
+            .iter()
+            .filter_map(|r| match r {
+                Reloc::Field { start, fields, .. } => Some((start, fields)),
+                _ => None,
+            })
+            .collect();
         let mut attach_btf_id = None;
         let target = attach_to.or(pt.attach_btf);
-        if !spec.kfuncs.is_empty() || !spec.percpu.is_empty() || target.is_some() {
+        if !spec.kfuncs.is_empty()
+            || !spec.percpu.is_empty()
+            || !walks.is_empty()
+            || target.is_some()
+        {
             let btf = match self.vmlinux.get_or_insert_with(VmlinuxBtf::load) {
                 Ok(b) => b,
                 Err(e) => {
@@ -280,6 +294,11 @@ impl Env {
                         links.kfuncs.insert(k.to_string(), id);
                     }
                     None => return Err(Stop::Unsupported(format!("kfunc {k}"))),
+                }
+            }
+            for (start, fields) in walks {
+                if let Some(off) = btf.field_offset(start, fields) {
+                    links.fields.insert(walk_text(start, fields), off);
                 }
             }
             for v in &spec.percpu {
@@ -310,6 +329,7 @@ impl Env {
             Stop::Unsupported(match u {
                 Unresolved::Kfunc(k) => format!("kfunc {k}"),
                 Unresolved::PerCpu(v) => unresolved_percpu(&v),
+                Unresolved::Field(w) => format!("BTF field {w}"),
             })
         })?;
         let deps = spec
@@ -411,6 +431,8 @@ struct Links<'a> {
     result_fd: RawFd,
     kfuncs: HashMap<String, i32>,
     percpu: HashMap<String, (i32, i16)>,
+    /// `start->a->b` → the offset of `b`.
+    fields: HashMap<String, i16>,
 }
 
 impl Resolver for Links<'_> {
@@ -426,6 +448,9 @@ impl Resolver for Links<'_> {
     }
     fn percpu(&self, name: &str) -> Option<(i32, i16)> {
         self.percpu.get(name).copied()
+    }
+    fn field_offset(&self, start: &str, fields: &[String]) -> Option<i16> {
+        self.fields.get(&walk_text(start, fields)).copied()
     }
 }
 

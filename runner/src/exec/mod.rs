@@ -10,6 +10,7 @@
 mod attach;
 mod child;
 mod cprog;
+mod decode;
 pub mod fs;
 mod load;
 mod maps;

@@ -55,6 +55,10 @@ pub enum Res {
     Uninit,
     /// A helper's integer return value.
     Ret { value: i64 },
+    /// A nonzero 64-bit result that may be an address, so not recorded.
+    Nonzero,
+    /// Which branch an `if` took.
+    Branch { then: bool },
     /// A value read through a pointer or looked up from user space.
     Value { bytes: Vec<u8> },
     /// A typed value looked up from user space, per field (spin locks left out, pointer

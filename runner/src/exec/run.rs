@@ -5,13 +5,13 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use super::attach::{attach, run, Events};
+use super::decode::{counted, decode, fills_uninit, value_map};
 use super::load::Loaded;
 use super::timing::Phase;
 use super::{Env, Live, Res, Stop};
 use crate::bpf;
-use crate::case::value::ValueArg;
 use crate::case::OpSpec;
-use crate::compile::{self, state, Param, ProgramSpec};
+use crate::compile::{self, Param, ProgramSpec};
 use crate::tables::RunMode;
 
 impl Env {
@@ -69,12 +69,10 @@ impl Env {
             }
         };
         // A map this kernel lacks makes the program unsupported (the map's result says why).
-        for op in ops {
-            if let OpSpec::Get { map, .. } | OpSpec::Delete { map, .. } = op {
-                if live.maps[*map].is_none() {
-                    let m = &live.inst.maps[*map];
-                    return Err(Stop::Unsupported(format!("map type {}", m.map_type.name)));
-                }
+        for map in ops.iter().flat_map(OpSpec::maps) {
+            if live.maps[map].is_none() {
+                let m = &live.inst.maps[map];
+                return Err(Stop::Unsupported(format!("map type {}", m.map_type.name)));
             }
         }
         let pt = spec.prog_type;
@@ -170,30 +168,14 @@ impl Env {
         }
         bpf::map_lookup(result_map, &key, &mut buf)
             .map_err(|e| Stop::Error(format!("reading the result map: {}", e.name())))?;
-        for (op, slot) in ops.iter().zip(&spec.slots) {
+        for (i, (op, slot)) in ops.iter().zip(&spec.slots).enumerate() {
             let mut res = decode(op, slot, &buf, &live.value_sizes);
             // Storage created from an uninitialised buffer holds stack garbage: never record
             // it (it may be a kernel address, and it differs between runs).
-            let map = match op {
-                OpSpec::Get { map, .. } => Some(*map),
-                OpSpec::Read { from, .. } => match &ops[*from] {
-                    OpSpec::Get { map, .. } => Some(*map),
-                    _ => None,
-                },
-                _ => None,
-            };
-            if let (
-                OpSpec::Get {
-                    value: ValueArg::Uninit,
-                    map,
-                    ..
-                },
-                Res::Ptr { .. },
-            ) = (op, &res)
-            {
-                live.tainted[*map] = true;
+            if let Some(m) = fills_uninit(op, &res) {
+                live.tainted[m] = true;
             }
-            if map.is_some_and(|m| live.tainted[m]) {
+            if value_map(ops, i).is_some_and(|m| live.tainted[m]) {
                 res = match res {
                     Res::Ptr { total, .. } => Res::PtrUninit { total },
                     Res::Value { .. } => Res::Uninit,
@@ -236,11 +218,7 @@ impl Env {
             ));
             for (op, slot) in a.ops.iter().zip(&a.spec.slots) {
                 let at = slot.offset as usize;
-                let failure = match op {
-                    OpSpec::Delete { .. } => "ebusy",
-                    OpSpec::Get { .. } | OpSpec::CurrentTask { .. } => "null",
-                    OpSpec::Read { .. } | OpSpec::Write { .. } => "skipped",
-                };
+                let failure = counted(op);
                 let (calls, failures) = (word(at), word(at + 8));
                 let failures = if failure == "skipped" { 0 } else { failures };
                 live.results.push((
@@ -286,43 +264,4 @@ fn write_params(
 fn runner_thread() -> u64 {
     let tid = nix::unistd::gettid().as_raw() as u32 as u64;
     ((std::process::id() as u64) << 32) | tid
-}
-
-fn decode(op: &OpSpec, slot: &compile::Slot, buf: &[u8], value_sizes: &[u32]) -> Res {
-    let at = slot.offset as usize;
-    let word = |o: usize| u64::from_ne_bytes(buf[o..o + 8].try_into().expect("8-byte slice"));
-    let st = word(at);
-    let ret = word(at + 8);
-    match st {
-        state::NOT_REACHED => return Res::NotReached,
-        state::NO_TASK => return Res::NoTask,
-        state::SKIPPED_NULL => return Res::SkippedNull,
-        _ => {}
-    }
-    match op {
-        OpSpec::Get { map, .. } => {
-            if ret == 0 {
-                Res::Null
-            } else {
-                let vs = value_sizes[*map];
-                let n = vs.min(compile::MAX_PAYLOAD) as usize;
-                Res::Ptr {
-                    bytes: buf[at + 16..at + 16 + n].to_vec(),
-                    total: vs,
-                }
-            }
-        }
-        OpSpec::CurrentTask { .. } => {
-            if ret == 0 {
-                Res::Null
-            } else {
-                Res::TaskPtr
-            }
-        }
-        OpSpec::Delete { .. } => Res::Ret { value: ret as i64 },
-        OpSpec::Read { width, .. } => Res::Value {
-            bytes: ret.to_le_bytes()[..width.bytes() as usize].to_vec(),
-        },
-        OpSpec::Write { .. } => Res::Ok,
-    }
 }

@@ -44,6 +44,8 @@ pub fn render(r: &Res) -> String {
             failure,
         } => format!("calls={calls} {failure}={failures}"),
         Res::Ret { value } => ret(*value),
+        Res::Nonzero => "nonzero".into(),
+        Res::Branch { then } => if *then { "then" } else { "else" }.into(),
         Res::Value { bytes } => hex(bytes, bytes.len()),
         Res::Fields { fields } => fields_text(fields),
         Res::SkippedNull => "skipped(NULL)".into(),

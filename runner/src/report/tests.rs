@@ -54,6 +54,9 @@ fn renders_each_kind_of_result() {
         (Res::Ret { value: -2 }, "-ENOENT"),
         (Res::Ret { value: 0 }, "0"),
         (Res::Ret { value: -5000 }, "-5000"),
+        (Res::Nonzero, "nonzero"),
+        (Res::Branch { then: true }, "then"),
+        (Res::Branch { then: false }, "else"),
         (
             Res::Value {
                 bytes: vec![0x11, 0x22, 0x33, 0x44],
