@@ -69,7 +69,12 @@ pub fn show(id: &str, cases: &[PathBuf]) -> Result<ExitCode, CliError> {
             } else {
                 format!("unsigned char[{}]", m.key_size)
             };
-            println!("    BTF: [1] INT int size=4 signed, [2] INT unsigned char size=1; key {key}, value unsigned char[{vs}]");
+            let value = match (&m.layout, m.btf_value_size) {
+                (Some(l), _) => format!("struct value ({})", l.describe()),
+                (None, Some(n)) => format!("unsigned char[{n}] (not value_size)"),
+                (None, None) => format!("unsigned char[{vs}]"),
+            };
+            println!("    BTF: [1] INT int size=4 signed, [2] INT unsigned char size=1; key {key}, value {value}");
         } else {
             println!("    no BTF");
         }
@@ -163,8 +168,27 @@ fn describe(inst: &bpfcase::case::Instance, step: &StepSpec) -> String {
                 map(m)
             )
         }
-        StepSpec::Lookup { name, map: m, key } => {
-            format!("`{name}`: bpf_map_lookup_elem({}, key {key:?})", map(m))
+        StepSpec::Lookup {
+            name,
+            map: m,
+            key,
+            flags,
+        } => {
+            format!(
+                "`{name}`: bpf_map_lookup_elem_flags({}, key {key:?}, flags {flags:#x})",
+                map(m)
+            )
+        }
+        StepSpec::LookupAndDelete {
+            name,
+            map: m,
+            key,
+            flags,
+        } => {
+            format!(
+                "`{name}`: bpf_map_lookup_and_delete_elem_flags({}, key {key:?}, flags {flags:#x})",
+                map(m)
+            )
         }
         StepSpec::Delete { name, map: m, key } => {
             format!("`{name}`: bpf_map_delete_elem({}, key {key:?})", map(m))

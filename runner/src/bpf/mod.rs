@@ -12,6 +12,7 @@ use libbpf_sys as sys;
 
 use crate::compile::asm::Insn;
 
+pub mod btf;
 mod fields;
 mod ids;
 pub mod log;
@@ -20,6 +21,7 @@ mod percpu;
 mod perf;
 pub mod privileges;
 
+pub use btf::ValueBtf;
 pub use ids::{object_ids, ObjectKind};
 pub use perf::{perf_attach, perf_kprobe, perf_link, perf_software, perf_tracepoint};
 
@@ -92,46 +94,7 @@ pub struct MapBtf {
 impl MapBtf {
     /// Key: `int` when 4 bytes, else `unsigned char[key_size]`; value: `unsigned char[value_size]`.
     pub fn new(key_size: u32, value_size: u32) -> Result<MapBtf, Errno> {
-        // SAFETY: btf__new_empty returns an owned object or NULL with errno set.
-        let ptr = unsafe { sys::btf__new_empty() };
-        if ptr.is_null() {
-            return Err(Errno::last());
-        }
-        let btf = Btf { ptr };
-        let int = c"int";
-        let uchar = c"unsigned char";
-        // SAFETY: `ptr` is a valid btf object; the names are NUL-terminated and copied.
-        let (int_id, uchar_id) = unsafe {
-            (
-                sys::btf__add_int(ptr, int.as_ptr(), 4, sys::BTF_INT_SIGNED as i32),
-                sys::btf__add_int(ptr, uchar.as_ptr(), 1, 0),
-            )
-        };
-        if int_id < 0 || uchar_id < 0 {
-            return Err(Errno::from_ret(int_id.min(uchar_id)));
-        }
-        let array = |n: u32| {
-            // SAFETY: valid btf object and type ids added above.
-            let id = unsafe { sys::btf__add_array(ptr, int_id, uchar_id, n) };
-            if id < 0 {
-                Err(Errno::from_ret(id))
-            } else {
-                Ok(id as u32)
-            }
-        };
-        let key_type = if key_size == 4 {
-            int_id as u32
-        } else {
-            array(key_size)?
-        };
-        let value_type = array(value_size)?;
-        // SAFETY: valid btf object; loading creates a kernel BTF fd owned by the object.
-        unit_result(unsafe { sys::btf__load_into_kernel(ptr) })?;
-        Ok(MapBtf {
-            btf,
-            key_type,
-            value_type,
-        })
+        MapBtf::build(key_size, ValueBtf::Bytes(value_size))
     }
 
     fn fd(&self) -> RawFd {
@@ -225,6 +188,42 @@ pub fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> Result<(), Err
             map.as_raw_fd(),
             key.as_ptr().cast(),
             value.as_mut_ptr().cast(),
+        )
+    })
+}
+
+/// `BPF_MAP_LOOKUP_ELEM` with `flags` (BPF_F_LOCK).
+pub fn map_lookup_flags(
+    map: &OwnedFd,
+    key: &[u8],
+    value: &mut [u8],
+    flags: u64,
+) -> Result<(), Errno> {
+    // SAFETY: as for map_lookup.
+    unit_result(unsafe {
+        sys::bpf_map_lookup_elem_flags(
+            map.as_raw_fd(),
+            key.as_ptr().cast(),
+            value.as_mut_ptr().cast(),
+            flags,
+        )
+    })
+}
+
+/// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` with `flags`.
+pub fn map_lookup_and_delete(
+    map: &OwnedFd,
+    key: &[u8],
+    value: &mut [u8],
+    flags: u64,
+) -> Result<(), Errno> {
+    // SAFETY: as for map_lookup.
+    unit_result(unsafe {
+        sys::bpf_map_lookup_and_delete_elem_flags(
+            map.as_raw_fd(),
+            key.as_ptr().cast(),
+            value.as_mut_ptr().cast(),
+            flags,
         )
     })
 }

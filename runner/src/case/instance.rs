@@ -3,6 +3,7 @@
 
 use crate::case::kernel::KernelReq;
 use crate::case::trigger::ProgRun;
+use crate::case::layout::{Field, Layout};
 use crate::case::value::parse_u64;
 use crate::case::value::{FlagsArg, KeyArg, Pattern, TaskArg, ValueArg};
 use crate::tables::{self, Helper, MapType, ProgType};
@@ -26,6 +27,39 @@ pub struct MapSpec {
     pub flags: u32,
     pub btf: bool,
     pub preset: Option<Pattern>,
+    /// The typed value's layout, when the case gives its fields (then `value_size` is its size).
+    pub layout: Option<Layout>,
+    /// The size of `unsigned char[N]` the BTF describes the value as, when it is not `value_size`.
+    pub btf_value_size: Option<u32>,
+}
+
+impl MapSpec {
+    /// A field of the typed value, by name.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.layout.as_ref()?.field(name)
+    }
+}
+
+/// A value user space writes: a pattern over the value size, or the bytes of a typed value
+/// given per field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserValue {
+    Pattern(Pattern),
+    Typed(Vec<u8>),
+}
+
+impl UserValue {
+    /// The value laid out over `size` bytes (a typed value is cut or zero-padded to it).
+    pub fn bytes(&self, size: usize) -> Vec<u8> {
+        match self {
+            UserValue::Pattern(p) => p.bytes(size),
+            UserValue::Typed(b) => {
+                let mut v = b.clone();
+                v.resize(size, 0);
+                v
+            }
+        }
+    }
 }
 
 /// Access width of a read or write through a pointer.
@@ -379,13 +413,21 @@ pub enum StepSpec {
         name: String,
         map: usize,
         key: KeyArg,
-        value: Pattern,
+        value: UserValue,
         flags: u64,
     },
     Lookup {
         name: String,
         map: usize,
         key: KeyArg,
+        flags: u64,
+    },
+    /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM`.
+    LookupAndDelete {
+        name: String,
+        map: usize,
+        key: KeyArg,
+        flags: u64,
     },
     Delete {
         name: String,
@@ -452,6 +494,7 @@ pub fn step_names(s: &StepSpec) -> Vec<String> {
             .collect(),
         StepSpec::Update { name, .. }
         | StepSpec::Lookup { name, .. }
+        | StepSpec::LookupAndDelete { name, .. }
         | StepSpec::Delete { name, .. }
         | StepSpec::NextKey { name, .. }
         | StepSpec::Spawn { name, .. }

@@ -8,7 +8,9 @@ mod args;
 pub mod compare;
 mod instance;
 pub mod kernel;
+pub mod layout;
 mod locate;
+mod mapdef;
 mod model;
 mod names;
 mod prog;
@@ -23,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use instance::{
     step_names, Arg, Buf, BufFill, Call, Cond, Func, Instance, Legacy, MapSpec, OpSpec, Ret, Rule,
-    StepSpec, ValueSize, Width,
+    StepSpec, UserValue, ValueSize, Width,
 };
 pub use kernel::{KernelReq, KernelSeries};
 pub use locate::{FieldPath, Seg};
@@ -250,3 +252,5 @@ mod call_tests;
 mod tests;
 #[cfg(test)]
 mod trigger_tests;
+#[cfg(test)]
+mod typed_tests;

@@ -36,6 +36,17 @@ enum BoolLeaf {
 #[derive(JsonSchema)]
 #[serde(untagged)]
 #[allow(dead_code)]
+enum UserValueLeaf {
+    Int(i128),
+    /// A pattern (`"0x…"`, `"fill:0xNN"`) or a `"$var"`.
+    Text(String),
+    /// Field name → value, for a typed value.
+    Fields(IndexMap<String, Value>),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
 enum NullableLeaf {
     Null(()),
     Int(i128),
@@ -89,8 +100,19 @@ pub struct MapDef {
     #[schemars(with = "Option<NumLeaf>")]
     pub key_size: Option<Value>,
     /// Bytes; `"max"` is the largest size this kernel accepts (found by bisection), `"max+1"` one more.
-    #[schemars(with = "NumLeaf")]
-    pub value_size: Value,
+    /// Required unless `value` gives the fields (then it follows from them; given too, it must agree).
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub value_size: Option<Value>,
+    /// A typed value: a struct of named fields, laid out as C lays out a struct. The map's BTF
+    /// describes it, user-space steps take and show it per field.
+    #[serde(default)]
+    pub value: Option<ValueDef>,
+    /// Describe the value in BTF as `unsigned char[N]` of this size instead of `value_size`
+    /// (a BTF that does not match the map). Needs `btf` and no `value`.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub btf_value_size: Option<Value>,
     /// Default 0 for local storage maps, 1 otherwise.
     #[serde(default)]
     #[schemars(with = "Option<NumLeaf>")]
@@ -109,6 +131,29 @@ pub struct MapDef {
     #[serde(default)]
     #[schemars(with = "Option<NullableLeaf>")]
     pub preset: Option<Value>,
+}
+
+/// A typed map value: its fields in order.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "ValueDef")]
+pub struct ValueDef {
+    pub fields: Vec<FieldDef>,
+}
+
+/// One field of a typed map value.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "FieldDef")]
+pub struct FieldDef {
+    /// A C identifier, unique in the value.
+    pub name: String,
+    /// `u8`, `u16`, `u32`, `u64`, `s8` … `s64`, an array `u8[16]`, `bpf_spin_lock`,
+    /// `kptr task_struct` (a kernel pointer with BTF type tag `kptr`; also `kptr_untrusted`,
+    /// `kptr_ref`, `percpu_kptr`), `uptr u8[8]` (a user pointer to a struct of 8 bytes), or a `"$dim"`.
+    #[serde(rename = "type")]
+    #[schemars(with = "String")]
+    pub kind: Value,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -145,7 +190,9 @@ pub enum Step {
     /// User space: `bpf_map_update_elem` keyed by a pidfd.
     Update(UpdateDef),
     /// User space: `bpf_map_lookup_elem` keyed by a pidfd.
-    Lookup(KeyDef),
+    Lookup(LookupDef),
+    /// User space: `BPF_MAP_LOOKUP_AND_DELETE_ELEM` keyed by a pidfd.
+    LookupAndDelete(LookupDef),
     /// User space: `bpf_map_delete_elem` keyed by a pidfd.
     Delete(KeyDef),
     /// User space: `bpf_map_get_next_key` from a pidfd key (null: the first key).
@@ -476,7 +523,9 @@ pub struct UpdateDef {
     /// `"self"`, a child's name, `"not_pidfd"`, `"closed_fd"`.
     #[schemars(with = "String")]
     pub task: Value,
-    #[schemars(with = "NumLeaf")]
+    /// A value pattern (`"0x…"`, `"fill:0xNN"`), or for a typed value an object of fields
+    /// (`{"cnt": 1, "buf": "fill:0xaa"}`; fields not given are zero).
+    #[schemars(with = "UserValueLeaf")]
     pub value: Value,
     /// `"any"` (default), `"noexist"`, `"exist"`, `"lock"` or a number.
     #[serde(default)]
@@ -493,6 +542,21 @@ pub struct KeyDef {
     pub map: String,
     #[schemars(with = "String")]
     pub task: Value,
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "LookupDef")]
+pub struct LookupDef {
+    pub map: String,
+    #[schemars(with = "String")]
+    pub task: Value,
+    /// `"none"` (default, 0), `"lock"` (BPF_F_LOCK: the value is copied under its spin lock) or a number.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub flags: Option<Value>,
     #[serde(default, rename = "as")]
     pub name: Option<String>,
 }

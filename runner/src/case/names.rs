@@ -24,6 +24,7 @@ pub(super) fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
             }
             Step::Update(d) => user_name(&d.map, "update", &d.name),
             Step::Lookup(d) => user_name(&d.map, "lookup", &d.name),
+            Step::LookupAndDelete(d) => user_name(&d.map, "lookup_and_delete", &d.name),
             Step::Delete(d) => user_name(&d.map, "delete", &d.name),
             Step::NextKey(d) => user_name(&d.map, "next_key", &d.name),
             Step::Spawn(c) => (format!("spawn:{c}"), false),

@@ -9,12 +9,13 @@ use std::collections::BTreeSet;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::instance::{step_names, Instance, MapSpec, Rule, StepSpec, ValueSize};
+use super::instance::{step_names, Instance, Rule, StepSpec};
 use super::kernel::KernelReq;
 use super::locate::FieldPath;
-use super::model::{CaseFile, MapDef, Step};
+use super::mapdef::{parse_lookup_flags, parse_update_flag_names, resolve_map, user_value};
+use super::model::{CaseFile, LookupDef, Step};
 use super::names::name_results;
-use super::value::{kind_of, label, parse_u32, parse_update_flags, KeyArg, Pattern};
+use super::value::{kind_of, label, KeyArg};
 use crate::tables::{self, ProgType};
 
 /// (where, whether the key rather than the value is meant, what is wrong)
@@ -27,7 +28,7 @@ pub(super) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The leaf with a `$dim` reference replaced; the dimension name when it was one.
-    fn leaf<'v>(
+    pub(super) fn leaf<'v>(
         &self,
         v: &'v Value,
         path: &FieldPath,
@@ -319,16 +320,27 @@ fn resolve(
                     name: next_name(),
                     map,
                     key: ctx.typed(&d.task, &q.key("task"), |v| KeyArg::parse(v, &children))?,
-                    value: ctx.typed(&d.value, &q.key("value"), Pattern::parse)?,
-                    flags: opt(ctx, &d.flags, &q.key("flags"), 0, parse_update_flags)?,
+                    value: user_value(ctx, &maps[map], &d.value, &q.key("value"))?,
+                    flags: opt(ctx, &d.flags, &q.key("flags"), 0, parse_update_flag_names)?,
                 }
             }
             Step::Lookup(d) => {
-                let q = p.key("lookup");
+                let (map, key, flags) = lookup(ctx, d, &p.key("lookup"), &children, &map_index)?;
                 StepSpec::Lookup {
                     name: next_name(),
-                    map: map_index(&d.map, q.key("map"))?,
-                    key: ctx.typed(&d.task, &q.key("task"), |v| KeyArg::parse(v, &children))?,
+                    map,
+                    key,
+                    flags,
+                }
+            }
+            Step::LookupAndDelete(d) => {
+                let q = p.key("lookup_and_delete");
+                let (map, key, flags) = lookup(ctx, d, &q, &children, &map_index)?;
+                StepSpec::LookupAndDelete {
+                    name: next_name(),
+                    map,
+                    key,
+                    flags,
                 }
             }
             Step::Delete(d) => {
@@ -469,6 +481,21 @@ pub(super) fn parse_prog_type(v: &Value) -> Result<&'static ProgType, String> {
     })
 }
 
+/// The map, key and flags of a `lookup` or `lookup_and_delete`.
+fn lookup(
+    ctx: &Ctx<'_>,
+    d: &LookupDef,
+    q: &FieldPath,
+    children: &[String],
+    map_index: &dyn Fn(&str, FieldPath) -> Result<usize, ResolveError>,
+) -> Result<(usize, KeyArg, u64), ResolveError> {
+    Ok((
+        map_index(&d.map, q.key("map"))?,
+        ctx.typed(&d.task, &q.key("task"), |v| KeyArg::parse(v, children))?,
+        opt(ctx, &d.flags, &q.key("flags"), 0, parse_lookup_flags)?,
+    ))
+}
+
 fn child(children: &[String], c: &str, path: FieldPath) -> Result<String, ResolveError> {
     if children.iter().any(|x| x == c) {
         Ok(c.to_string())
@@ -493,107 +520,4 @@ pub(super) fn opt<T>(
 pub(super) fn bool_leaf(v: &Value) -> Result<bool, String> {
     v.as_bool()
         .ok_or_else(|| format!("expected true or false, found {}", kind_of(v)))
-}
-
-fn resolve_map(
-    ctx: &Ctx<'_>,
-    name: &str,
-    d: &MapDef,
-    p: &FieldPath,
-) -> Result<MapSpec, ResolveError> {
-    check_ident(name, p, "map name").map_err(|(p, _, m)| (p, true, m))?;
-    let map_type = ctx.typed(&d.kind, &p.key("type"), |v| {
-        let n = v
-            .as_str()
-            .ok_or_else(|| format!("expected a map type name, found {}", kind_of(v)))?;
-        tables::map_type(n).ok_or_else(|| {
-            format!(
-                "unknown map type `{n}`{}",
-                known(tables::MAP_TYPES.iter().map(|m| m.name.to_string()))
-            )
-        })
-    })?;
-    let value_size = ctx.typed(&d.value_size, &p.key("value_size"), |v| match v.as_str() {
-        Some("max") => Ok(ValueSize::Max),
-        Some("max+1") => Ok(ValueSize::MaxPlusOne),
-        _ => parse_u32(v)
-            .map(ValueSize::Fixed)
-            .map_err(|e| format!("{e}; or \"max\", \"max+1\"")),
-    })?;
-    let flags = opt(
-        ctx,
-        &d.flags,
-        &p.key("flags"),
-        if map_type.local_storage { 1 } else { 0 },
-        parse_map_flags,
-    )?;
-    let preset = match &d.preset {
-        None => None,
-        Some(v) => ctx.typed(v, &p.key("preset"), |v| match v {
-            Value::Null => Ok(None),
-            Value::String(s) if s == "absent" => Ok(None),
-            v => Pattern::parse(v).map(Some),
-        })?,
-    };
-    if preset.is_some() && map_type.name != "task_storage" {
-        return err(p.key("preset"), "preset applies to task_storage maps only");
-    }
-    if preset.is_some() && !matches!(value_size, ValueSize::Fixed(_)) {
-        return err(p.key("preset"), "preset needs a fixed value_size");
-    }
-    Ok(MapSpec {
-        name: name.to_string(),
-        map_type,
-        key_size: opt(ctx, &d.key_size, &p.key("key_size"), 4, parse_u32)?,
-        value_size,
-        max_entries: opt(
-            ctx,
-            &d.max_entries,
-            &p.key("max_entries"),
-            if map_type.local_storage { 0 } else { 1 },
-            parse_u32,
-        )?,
-        flags,
-        btf: opt(ctx, &d.btf, &p.key("btf"), true, bool_leaf)?,
-        preset,
-    })
-}
-
-fn parse_map_flags(v: &Value) -> Result<u32, String> {
-    match v {
-        Value::Array(items) => {
-            let mut acc = 0;
-            for it in items {
-                let n = it.as_str().ok_or("a flag list holds names")?;
-                let bit = tables::MAP_FLAGS
-                    .iter()
-                    .find(|(name, _)| *name == n)
-                    .map(|(_, b)| *b)
-                    .ok_or_else(|| {
-                        format!(
-                            "unknown map flag `{n}`{}",
-                            known(tables::MAP_FLAGS.iter().map(|(n, _)| n.to_string()))
-                        )
-                    })?;
-                acc |= bit;
-            }
-            Ok(acc)
-        }
-        Value::String(s) if !s.starts_with('$') => {
-            let mut acc = 0;
-            for part in s.split('|').map(str::trim) {
-                acc |= match tables::MAP_FLAGS.iter().find(|(name, _)| *name == part) {
-                    Some((_, bit)) => *bit,
-                    None => parse_u32(&Value::String(part.to_string())).map_err(|_| {
-                        format!(
-                            "unknown map flag `{part}`{}",
-                            known(tables::MAP_FLAGS.iter().map(|(n, _)| n.to_string()))
-                        )
-                    })?,
-                };
-            }
-            Ok(acc)
-        }
-        other => parse_u32(other),
-    }
 }

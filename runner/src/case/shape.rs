@@ -48,6 +48,9 @@ macro_rules! from_object {
 from_object! {
     CaseFile: "a case: an object with `about` and `steps`",
     MapDef: "a map definition: an object with `type` and `value_size`",
+    ValueDef: "a typed value: an object with `fields`",
+    FieldDef: "a field: an object with `name` and `type`",
+    LookupDef: "an object with `map` and `task`",
     ProgramDef: "an object with `type`",
     GetDef: "an object with `map`, `task` and `flags`",
     DeleteDef: "an object with `map` and `task`",
@@ -64,7 +67,15 @@ from_object! {
 }
 
 const STEPS: &[&str] = &[
-    "prog", "update", "lookup", "delete", "next_key", "spawn", "exit", "reap",
+    "prog",
+    "update",
+    "lookup",
+    "lookup_and_delete",
+    "delete",
+    "next_key",
+    "spawn",
+    "exit",
+    "reap",
 ];
 const OPS: &[&str] = &[
     "get",
@@ -169,6 +180,7 @@ impl<'de> Visitor<'de> for OneKey<Step> {
                 "prog" => Step::Prog(m.next_value()?),
                 "update" => Step::Update(m.next_value()?),
                 "lookup" => Step::Lookup(m.next_value()?),
+                "lookup_and_delete" => Step::LookupAndDelete(m.next_value()?),
                 "delete" => Step::Delete(m.next_value()?),
                 "next_key" => Step::NextKey(m.next_value()?),
                 "spawn" => Step::Spawn(m.next_value()?),

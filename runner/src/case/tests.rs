@@ -103,7 +103,11 @@ fn results_are_named_by_kind_map_and_number() {
     };
     assert_eq!(
         (key, value, *flags),
-        (&KeyArg::SelfTask, &Pattern::Fill(0xaa), 1)
+        (
+            &KeyArg::SelfTask,
+            &UserValue::Pattern(Pattern::Fill(0xaa)),
+            1
+        )
     );
 }
 

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use super::reuse;
 use super::timing::Phase;
 use super::{env_stop, key_bytes, privileges, Env, Live, Res, Stop};
-use crate::bpf::{self, Errno, MapBtf, MapParams};
+use crate::bpf::{self, Errno, MapBtf, MapParams, ValueBtf};
 use crate::case::value::KeyArg;
 use crate::case::{MapSpec, ValueSize};
 
@@ -69,7 +69,8 @@ impl Env {
                     let key = live
                         .key(&KeyArg::SelfTask, m.key_size)
                         .map_err(|e| env_stop(e, "opening a pidfd"))?;
-                    if let Err(e) = bpf::map_update(&fd, &key, &p.bytes(value_size as usize), 0) {
+                    let v = p.bytes(value_size as usize);
+                    if let Err(e) = bpf::map_update(&fd, &key, &v, 0) {
                         live.results
                             .push((format!("{}.preset", m.name), Res::Err { errno: e.name() }));
                     }
@@ -78,6 +79,20 @@ impl Env {
                 live.kept.push(shape);
                 live.value_sizes.push(value_size);
                 live.tainted.push(false);
+                Ok(())
+            }
+            Err(_)
+                if m.layout.as_ref().is_some_and(|l| l.has_type_tags())
+                    && self.has_map_type(m)
+                    && !bpf::btf::probe_type_tags() =>
+            {
+                // The value's pointer fields need BTF type tags (5.17+): a kernel without them
+                // cannot load the map's BTF. (A kernel without the map type says that first.)
+                unsupported_map(
+                    live,
+                    m,
+                    "BTF type tags (pointer fields of a typed value)".into(),
+                );
                 Ok(())
             }
             Err(e) => {
@@ -109,22 +124,22 @@ impl Env {
         };
         let known = privileges::map_type_known(&self.privileges, m, e, probe)?;
         if !known {
-            // The steps that do not use this map still run; those that do are unavailable.
-            let reason = format!("map type {}", m.map_type.name);
-            live.results
-                .push((m.name.clone(), Res::Unsupported { reason }));
-            live.maps.push(None);
-            live.kept.push(None);
-            live.value_sizes.push(match m.value_size {
-                ValueSize::Fixed(n) => n,
-                _ => 8,
-            });
-            live.tainted.push(false);
+            unsupported_map(live, m, format!("map type {}", m.map_type.name));
             return Ok(());
         }
         live.results
             .push((m.name.clone(), Res::Err { errno: e.name() }));
         Err(Stop::MapFailed)
+    }
+
+    /// Whether the kernel has the map's type (probed once per type).
+    fn has_map_type(&mut self, m: &MapSpec) -> bool {
+        let id = m.map_type.id;
+        *self
+            .map_types
+            .entry(id)
+            .or_insert_with(|| bpf::probe_map_type(id))
+            == Ok(true)
     }
 
     /// The largest value size the kernel accepts for this map, by bisection.
@@ -153,12 +168,19 @@ impl Env {
         r
     }
 
-    /// Creates an instance's map, with the BTF kept for its (key, value) sizes.
+    /// Creates an instance's map, with the BTF kept for its (key, value) sizes; a typed value,
+    /// or a BTF value of another size, gets BTF of its own.
     fn create(&mut self, m: &MapSpec, value_size: u32) -> Result<OwnedFd, Errno> {
-        let btf = if m.btf {
-            Some(self.map_btf(m.key_size, value_size)?)
-        } else {
-            None
+        let btf = match (m.btf, value_btf(m)) {
+            (false, _) => None,
+            (true, None) => Some(self.map_btf(m.key_size, value_size)?),
+            (true, Some(v)) => {
+                let prev = self.clock.switch(Phase::Btf);
+                let b = MapBtf::build(m.key_size, v);
+                self.clock.resume(prev);
+                self.clock.t.counts.btf_built += 1;
+                Some(Rc::new(b?))
+            }
         };
         bpf::map_create(&params(m, value_size, btf.as_deref()))
     }
@@ -210,6 +232,20 @@ impl Env {
     }
 }
 
+/// A map this kernel cannot have: the steps that do not use it still run; those that do are
+/// unavailable.
+fn unsupported_map(live: &mut Live<'_>, m: &MapSpec, reason: String) {
+    live.results
+        .push((m.name.clone(), Res::Unsupported { reason }));
+    live.maps.push(None);
+    live.kept.push(None);
+    live.value_sizes.push(match m.value_size {
+        ValueSize::Fixed(n) => n,
+        _ => 8,
+    });
+    live.tainted.push(false);
+}
+
 fn params<'a>(m: &MapSpec, value_size: u32, btf: Option<&'a MapBtf>) -> MapParams<'a> {
     MapParams {
         map_type: m.map_type.id,
@@ -221,10 +257,20 @@ fn params<'a>(m: &MapSpec, value_size: u32, btf: Option<&'a MapBtf>) -> MapParam
     }
 }
 
+/// What the map's BTF says the value is, when that is not `unsigned char[value_size]`.
+fn value_btf(m: &MapSpec) -> Option<ValueBtf<'_>> {
+    match (&m.layout, m.btf_value_size) {
+        (Some(l), _) => Some(ValueBtf::Typed(l)),
+        (None, Some(n)) => Some(ValueBtf::Bytes(n)),
+        (None, None) => None,
+    }
+}
+
 /// A map of its own BTF, for the bisection (whose sizes are not worth keeping BTF for).
 fn create_fresh(m: &MapSpec, value_size: u32) -> Result<OwnedFd, Errno> {
     let btf = if m.btf {
-        Some(MapBtf::new(m.key_size, value_size)?)
+        let v = value_btf(m).unwrap_or(ValueBtf::Bytes(value_size));
+        Some(MapBtf::build(m.key_size, v)?)
     } else {
         None
     };

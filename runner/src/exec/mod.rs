@@ -20,6 +20,7 @@ mod reuse;
 mod run;
 pub mod timing;
 mod trigger;
+mod user;
 pub mod verifier;
 
 use std::collections::HashMap;
@@ -264,19 +265,23 @@ impl Env {
                 live.results.push((name.clone(), res));
                 Ok(())
             }
-            StepSpec::Lookup { name, map, key } => {
-                let tainted = live.tainted[*map];
-                let res = live.with_key(key, *map, |fd, k, vs| {
-                    let mut v = vec![0u8; vs as usize];
-                    bpf::map_lookup(fd, k, &mut v).map(|()| {
-                        v.truncate(compile::MAX_PAYLOAD as usize);
-                        if tainted {
-                            Res::Uninit
-                        } else {
-                            Res::Value { bytes: v }
-                        }
-                    })
-                });
+            StepSpec::Lookup {
+                name,
+                map,
+                key,
+                flags,
+            } => {
+                let res = live.lookup(key, *map, *flags, false);
+                live.results.push((name.clone(), res));
+                Ok(())
+            }
+            StepSpec::LookupAndDelete {
+                name,
+                map,
+                key,
+                flags,
+            } => {
+                let res = live.lookup(key, *map, *flags, true);
                 live.results.push((name.clone(), res));
                 Ok(())
             }

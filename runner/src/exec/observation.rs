@@ -67,6 +67,11 @@ pub enum Res {
     Branch { then: bool },
     /// A value read through a pointer or looked up from user space.
     Value { bytes: Vec<u8> },
+    /// A typed value looked up from user space, per field (spin locks left out, pointer
+    /// fields only as set or not).
+    Fields {
+        fields: Vec<(String, crate::case::layout::FieldValue)>,
+    },
     /// The operation did nothing because its pointer was NULL.
     SkippedNull,
     /// `bpf_task_from_pid` found no task; the helper was not called.

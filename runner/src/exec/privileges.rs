@@ -270,6 +270,8 @@ mod tests {
             flags: 1,
             btf: false,
             preset: None,
+            layout: None,
+            btf_value_size: None,
         }
     }
 

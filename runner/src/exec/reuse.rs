@@ -115,6 +115,8 @@ pub(super) fn keepable(m: &MapSpec, value_size: u32) -> Option<Shape> {
         && m.max_entries == 0
         && m.flags == libbpf_sys::BPF_F_NO_PREALLOC
         && m.btf
+        && m.layout.is_none()
+        && m.btf_value_size.is_none()
         && matches!(m.value_size, ValueSize::Fixed(_));
     plain.then_some((
         m.map_type.id,
@@ -241,6 +243,8 @@ mod tests {
             flags,
             btf: true,
             preset: None,
+            layout: None,
+            btf_value_size: None,
         }
     }
 

@@ -51,6 +51,7 @@ pub fn render(r: &Res) -> String {
         Res::Nonzero => "nonzero".into(),
         Res::Branch { then } => if *then { "then" } else { "else" }.into(),
         Res::Value { bytes } => hex(bytes, bytes.len()),
+        Res::Fields { fields } => fields_text(fields),
         Res::SkippedNull => "skipped(NULL)".into(),
         Res::NoTask => "no-task".into(),
         Res::NotReached => "not-reached".into(),
@@ -64,6 +65,26 @@ fn some(name: &str, nonzero: bool) -> String {
     } else {
         format!("{name}=0")
     }
+}
+
+/// A typed value: `{cnt:0x1;neg:-2;buf:0xaa*2;task:null}`: unsigned integers and arrays in hex
+/// (arrays as `<bytes>`), signed integers in decimal, pointers `null` or `set`.
+fn fields_text(fields: &[(String, crate::case::layout::FieldValue)]) -> String {
+    use crate::case::layout::FieldValue;
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|(n, v)| {
+            let t = match v {
+                FieldValue::Uint(u) => format!("{u:#x}"),
+                FieldValue::Int(i) => i.to_string(),
+                FieldValue::Bytes(b) => hex(b, b.len()),
+                FieldValue::Ptr(true) => "set".into(),
+                FieldValue::Ptr(false) => "null".into(),
+            };
+            format!("{n}:{t}")
+        })
+        .collect();
+    format!("{{{}}}", parts.join(";"))
 }
 
 /// A helper's return value: a negative errno by name (`-ENOENT`), anything else in decimal.
