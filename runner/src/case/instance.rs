@@ -114,6 +114,8 @@ pub enum StepSpec {
         attach_to: Option<String>,
         /// Stays attached until the instance ends, counting.
         stay: bool,
+        /// The program given as text (`asm`) instead of `ops`, which are then empty.
+        asm: Option<AsmStep>,
     },
     Update {
         name: String,
@@ -151,6 +153,14 @@ pub enum StepSpec {
     },
 }
 
+/// A `prog` step's program given as text: the parsed instructions, and the name of the result
+/// that holds its return value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AsmStep {
+    pub program: crate::compile::text::TextProgram,
+    pub retval: String,
+}
+
 /// One expectation for one instance: result `result` must match `pattern`, on the kernels
 /// `kernel` admits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,7 +193,8 @@ pub struct Instance {
 /// Every result name a step produces.
 pub fn step_names(s: &StepSpec) -> Vec<String> {
     match s {
-        StepSpec::Prog { name, ops, .. } => std::iter::once(name.clone())
+        StepSpec::Prog { name, ops, asm, .. } => std::iter::once(name.clone())
+            .chain(asm.iter().map(|a| a.retval.clone()))
             .chain(ops.iter().map(|o| o.name().to_string()))
             .collect(),
         StepSpec::Update { name, .. }

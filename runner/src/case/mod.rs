@@ -4,6 +4,7 @@
 //! Owns: parsing and every check that can be made without a kernel. Must not: touch the kernel
 //! or know how a step is compiled; it hands out fully typed `Instance`s.
 
+mod asm;
 mod instance;
 pub mod kernel;
 mod locate;
@@ -18,7 +19,9 @@ pub mod value;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use instance::{step_names, Instance, MapSpec, OpSpec, Rule, StepSpec, ValueSize, Width};
+pub use instance::{
+    step_names, AsmStep, Instance, MapSpec, OpSpec, Rule, StepSpec, ValueSize, Width,
+};
 pub use kernel::{KernelReq, KernelSeries};
 pub use locate::{FieldPath, Seg};
 pub use model::CaseFile;

@@ -218,7 +218,27 @@ pub struct ProgStep {
     #[serde(default)]
     #[schemars(with = "Option<BoolLeaf>")]
     pub stay: Option<Value>,
+    /// The operations (or `asm`; one of the two).
+    #[serde(default)]
     pub ops: Vec<Op>,
+    /// The program as instructions in the verifier log's text form (a list of lines, or one
+    /// string of lines), instead of `ops`: `["r0 = 0", "exit"]`. Its results are `load` and
+    /// `retval`, the program's return value (for the types that run by a test run). Syntax:
+    /// README, "Raw instructions".
+    #[serde(default)]
+    #[schemars(with = "Option<AsmText>")]
+    pub asm: Option<Value>,
+}
+
+/// Schema-only: the text of an `asm` program.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum AsmText {
+    /// Lines separated by `\n`.
+    Text(String),
+    /// One line (or several, separated by `\n`) per item.
+    Lines(Vec<String>),
 }
 
 /// An operation inside a program. Exactly one key.

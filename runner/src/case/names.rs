@@ -18,6 +18,11 @@ pub(super) fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
         let (base, explicit) = match s {
             Step::Prog(body) => {
                 bases.push(("load".into(), false, p.key("prog")));
+                if let ProgBody::Program(ps) = body {
+                    if ps.asm.is_some() {
+                        bases.push(("retval".into(), false, p.key("prog").key("asm")));
+                    }
+                }
                 let ops_path = ops_path(&p, body);
                 for (j, op) in body.ops().iter().enumerate() {
                     let (kind, as_) = match op {

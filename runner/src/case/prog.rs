@@ -25,6 +25,19 @@ pub(super) fn resolve_prog(
     map_index: &dyn Fn(&str, FieldPath) -> Result<usize, ResolveError>,
 ) -> Result<StepSpec, ResolveError> {
     let name = next_name();
+    let asm = match body {
+        ProgBody::Program(ps) => match &ps.asm {
+            Some(text) => Some(super::asm::resolve_asm(
+                text,
+                &p.key("prog"),
+                !ps.ops.is_empty(),
+                next_name(),
+                map_index,
+            )?),
+            None => None,
+        },
+        ProgBody::Ops(_) => None,
+    };
     let mut out: Vec<OpSpec> = Vec::new();
     // Op names in this program → index (names are unique: `name_results` checked them).
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -77,7 +90,7 @@ pub(super) fn resolve_prog(
         index.insert(spec.name().to_string(), out.len());
         out.push(spec);
     }
-    if out.is_empty() {
+    if out.is_empty() && asm.is_none() {
         return err(ops_path, "a program needs at least one operation");
     }
     let (prog_type, attach_to, stay) = match body {
@@ -112,6 +125,12 @@ pub(super) fn resolve_prog(
                     ),
                 );
             }
+            if stay && asm.is_some() {
+                return err(
+                    p.key("prog").key("stay"),
+                    "a program given as `asm` cannot stay attached: it counts nothing",
+                );
+            }
             if stay && !pt.attached() {
                 return err(
                     p.key("prog").key("stay"),
@@ -127,6 +146,7 @@ pub(super) fn resolve_prog(
         prog_type,
         attach_to,
         stay,
+        asm,
     })
 }
 

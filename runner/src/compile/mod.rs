@@ -6,6 +6,7 @@
 //! make syscalls. Map value sizes are inputs (a `"max"` size is measured by the executor first).
 
 pub mod asm;
+pub mod text;
 
 use crate::case::value::TaskArg;
 use crate::case::value::{FlagsArg, ValueArg};
@@ -280,6 +281,11 @@ pub fn compile_step(
     value_sizes: &[u32],
 ) -> Option<Result<ProgramSpec, CompileError>> {
     match step {
+        StepSpec::Prog {
+            asm: Some(asm),
+            prog_type,
+            ..
+        } => Some(Ok(text::spec(prog_type, &asm.program))),
         StepSpec::Prog {
             ops,
             prog_type,

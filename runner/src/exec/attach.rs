@@ -90,7 +90,8 @@ enum Phase {
     Attach,
 }
 
-/// Makes a loaded program run once, as its type allows.
+/// Makes a loaded program run once, as its type allows; with the program's return value when a
+/// test run ran it directly (not for attached types, whose test run calls a kernel function).
 pub(super) fn run(
     pt: &ProgType,
     prog: BorrowedFd<'_>,
@@ -98,9 +99,10 @@ pub(super) fn run(
     results: &OwnedFd,
     size: usize,
     kernel: (&Mounts, &mut Events),
-) -> Result<Res, Stop> {
+) -> Result<(Res, Option<u32>), Stop> {
+    let direct = matches!(pt.run, RunMode::TestRun | RunMode::TestRunPacket);
     let ran = match pt.run {
-        RunMode::LoadOnly => return Ok(Res::LoadOnly),
+        RunMode::LoadOnly => return Ok((Res::LoadOnly, None)),
         RunMode::TestRun => bpf::test_run(prog, Some(&mut [0u8; 8]), None),
         RunMode::TestRunPacket => bpf::test_run(prog, None, Some(&PACKET)),
         RunMode::AttachTestRun(a) => {
@@ -114,8 +116,8 @@ pub(super) fn run(
         }
     };
     Ok(match ran {
-        Ok(_) => Res::Loaded,
-        Err(e) => Res::RunFailed { errno: e.name() },
+        Ok(retval) => (Res::Loaded, direct.then_some(retval)),
+        Err(e) => (Res::RunFailed { errno: e.name() }, None),
     })
 }
 

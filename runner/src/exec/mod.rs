@@ -232,10 +232,18 @@ impl Env {
                         ops,
                         attach_to,
                         stay,
+                        asm,
                         ..
                     },
                     Some(spec),
-                ) => self.prog(live, name, ops, spec, attach_to.as_deref(), *stay)?,
+                ) => {
+                    let how = run::How {
+                        attach_to: attach_to.as_deref(),
+                        stay: *stay,
+                        retval: asm.as_ref().map(|a| a.retval.as_str()),
+                    };
+                    self.prog(live, name, ops, spec, how)?
+                }
                 _ => self.step(live, step)?,
             }
         }

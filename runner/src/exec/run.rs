@@ -24,10 +24,9 @@ impl Env {
         name: &'i str,
         ops: &'i [OpSpec],
         spec: &Result<ProgramSpec, compile::CompileError>,
-        attach_to: Option<&str>,
-        stay: bool,
+        how: How<'_>,
     ) -> Result<(), Stop> {
-        match self.prog_step(live, name, ops, spec, attach_to, stay) {
+        match self.prog_step(live, name, ops, spec, how) {
             Err(Stop::Unsupported(reason)) => {
                 live.results
                     .push((name.to_string(), Res::Unsupported { reason }));
@@ -53,9 +52,13 @@ impl Env {
         name: &'i str,
         ops: &'i [OpSpec],
         spec: &Result<ProgramSpec, compile::CompileError>,
-        attach_to: Option<&str>,
-        stay: bool,
+        how: How<'_>,
     ) -> Result<(), Stop> {
+        let How {
+            attach_to,
+            stay,
+            retval: retval_name,
+        } = how;
         let spec = match spec {
             Ok(s) => s,
             Err(e) => {
@@ -87,8 +90,10 @@ impl Env {
         };
         self.clock.switch(Phase::Load);
         let loaded = match &live.inst.object {
-            Some(object) => self.load_object(live, name, object, ops, spec)?,
-            None => self.load_compiled(live, name, spec, attach_to, own_results.as_deref())?,
+            Some(object) if retval_name.is_none() => {
+                self.load_object(live, name, object, ops, spec)?
+            }
+            _ => self.load_compiled(live, name, spec, attach_to, own_results.as_deref())?,
         };
         let prog = match loaded {
             Ok(p) => p,
@@ -151,7 +156,7 @@ impl Env {
         } else {
             &mut never
         };
-        let ran = run(
+        let (ran, retval) = run(
             pt,
             prog.fd(),
             attach_to,
@@ -161,6 +166,10 @@ impl Env {
         )?;
         let run_failed = matches!(ran, Res::RunFailed { .. });
         live.results.push((name.to_string(), ran));
+        if let (Some(r), Some(v)) = (retval_name, retval) {
+            live.results
+                .push((r.to_string(), Res::Ret { value: v.into() }));
+        }
         self.clock.switch(Phase::Close);
         drop(prog);
         self.clock.switch(Phase::Observe);
@@ -204,6 +213,15 @@ impl Env {
         }
         Ok(())
     }
+}
+
+/// How a `prog` step runs: its attach target, whether it stays attached, and the result that
+/// holds its return value (a program given as text).
+#[derive(Clone, Copy)]
+pub(super) struct How<'a> {
+    pub(super) attach_to: Option<&'a str>,
+    pub(super) stay: bool,
+    pub(super) retval: Option<&'a str>,
 }
 
 /// A program that stays attached while the instance's later steps run.
