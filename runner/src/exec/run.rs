@@ -26,20 +26,24 @@ impl Env {
         spec: &Result<ProgramSpec, compile::CompileError>,
         how: How<'_>,
     ) -> Result<(), Stop> {
+        // What a program that did not load cannot give: its operations' results, its return value.
+        let unavailable = ops
+            .iter()
+            .map(|o| o.name())
+            .chain(how.retval)
+            .map(|n| (n.to_string(), Res::Unavailable));
         match self.prog_step(live, name, ops, spec, how) {
             Err(Stop::Unsupported(reason)) => {
                 live.results
                     .push((name.to_string(), Res::Unsupported { reason }));
-                live.results
-                    .extend(ops.iter().map(|o| (o.name().to_string(), Res::Unavailable)));
+                live.results.extend(unavailable);
                 Ok(())
             }
             Err(Stop::Refused(e, what)) => {
                 let errno = e.name();
                 live.results
                     .push((name.to_string(), Res::Refused { errno, what }));
-                live.results
-                    .extend(ops.iter().map(|o| (o.name().to_string(), Res::Unavailable)));
+                live.results.extend(unavailable);
                 Ok(())
             }
             other => other,
