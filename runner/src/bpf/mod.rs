@@ -15,6 +15,7 @@ use crate::compile::asm::Insn;
 mod ids;
 pub mod log;
 pub mod object;
+pub mod object_progs;
 mod percpu;
 mod perf;
 pub mod privileges;

@@ -115,7 +115,9 @@ pub enum StepSpec {
         /// Stays attached until the instance ends, counting.
         stay: bool,
         /// The program given as text (`asm`) instead of `ops`, which are then empty.
-        asm: Option<AsmStep>,
+        asm: Option<Box<AsmStep>>,
+        /// A C program of `progs/` instead of `ops`, which are then empty.
+        object: Option<Box<ObjectStep>>,
     },
     Update {
         name: String,
@@ -161,6 +163,45 @@ pub struct AsmStep {
     pub retval: String,
 }
 
+/// A `prog` step that runs a C program of `progs/`: which programs of it, the globals set
+/// before load, the globals read after the run, and the result holding a test run's retval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectStep {
+    pub object: String,
+    /// Function names; each is also the name of its load result.
+    pub programs: Vec<String>,
+    pub globals: Vec<(String, GlobalValue)>,
+    /// Globals written after the run, before detaching.
+    pub reset: Vec<(String, GlobalValue)>,
+    pub observe: Vec<Observe>,
+    pub retval: String,
+}
+
+/// What an `object` step reads back after the run (the result has the name written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observe {
+    Global(String),
+    /// `PROG.recursion_misses`.
+    RecursionMisses(String),
+}
+
+impl Observe {
+    pub fn name(&self) -> String {
+        match self {
+            Observe::Global(g) => g.clone(),
+            Observe::RecursionMisses(p) => format!("{p}.recursion_misses"),
+        }
+    }
+}
+
+/// What a global of a C program is set to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlobalValue {
+    Number(u64),
+    /// The runner's thread id (`task->pid` of the thread that triggers the programs).
+    Tid,
+}
+
 /// One expectation for one instance: result `result` must match `pattern`, on the kernels
 /// `kernel` admits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,8 +234,20 @@ pub struct Instance {
 /// Every result name a step produces.
 pub fn step_names(s: &StepSpec) -> Vec<String> {
     match s {
-        StepSpec::Prog { name, ops, asm, .. } => std::iter::once(name.clone())
+        StepSpec::Prog {
+            name,
+            ops,
+            asm,
+            object,
+            ..
+        } => std::iter::once(name.clone())
             .chain(asm.iter().map(|a| a.retval.clone()))
+            .chain(object.iter().flat_map(|o| {
+                let programs = o.programs.iter().cloned();
+                programs
+                    .chain(std::iter::once(o.retval.clone()))
+                    .chain(o.observe.iter().map(Observe::name))
+            }))
             .chain(ops.iter().map(|o| o.name().to_string()))
             .collect(),
         StepSpec::Update { name, .. }

@@ -10,6 +10,7 @@ pub mod kernel;
 mod locate;
 mod model;
 mod names;
+mod object;
 mod prog;
 mod resolve;
 mod shape;
@@ -20,7 +21,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use instance::{
-    step_names, AsmStep, Instance, MapSpec, OpSpec, Rule, StepSpec, ValueSize, Width,
+    step_names, AsmStep, GlobalValue, Instance, MapSpec, ObjectStep, Observe, OpSpec, Rule,
+    StepSpec, ValueSize, Width,
 };
 pub use kernel::{KernelReq, KernelSeries};
 pub use locate::{FieldPath, Seg};

@@ -228,6 +228,31 @@ pub struct ProgStep {
     #[serde(default)]
     #[schemars(with = "Option<AsmText>")]
     pub asm: Option<Value>,
+    /// Instead of `ops`: a BPF C program of `progs/` by name (`"selftests/task_local_storage"`),
+    /// loaded with libbpf, its programs attached by their `SEC` when `type` is an attached type
+    /// and made to run as `type` runs. Results: `load`, one per program (its name), `retval`
+    /// for test-run types, and the `observe`d globals.
+    #[serde(default)]
+    pub object: Option<String>,
+    /// The object's programs to load, by function name (default: all of them).
+    #[serde(default)]
+    pub programs: Vec<String>,
+    /// Globals of the object set before load (`.rodata`, `.data` or `.bss`): name → a number, a
+    /// `"$dim"`, or `"tid"` (the runner's thread as `task->pid` sees it).
+    #[serde(default, deserialize_with = "super::shape::object")]
+    #[schemars(with = "IndexMap<String, NumLeaf>")]
+    pub globals: IndexMap<String, Value>,
+    /// Globals written after the programs ran and before they are detached, through the
+    /// object's memory-mapped `.data`/`.bss` (no system call the programs would see), as a
+    /// selftest writes `skel->bss->x = 0`: name → value, as in `globals`.
+    #[serde(default, deserialize_with = "super::shape::object")]
+    #[schemars(with = "IndexMap<String, NumLeaf>")]
+    pub reset: IndexMap<String, Value>,
+    /// What to read back after the run, each a result of that name rendered as a number: a
+    /// global, or `PROG.recursion_misses` (the runs of a program the kernel skipped to prevent
+    /// recursion, from `bpf_prog_info`).
+    #[serde(default)]
+    pub observe: Vec<String>,
 }
 
 /// Schema-only: the text of an `asm` program.

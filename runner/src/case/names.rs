@@ -22,6 +22,18 @@ pub(super) fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
                     if ps.asm.is_some() {
                         bases.push(("retval".into(), false, p.key("prog").key("asm")));
                     }
+                    let q = p.key("prog");
+                    for (i, prog) in ps.programs.iter().enumerate() {
+                        bases.push((prog.clone(), true, q.key("programs").index(i)));
+                    }
+                    if ps.object.is_some() {
+                        bases.push(("retval".into(), false, q.key("object")));
+                    }
+                    for (i, g) in ps.observe.iter().enumerate() {
+                        // `PROG.recursion_misses` is no identifier: checked in `object`.
+                        let explicit = !g.contains('.');
+                        bases.push((g.clone(), explicit, q.key("observe").index(i)));
+                    }
                 }
                 let ops_path = ops_path(&p, body);
                 for (j, op) in body.ops().iter().enumerate() {

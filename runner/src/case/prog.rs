@@ -27,16 +27,23 @@ pub(super) fn resolve_prog(
     let name = next_name();
     let asm = match body {
         ProgBody::Program(ps) => match &ps.asm {
-            Some(text) => Some(super::asm::resolve_asm(
+            Some(text) => Some(Box::new(super::asm::resolve_asm(
                 text,
                 &p.key("prog"),
                 !ps.ops.is_empty(),
                 next_name(),
                 map_index,
-            )?),
+            )?)),
             None => None,
         },
         ProgBody::Ops(_) => None,
+    };
+    let object = match body {
+        ProgBody::Program(ps) => {
+            super::object::resolve_object(ctx, ps, &p.key("prog"), asm.is_some(), next_name)?
+                .map(Box::new)
+        }
+        _ => None,
     };
     let mut out: Vec<OpSpec> = Vec::new();
     // Op names in this program → index (names are unique: `name_results` checked them).
@@ -90,7 +97,7 @@ pub(super) fn resolve_prog(
         index.insert(spec.name().to_string(), out.len());
         out.push(spec);
     }
-    if out.is_empty() && asm.is_none() {
+    if out.is_empty() && asm.is_none() && object.is_none() {
         return err(ops_path, "a program needs at least one operation");
     }
     let (prog_type, attach_to, stay) = match body {
@@ -125,10 +132,10 @@ pub(super) fn resolve_prog(
                     ),
                 );
             }
-            if stay && asm.is_some() {
+            if stay && (asm.is_some() || object.is_some()) {
                 return err(
                     p.key("prog").key("stay"),
-                    "a program given as `asm` cannot stay attached: it counts nothing",
+                    "a program given as `asm` or `object` cannot stay attached: it counts nothing",
                 );
             }
             if stay && !pt.attached() {
@@ -147,6 +154,7 @@ pub(super) fn resolve_prog(
         attach_to,
         stay,
         asm,
+        object,
     })
 }
 

@@ -281,6 +281,10 @@ pub fn compile_step(
     value_sizes: &[u32],
 ) -> Option<Result<ProgramSpec, CompileError>> {
     match step {
+        // A C program is not compiled.
+        StepSpec::Prog {
+            object: Some(_), ..
+        } => None,
         StepSpec::Prog {
             asm: Some(asm),
             prog_type,

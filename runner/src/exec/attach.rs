@@ -18,7 +18,7 @@ use crate::bpf::{self, Errno};
 use crate::tables::{Attach, ProgType, RunMode, Trigger};
 
 /// A minimal Ethernet + IPv4 + UDP frame for the packet program types.
-const PACKET: [u8; 64] = {
+pub(super) const PACKET: [u8; 64] = {
     let mut p = [0u8; 64];
     p[12] = 0x08; // EtherType IPv4
     p[14] = 0x45; // IPv4, IHL 5
@@ -209,7 +209,7 @@ fn tracepoint_id(tp: &str) -> Option<u64> {
 }
 
 /// Makes the kernel run the attached program for the runner.
-fn trigger(t: Trigger, results: &OwnedFd, size: usize) {
+pub(super) fn trigger(t: Trigger, results: &OwnedFd, size: usize) {
     match t {
         Trigger::Getpid => {
             // SAFETY: getpid has no preconditions; the raw syscall avoids libc caching.

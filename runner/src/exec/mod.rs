@@ -229,6 +229,15 @@ impl Env {
                 (
                     StepSpec::Prog {
                         name,
+                        prog_type,
+                        object: Some(o),
+                        ..
+                    },
+                    _,
+                ) => self.object_step(live, name, prog_type, o)?,
+                (
+                    StepSpec::Prog {
+                        name,
                         ops,
                         attach_to,
                         stay,
