@@ -262,11 +262,21 @@ impl Object {
         Ok(())
     }
 
-    /// Reads a global of a loaded object from its map, sign-extended from its size.
+    /// Reads a global of a loaded object, sign-extended from its size: from its section's
+    /// memory mapping (no system call, as a selftest reads `skel->bss->x`), or where the
+    /// section is not mapped, from its map.
     pub fn read_global(&self, name: &str) -> Result<i64, String> {
         let g = self
             .global(name)
             .ok_or_else(|| format!("no global `{name}` in .rodata, .data or .bss"))?;
+        // SAFETY: a map of this object.
+        let mapped = unsafe { sys::bpf_map__map_flags(g.map) } & sys::BPF_F_MMAPABLE != 0;
+        if mapped && (1..=8).contains(&g.size) {
+            // Loaded with BPF_F_MMAPABLE, libbpf's image of the section is its mapping.
+            let v = self.global_image(name)?;
+            let shift = 64 - 8 * g.size as u32;
+            return Ok(((v as i64) << shift) >> shift);
+        }
         // SAFETY: a map of this loaded object.
         let (fd, vs) = unsafe { (sys::bpf_map__fd(g.map), sys::bpf_map__value_size(g.map)) };
         let mut v = vec![0u8; vs as usize];

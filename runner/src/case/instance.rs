@@ -173,6 +173,8 @@ pub struct ObjectStep {
     pub globals: Vec<(String, GlobalValue)>,
     /// Globals written after the run, before detaching.
     pub reset: Vec<(String, GlobalValue)>,
+    /// How often the programs are made to run (the trigger, or the test run).
+    pub runs: u32,
     pub observe: Vec<Observe>,
     pub retval: String,
 }

@@ -242,6 +242,11 @@ pub struct ProgStep {
     #[serde(default, deserialize_with = "super::shape::object")]
     #[schemars(with = "IndexMap<String, NumLeaf>")]
     pub globals: IndexMap<String, Value>,
+    /// How often the programs are made to run while attached (the type's trigger) or by a
+    /// test run; default 1.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub runs: Option<Value>,
     /// Globals written after the programs ran and before they are detached, through the
     /// object's memory-mapped `.data`/`.bss` (no system call the programs would see), as a
     /// selftest writes `skel->bss->x = 0`: name → value, as in `globals`.

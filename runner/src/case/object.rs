@@ -4,8 +4,8 @@
 use super::instance::{GlobalValue, ObjectStep, Observe};
 use super::locate::FieldPath;
 use super::model::ProgStep;
-use super::resolve::{check_ident, err, Ctx, ResolveError};
-use super::value::parse_u64;
+use super::resolve::{check_ident, err, opt, Ctx, ResolveError};
+use super::value::{parse_u32, parse_u64};
 
 /// Resolves the C program of `ps` at `prog` (the step's `prog` object), None when it names
 /// none; `with_asm`: the step also gives `asm`. Names come from `next_name` in the order
@@ -22,6 +22,7 @@ pub(super) fn resolve_object(
             ("programs", !ps.programs.is_empty()),
             ("globals", !ps.globals.is_empty()),
             ("reset", !ps.reset.is_empty()),
+            ("runs", ps.runs.is_some()),
             ("observe", !ps.observe.is_empty()),
         ] {
             if set {
@@ -60,6 +61,13 @@ pub(super) fn resolve_object(
     let retval = next_name();
     let globals = values(ctx, &ps.globals, &prog.key("globals"))?;
     let reset = values(ctx, &ps.reset, &prog.key("reset"))?;
+    let runs = opt(ctx, &ps.runs, &prog.key("runs"), 1, |v| {
+        match parse_u32(v)? {
+            0 => Err("at least 1 run".to_string()),
+            n if n > 1000 => Err(format!("{n} runs: at most 1000")),
+            n => Ok(n),
+        }
+    })?;
     let mut observe = Vec::new();
     for (i, g) in ps.observe.iter().enumerate() {
         let q = prog.key("observe").index(i);
@@ -88,6 +96,7 @@ pub(super) fn resolve_object(
         programs,
         globals,
         reset,
+        runs,
         observe,
         retval,
     }))

@@ -140,15 +140,17 @@ impl Env {
         let fd = |i: usize| unsafe { BorrowedFd::borrow_raw(fds[i]) };
         let mut retval = None;
         let mut ran = Res::Loaded;
+        let mut globals_read = None;
         match pt.run {
             RunMode::LoadOnly => ran = Res::LoadOnly,
             RunMode::TestRun | RunMode::TestRunPacket => {
                 let packet = (pt.run == RunMode::TestRunPacket).then_some(&PACKET[..]);
-                let ctx = packet.is_none().then_some([0u8; 8]);
-                let mut ctx = ctx;
-                match bpf::test_run(fd(0), ctx.as_mut().map(|c| &mut c[..]), packet) {
-                    Ok(r) => retval = Some(r),
-                    Err(e) => ran = Res::RunFailed { errno: e.name() },
+                for _ in 0..o.runs {
+                    let mut ctx = packet.is_none().then_some([0u8; 8]);
+                    match bpf::test_run(fd(0), ctx.as_mut().map(|c| &mut c[..]), packet) {
+                        Ok(r) => retval = Some(r),
+                        Err(e) => ran = Res::RunFailed { errno: e.name() },
+                    }
                 }
             }
             RunMode::AttachTestRun(_) | RunMode::AttachTrigger(..) => {
@@ -164,13 +166,21 @@ impl Env {
                 }
                 let mut reset_failed = None;
                 match pt.run {
-                    RunMode::AttachTrigger(_, t) => trigger(t, &results, 8),
+                    RunMode::AttachTrigger(_, t) => {
+                        for _ in 0..o.runs {
+                            trigger(t, &results, 8);
+                        }
+                    }
                     _ => {
-                        if let Err(e) = bpf::test_run(fd(0), None, None) {
-                            ran = Res::RunFailed { errno: e.name() };
+                        for _ in 0..o.runs {
+                            if let Err(e) = bpf::test_run(fd(0), None, None) {
+                                ran = Res::RunFailed { errno: e.name() };
+                            }
                         }
                     }
                 }
+                // Read while attached, without a system call the programs would see.
+                globals_read = Some(read_globals(&obj, o));
                 for (g, v) in &o.reset {
                     if let Err(reason) = obj.set_global_live(g, value_of(*v)) {
                         reset_failed.get_or_insert(reason);
@@ -198,12 +208,12 @@ impl Env {
             live.results
                 .push((o.retval.clone(), Res::Ret { value: v.into() }));
         }
+        let mut globals_read = globals_read
+            .unwrap_or_else(|| read_globals(&obj, o))
+            .into_iter();
         for ob in &o.observe {
             let res = match ob {
-                Observe::Global(g) => match obj.read_global(g) {
-                    Ok(value) => Res::Ret { value },
-                    Err(reason) => Res::NotCompiled { reason },
-                },
+                Observe::Global(_) => globals_read.next().unwrap_or(Res::NotReached),
                 Observe::RecursionMisses(p) => {
                     let i = o.programs.iter().position(|x| x == p).unwrap_or(0);
                     match bpf::recursion_misses(fd(i)) {
@@ -270,6 +280,20 @@ fn value_of(v: GlobalValue) -> u64 {
         GlobalValue::Number(n) => n,
         GlobalValue::Tid => nix::unistd::gettid().as_raw() as u64,
     }
+}
+
+/// The observed globals, in order.
+fn read_globals(obj: &Object, o: &ObjectStep) -> Vec<Res> {
+    o.observe
+        .iter()
+        .filter_map(|ob| match ob {
+            Observe::Global(g) => Some(match obj.read_global(g) {
+                Ok(value) => Res::Ret { value },
+                Err(reason) => Res::NotCompiled { reason },
+            }),
+            Observe::RecursionMisses(_) => None,
+        })
+        .collect()
 }
 
 /// A failed attachment: the environment's refusal, or what the kernel lacks.
