@@ -120,3 +120,123 @@ fn values(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::case::{parse, GlobalValue, Observe, StepSpec};
+
+    fn case(prog: &str) -> String {
+        format!(
+            "{{ \"about\": \"a\", \"matrix\": {{ \"pid\": [7, \"tid\"] }},\n  \"steps\": [ {{ \"prog\": {prog} }} ] }}"
+        )
+    }
+
+    fn refused(prog: &str) -> (String, String) {
+        let e = parse(Path::new("t.json"), &case(prog)).expect_err("refused");
+        (e.path, e.message)
+    }
+
+    #[test]
+    fn an_object_step_resolves_its_programs_globals_and_observations() {
+        let src = case(
+            r#"{ "type": "tp_btf", "object": "selftests/task_local_storage",
+                 "programs": ["on_enter", "on_exit"], "runs": 2,
+                 "globals": { "target_pid": "$pid" }, "reset": { "target_pid": 0 },
+                 "observe": ["enter_cnt", "on_exit.recursion_misses"] }"#,
+        );
+        let c = parse(Path::new("t.json"), &src).unwrap_or_else(|e| panic!("{e}"));
+        let values: Vec<GlobalValue> = c
+            .instances
+            .iter()
+            .map(|i| match &i.steps[0] {
+                StepSpec::Prog {
+                    object: Some(o), ..
+                } => o.globals[0].1,
+                s => panic!("an object step, not {s:?}"),
+            })
+            .collect();
+        assert_eq!(values, [GlobalValue::Number(7), GlobalValue::Tid]);
+        let StepSpec::Prog {
+            object: Some(o), ..
+        } = &c.instances[0].steps[0]
+        else {
+            panic!("an object step");
+        };
+        assert_eq!(o.programs, ["on_enter", "on_exit"]);
+        assert_eq!((o.runs, o.retval.as_str()), (2, "retval"));
+        assert_eq!(
+            o.reset,
+            [("target_pid".to_string(), GlobalValue::Number(0))]
+        );
+        assert_eq!(
+            o.observe,
+            [
+                Observe::Global("enter_cnt".into()),
+                Observe::RecursionMisses("on_exit".into())
+            ]
+        );
+        let names = crate::case::step_names(&c.instances[0].steps[0]);
+        assert_eq!(
+            names,
+            [
+                "load",
+                "on_enter",
+                "on_exit",
+                "retval",
+                "enter_cnt",
+                "on_exit.recursion_misses"
+            ]
+        );
+    }
+
+    #[test]
+    fn object_mistakes_are_located() {
+        let obj = r#""object": "selftests/task_local_storage""#;
+        let cases = [
+            (
+                r#"{ "object": "nope", "programs": ["x"] }"#.to_string(),
+                "steps[0].prog.object",
+                "no program `nope` in progs/",
+            ),
+            (
+                format!("{{ {obj} }}"),
+                "steps[0].prog.programs",
+                "name the programs of the object to load",
+            ),
+            (
+                format!("{{ {obj}, \"programs\": [\"on_enter\"], \"observe\": [\"x.y\"] }}"),
+                "steps[0].prog.observe[0]",
+                "`x.y`: expected a global, or PROG.recursion_misses",
+            ),
+            (
+                format!("{{ {obj}, \"programs\": [\"on_enter\"], \"runs\": 0 }}"),
+                "steps[0].prog.runs",
+                "at least 1 run",
+            ),
+            (
+                format!(
+                    "{{ {obj}, \"programs\": [\"on_enter\"], \"globals\": {{ \"g\": \"many\" }} }}"
+                ),
+                "steps[0].prog.globals.g",
+                "",
+            ),
+            (
+                r#"{ "globals": { "g": 1 }, "ops": [ { "current_task": {} } ] }"#.to_string(),
+                "steps[0].prog.globals",
+                "`globals` needs an `object`",
+            ),
+            (
+                format!("{{ {obj}, \"programs\": [\"on_enter\"], \"asm\": [\"exit\"] }}"),
+                "steps[0].prog.object",
+                "a program has one of `ops`, `asm` and `object`",
+            ),
+        ];
+        for (prog, path, message) in cases {
+            let (p, m) = refused(&prog);
+            assert_eq!(p, path, "{prog}: {m}");
+            assert!(m.starts_with(message), "{prog}: {m}");
+        }
+    }
+}

@@ -218,7 +218,20 @@ impl Env {
             .flatten()
             .filter_map(|c| c.as_ref().ok())
             .map(|s| s.result_size)
-            .max();
+            .max()
+            // A C program's triggers may wait on one (made before its programs attach).
+            .or_else(|| {
+                let objects = live.inst.steps.iter().any(|s| {
+                    matches!(
+                        s,
+                        StepSpec::Prog {
+                            object: Some(_),
+                            ..
+                        }
+                    )
+                });
+                objects.then_some(8)
+            });
         if let Some(size) = size {
             self.clock.switch(Phase::Maps);
             live.result_map = Some(self.result_map(size, live.reuse)?);
