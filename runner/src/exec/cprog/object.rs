@@ -112,7 +112,30 @@ impl Env {
         let spec = no_program(pt);
         if let Err(e) = obj.load_all(&mut self.log, level) {
             self.clock.t.counts.progs_loaded += 1;
-            let joint = self.object_refusal(name, pt, &spec, e)?;
+            let joint = match self.object_refusal(name, pt, &spec, e) {
+                Err(Stop::Refused(errno, what)) if o.programs.len() > 1 => {
+                    // Which of the programs the environment refuses, by their SEC.
+                    let mut refused = Vec::new();
+                    for p in &o.programs {
+                        if let Ok(mut one) = open(std::slice::from_ref(p))? {
+                            if one
+                                .load_all(&mut self.log, 0)
+                                .is_err_and(|e| e.errno.0 == errno.0)
+                            {
+                                let sec = one.section(p).unwrap_or_default();
+                                refused.push(format!("{p} ({sec})"));
+                            }
+                        }
+                    }
+                    if refused.is_empty() {
+                        return Err(Stop::Refused(errno, what));
+                    }
+                    let without = what.find(" without ").map_or("", |i| &what[i..]);
+                    let what = format!("loading {}{without}", refused.join(", "));
+                    return Err(Stop::Refused(errno, what));
+                }
+                other => other?,
+            };
             live.results.push((name.into(), joint.clone()));
             // Each program alone, to say which one the kernel refuses.
             for p in &o.programs {
