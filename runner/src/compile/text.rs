@@ -339,7 +339,9 @@ fn intern(name: &str) -> &'static str {
 }
 
 mod lex;
-use lex::{lex, strip_prefix, Parser};
+mod parse;
+use lex::{lex, strip_prefix};
+use parse::Parser;
 
 #[cfg(test)]
 mod tests;
