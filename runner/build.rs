@@ -22,21 +22,31 @@ fn main() {
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "x86_64-linux-gnu".into());
     let mut built = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(&progs)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+    // progs/NAME.bpf.c is object NAME; progs/selftests/NAME.bpf.c is `selftests/NAME`.
+    let mut entries: Vec<(PathBuf, String)> = Vec::new();
+    for (dir, prefix) in [(progs.clone(), ""), (progs.join("selftests"), "selftests/")] {
+        println!("cargo:rerun-if-changed={}", dir.display());
+        let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        for f in files {
+            let name = f
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if let Some(stem) = name.strip_suffix(".bpf.c") {
+                entries.push((f.clone(), format!("{prefix}{stem}")));
+            } else if name.ends_with(".h") {
+                println!("cargo:rerun-if-changed={}", f.display());
+            }
+        }
+    }
     entries.sort();
-    for src in entries
-        .iter()
-        .filter(|p| p.to_string_lossy().ends_with(".bpf.c"))
-    {
+    std::fs::create_dir_all(out.join("selftests")).expect("OUT_DIR is writable");
+    for (src, stem) in &entries {
         println!("cargo:rerun-if-changed={}", src.display());
-        let stem = src
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .trim_end_matches(".bpf.c")
-            .to_string();
+        let stem = stem.clone();
         let obj = out.join(format!("{stem}.bpf.o"));
         let status = Command::new(&clang)
             .args([
@@ -49,6 +59,7 @@ fn main() {
                 "-D__TARGET_ARCH_x86",
             ])
             .arg(format!("-I{include}"))
+            .arg(format!("-I{}", src.parent().unwrap_or(&progs).display()))
             .arg(format!("-idirafter/usr/include/{multiarch}"))
             .arg("-c")
             .arg(src)

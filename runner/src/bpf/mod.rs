@@ -17,6 +17,7 @@ mod fields;
 mod ids;
 pub mod log;
 pub mod object;
+pub mod object_progs;
 mod percpu;
 mod perf;
 pub mod privileges;

@@ -43,6 +43,10 @@ impl Object {
         Ok(Object { ptr })
     }
 
+    pub(super) fn raw(&self) -> *mut sys::bpf_object {
+        self.ptr
+    }
+
     fn map(&self, name: &str) -> Result<*mut sys::bpf_map, Errno> {
         let n = c(name)?;
         // SAFETY: a valid object and a NUL-terminated name.

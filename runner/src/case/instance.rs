@@ -2,8 +2,8 @@
 //! expectations, ready for the compiler and the executor. Plain data.
 
 use crate::case::kernel::KernelReq;
-use crate::case::trigger::ProgRun;
 use crate::case::layout::{Field, Layout};
+use crate::case::trigger::ProgRun;
 use crate::case::value::parse_u64;
 use crate::case::value::{FlagsArg, KeyArg, Pattern, TaskArg, ValueArg};
 use crate::tables::{self, Helper, MapType, ProgType};
@@ -408,6 +408,10 @@ pub enum StepSpec {
         stay: bool,
         /// Trigger, threads, extra observations (see `trigger.rs`).
         run: ProgRun,
+        /// The program given as text (`asm`) instead of `ops`, which are then empty.
+        asm: Option<Box<AsmStep>>,
+        /// A C program of `progs/` instead of `ops`, which are then empty.
+        object: Option<Box<ObjectStep>>,
     },
     Update {
         name: String,
@@ -453,6 +457,55 @@ pub enum StepSpec {
     },
 }
 
+/// A `prog` step's program given as text: the parsed instructions, and the name of the result
+/// that holds its return value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AsmStep {
+    pub program: crate::compile::text::TextProgram,
+    pub retval: String,
+}
+
+/// A `prog` step that runs a C program of `progs/`: which programs of it, the globals set
+/// before load, the globals read after the run, and the result holding a test run's retval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectStep {
+    pub object: String,
+    /// Function names; each is also the name of its load result.
+    pub programs: Vec<String>,
+    pub globals: Vec<(String, GlobalValue)>,
+    /// Globals written after the run, before detaching.
+    pub reset: Vec<(String, GlobalValue)>,
+    /// How often the programs are made to run (the trigger, or the test run).
+    pub runs: u32,
+    pub observe: Vec<Observe>,
+    pub retval: String,
+}
+
+/// What an `object` step reads back after the run (the result has the name written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observe {
+    Global(String),
+    /// `PROG.recursion_misses`.
+    RecursionMisses(String),
+}
+
+impl Observe {
+    pub fn name(&self) -> String {
+        match self {
+            Observe::Global(g) => g.clone(),
+            Observe::RecursionMisses(p) => format!("{p}.recursion_misses"),
+        }
+    }
+}
+
+/// What a global of a C program is set to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlobalValue {
+    Number(u64),
+    /// The runner's thread id (`task->pid` of the thread that triggers the programs).
+    Tid,
+}
+
 /// One expectation for one instance: result `result` must match `pattern`, on the kernels
 /// `kernel` admits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -485,7 +538,21 @@ pub struct Instance {
 /// Every result name a step produces.
 pub fn step_names(s: &StepSpec) -> Vec<String> {
     match s {
-        StepSpec::Prog { name, ops, run, .. } => std::iter::once(name.clone())
+        StepSpec::Prog {
+            name,
+            ops,
+            run,
+            asm,
+            object,
+            ..
+        } => std::iter::once(name.clone())
+            .chain(asm.iter().map(|a| a.retval.clone()))
+            .chain(object.iter().flat_map(|o| {
+                let programs = o.programs.iter().cloned();
+                programs
+                    .chain(std::iter::once(o.retval.clone()))
+                    .chain(o.observe.iter().map(Observe::name))
+            }))
             .chain(ops.iter().map(|o| o.name().to_string()))
             .chain(
                 run.recursion_misses

@@ -5,6 +5,7 @@
 //! or know how a step is compiled; it hands out fully typed `Instance`s.
 
 mod args;
+mod asm;
 pub mod compare;
 mod instance;
 pub mod kernel;
@@ -13,6 +14,7 @@ mod locate;
 mod mapdef;
 mod model;
 mod names;
+mod object;
 mod prog;
 mod resolve;
 mod shape;
@@ -24,8 +26,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use instance::{
-    step_names, Arg, Buf, BufFill, Call, Cond, Func, Instance, Legacy, MapSpec, OpSpec, Ret, Rule,
-    StepSpec, UserValue, ValueSize, Width,
+    step_names, Arg, AsmStep, Buf, BufFill, Call, Cond, Func, GlobalValue, Instance, Legacy,
+    MapSpec, ObjectStep, Observe, OpSpec, Ret, Rule, StepSpec, UserValue, ValueSize, Width,
 };
 pub use kernel::{KernelReq, KernelSeries};
 pub use locate::{FieldPath, Seg};

@@ -265,6 +265,8 @@ pub struct ProgStep {
     #[serde(default)]
     #[schemars(with = "Option<BoolLeaf>")]
     pub stay: Option<Value>,
+    /// The operations (or `asm`; one of the two).
+    #[serde(default)]
     pub ops: Vec<Op>,
     /// What makes an attached program run, instead of its type's own trigger (or test run):
     /// `"getpid"`, `"open"`, `"socket"`, `"unlink"` (the runner's thread does it), `"exec"`,
@@ -278,10 +280,55 @@ pub struct ProgStep {
     /// (the program then acts for every thread of the runner).
     #[serde(default)]
     pub threads: Option<ThreadsDef>,
-    /// Extra results of a program that runs once: `"recursion_misses"` adds
-    /// `<step>.recursion_misses`, the kernel's count of runs it skipped to prevent recursion.
+    /// The program as instructions in the verifier log's text form (a list of lines, or one
+    /// string of lines), instead of `ops`: `["r0 = 0", "exit"]`. Its results are `load` and
+    /// `retval`, the program's return value (for the types that run by a test run). Syntax:
+    /// README, "Raw instructions".
     #[serde(default)]
-    pub observe: Option<Vec<String>>,
+    #[schemars(with = "Option<AsmText>")]
+    pub asm: Option<Value>,
+    /// Instead of `ops`: a BPF C program of `progs/` by name (`"selftests/task_local_storage"`),
+    /// loaded with libbpf, its programs attached by their `SEC` when `type` is an attached type
+    /// and made to run as `type` runs. Results: `load`, one per program (its name), `retval`
+    /// for test-run types, and the `observe`d globals.
+    #[serde(default)]
+    pub object: Option<String>,
+    /// The object's programs to load, by function name (default: all of them).
+    #[serde(default)]
+    pub programs: Vec<String>,
+    /// Globals of the object set before load (`.rodata`, `.data` or `.bss`): name → a number, a
+    /// `"$dim"`, or `"tid"` (the runner's thread as `task->pid` sees it).
+    #[serde(default, deserialize_with = "super::shape::object")]
+    #[schemars(with = "IndexMap<String, NumLeaf>")]
+    pub globals: IndexMap<String, Value>,
+    /// How often the programs are made to run while attached (the type's trigger) or by a
+    /// test run; default 1.
+    #[serde(default)]
+    #[schemars(with = "Option<NumLeaf>")]
+    pub runs: Option<Value>,
+    /// Globals written after the programs ran and before they are detached, through the
+    /// object's memory-mapped `.data`/`.bss` (no system call the programs would see), as a
+    /// selftest writes `skel->bss->x = 0`: name → value, as in `globals`.
+    #[serde(default, deserialize_with = "super::shape::object")]
+    #[schemars(with = "IndexMap<String, NumLeaf>")]
+    pub reset: IndexMap<String, Value>,
+    /// What to read back after the run, each a result of that name. For `ops`:
+    /// `"recursion_misses"` adds `<step>.recursion_misses` to a program that runs once (the
+    /// runs the kernel skipped to prevent recursion). For an `object`: a global, rendered as a
+    /// number, or `PROG.recursion_misses` (from `bpf_prog_info`).
+    #[serde(default)]
+    pub observe: Vec<String>,
+}
+
+/// Schema-only: the text of an `asm` program.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum AsmText {
+    /// Lines separated by `\n`.
+    Text(String),
+    /// One line (or several, separated by `\n`) per item.
+    Lines(Vec<String>),
 }
 
 /// Schema-only: what a `trigger` may hold.

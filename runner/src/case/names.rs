@@ -18,6 +18,26 @@ pub(super) fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
         let (base, explicit) = match s {
             Step::Prog(body) => {
                 bases.push(("load".into(), false, p.key("prog")));
+                if let ProgBody::Program(ps) = body {
+                    if ps.asm.is_some() {
+                        bases.push(("retval".into(), false, p.key("prog").key("asm")));
+                    }
+                    let q = p.key("prog");
+                    for (i, prog) in ps.programs.iter().enumerate() {
+                        bases.push((prog.clone(), true, q.key("programs").index(i)));
+                    }
+                    if ps.object.is_some() {
+                        bases.push(("retval".into(), false, q.key("object")));
+                    }
+                    // An object's observed globals are results of their own; a compiled
+                    // program's `recursion_misses` is named after its step (`trigger.rs`).
+                    let observed = ps.observe.iter().filter(|_| ps.object.is_some());
+                    for (i, g) in observed.enumerate() {
+                        // `PROG.recursion_misses` is no identifier: checked in `object`.
+                        let explicit = !g.contains('.');
+                        bases.push((g.clone(), explicit, q.key("observe").index(i)));
+                    }
+                }
                 let ops_path = ops_path(&p, body);
                 op_names(body.ops(), &ops_path, &mut bases);
                 continue;

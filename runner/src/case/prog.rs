@@ -28,6 +28,26 @@ pub(super) fn resolve_prog(
     map_index: &dyn Fn(&str, FieldPath) -> Result<usize, ResolveError>,
 ) -> Result<StepSpec, ResolveError> {
     let name = next_name();
+    let asm = match body {
+        ProgBody::Program(ps) => match &ps.asm {
+            Some(text) => Some(Box::new(super::asm::resolve_asm(
+                text,
+                &p.key("prog"),
+                !ps.ops.is_empty(),
+                next_name(),
+                map_index,
+            )?)),
+            None => None,
+        },
+        ProgBody::Ops(_) => None,
+    };
+    let object = match body {
+        ProgBody::Program(ps) => {
+            super::object::resolve_object(ctx, ps, &p.key("prog"), asm.is_some(), next_name)?
+                .map(Box::new)
+        }
+        _ => None,
+    };
     let mut out: Vec<OpSpec> = Vec::new();
     // Op names in this program → index (names are unique: `name_results` checked them).
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -41,7 +61,7 @@ pub(super) fn resolve_prog(
         index: &mut index,
     };
     r.ops(body.ops(), &ops_path)?;
-    if out.is_empty() {
+    if out.is_empty() && asm.is_none() && object.is_none() {
         return err(ops_path, "a program needs at least one operation");
     }
     let (prog_type, attach_to, stay, run) = match body {
@@ -76,6 +96,12 @@ pub(super) fn resolve_prog(
                     ),
                 );
             }
+            if stay && (asm.is_some() || object.is_some()) {
+                return err(
+                    p.key("prog").key("stay"),
+                    "a program given as `asm` or `object` cannot stay attached: it counts nothing",
+                );
+            }
             if stay && !pt.attached() {
                 return err(
                     p.key("prog").key("stay"),
@@ -93,6 +119,8 @@ pub(super) fn resolve_prog(
         attach_to,
         stay,
         run,
+        asm,
+        object,
     })
 }
 

@@ -215,7 +215,12 @@ pub(super) fn resolve_run(
         }
         run.threads = Some(resolve_threads(ctx, t, &path, pt, run.trigger.as_ref())?);
     }
-    for (i, o) in ps.observe.iter().flatten().enumerate() {
+    for (i, o) in ps
+        .observe
+        .iter()
+        .enumerate()
+        .filter(|_| ps.object.is_none())
+    {
         let path = p.key("observe").index(i);
         if o != "recursion_misses" {
             return err(path, format!("unknown `{o}` (known: recursion_misses)"));

@@ -21,6 +21,7 @@ const BPF_ST: u8 = 0x02;
 const BPF_STX: u8 = 0x03;
 const BPF_ALU: u8 = 0x04;
 const BPF_JMP: u8 = 0x05;
+const BPF_JMP32: u8 = 0x06;
 const BPF_ALU64: u8 = 0x07;
 // Sizes.
 const BPF_W: u8 = 0x00;
@@ -30,6 +31,7 @@ const BPF_DW: u8 = 0x18;
 // Modes.
 const BPF_IMM: u8 = 0x00;
 const BPF_MEM: u8 = 0x60;
+const BPF_ATOMIC: u8 = 0xc0;
 // Sources.
 const BPF_K: u8 = 0x00;
 const BPF_X: u8 = 0x08;
@@ -309,7 +311,16 @@ fn disasm_one(
             _ => format!("r{d} = *({size} *)(r{s} {off:+})"),
         },
         BPF_STX if is_mem => format!("*({size} *)(r{d} {off:+}) = r{s}"),
+        BPF_STX if insn.code & 0xe0 == BPF_ATOMIC => match ALU_SYMS.get(imm as usize >> 4) {
+            Some(sym) if imm & 0x0f == 0 => format!("lock *({size} *)(r{d} {off:+}) {sym} r{s}"),
+            _ => unknown(),
+        },
         BPF_ST if is_mem => format!("*({size} *)(r{d} {off:+}) = {imm}"),
+        BPF_JMP32 => match JMP_SYMS.get(usize::from(op >> 4)).filter(|s| !s.is_empty()) {
+            Some(sym) if by_reg => format!("if w{d} {sym} w{s} goto pc{off:+}"),
+            Some(sym) => format!("if w{d} {sym} {:#x} goto pc{off:+}", imm as u32),
+            None => unknown(),
+        },
         BPF_JMP => match (op, reloc) {
             (BPF_JA, _) => format!("goto pc{off:+}"),
             (BPF_EXIT, _) => "exit".to_string(),
@@ -421,6 +432,32 @@ impl Asm {
         self.push(BPF_ALU64 | op as u8 | BPF_K, dst, 0, 0, imm);
     }
 
+    /// `wdst op= imm` (32-bit ALU class: the upper half of `dst` becomes zero).
+    pub fn alu32_imm(&mut self, op: Alu, dst: Reg, imm: i32) {
+        let imm = if op == Alu::Neg { 0 } else { imm };
+        self.push(BPF_ALU | op as u8 | BPF_K, dst, 0, 0, imm);
+    }
+
+    /// `wdst op= wsrc` (32-bit ALU class). `Neg` is encoded with BPF_K.
+    pub fn alu32_reg(&mut self, op: Alu, dst: Reg, src: Reg) {
+        match op {
+            Alu::Neg => self.alu32_imm(op, dst, 0),
+            _ => self.push(BPF_ALU | op as u8 | BPF_X, dst, src as u8, 0, 0),
+        }
+    }
+
+    /// `lock *(size *)(dst + off) op= src`: an atomic add, or, and or xor without fetch
+    /// (BPF_STX | BPF_ATOMIC, imm = the ALU op); only W and DW exist.
+    pub fn atomic(&mut self, size: Size, op: Alu, dst: Reg, off: i16, src: Reg) {
+        self.push(
+            BPF_STX | size.code() | BPF_ATOMIC,
+            dst,
+            src as u8,
+            off,
+            op as u8 as i32,
+        );
+    }
+
     /// `dst op= src` (64-bit). `Neg` ignores `src` and is encoded with BPF_K, as the kernel requires.
     pub fn alu64_reg(&mut self, op: Alu, dst: Reg, src: Reg) {
         match op {
@@ -506,6 +543,16 @@ impl Asm {
     /// `if a cond b goto target`
     pub fn jmp_reg(&mut self, cond: Cond, a: Reg, b: Reg, target: Label) {
         self.jump(BPF_JMP | cond as u8 | BPF_X, a, b as u8, 0, target);
+    }
+
+    /// `if wreg cond imm goto target` (32-bit comparison, JMP32 class).
+    pub fn jmp32_imm(&mut self, cond: Cond, reg: Reg, imm: i32, target: Label) {
+        self.jump(BPF_JMP32 | cond as u8 | BPF_K, reg, 0, imm, target);
+    }
+
+    /// `if wa cond wb goto target` (JMP32 class).
+    pub fn jmp32_reg(&mut self, cond: Cond, a: Reg, b: Reg, target: Label) {
+        self.jump(BPF_JMP32 | cond as u8 | BPF_X, a, b as u8, 0, target);
     }
 
     pub fn ja(&mut self, target: Label) {

@@ -7,6 +7,7 @@
 
 pub mod asm;
 mod call;
+pub mod text;
 
 pub use call::counted_failure;
 
@@ -278,6 +279,15 @@ pub fn compile_step(
     value_sizes: &[u32],
 ) -> Option<Result<ProgramSpec, CompileError>> {
     match step {
+        // A C program is not compiled.
+        StepSpec::Prog {
+            object: Some(_), ..
+        } => None,
+        StepSpec::Prog {
+            asm: Some(asm),
+            prog_type,
+            ..
+        } => Some(Ok(text::spec(prog_type, &asm.program))),
         StepSpec::Prog {
             ops,
             prog_type,

@@ -18,7 +18,7 @@ use crate::bpf::{self, Errno};
 use crate::tables::{Attach, ProgType, RunMode, Trigger};
 
 /// A minimal Ethernet + IPv4 + UDP frame for the packet program types.
-const PACKET: [u8; 64] = {
+pub(super) const PACKET: [u8; 64] = {
     let mut p = [0u8; 64];
     p[12] = 0x08; // EtherType IPv4
     p[14] = 0x45; // IPv4, IHL 5
@@ -91,7 +91,8 @@ enum Phase {
 }
 
 /// Makes a loaded program of type `pt` run once, as `mode` says (the type's own, or with a
-/// step's trigger); `fire` does a trigger's action.
+/// step's trigger); `fire` does a trigger's action. With the program's return value when a
+/// test run ran it directly (not for attached types, whose test run calls a kernel function).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     pt: &ProgType,
@@ -102,9 +103,10 @@ pub(super) fn run(
     size: usize,
     kernel: (&Mounts, &mut Events),
     fire: &mut dyn FnMut(Trigger) -> Result<(), Errno>,
-) -> Result<Res, Stop> {
+) -> Result<(Res, Option<u32>), Stop> {
+    let direct = matches!(mode, RunMode::TestRun | RunMode::TestRunPacket);
     let ran = match mode {
-        RunMode::LoadOnly => return Ok(Res::LoadOnly),
+        RunMode::LoadOnly => return Ok((Res::LoadOnly, None)),
         RunMode::TestRun => bpf::test_run(prog, Some(&mut [0u8; 8]), None),
         RunMode::TestRunPacket => bpf::test_run(prog, None, Some(&PACKET)),
         RunMode::AttachTestRun(a) => {
@@ -122,8 +124,8 @@ pub(super) fn run(
         }
     };
     Ok(match ran {
-        Ok(_) => Res::Loaded,
-        Err(e) => Res::RunFailed { errno: e.name() },
+        Ok(retval) => (Res::Loaded, direct.then_some(retval)),
+        Err(e) => (Res::RunFailed { errno: e.name() }, None),
     })
 }
 
@@ -216,7 +218,7 @@ fn tracepoint_id(tp: &str) -> Option<u64> {
 
 /// Spins on the CPU until the program ran (its "finished" word, leading the result map's
 /// value, is set) or a second passed.
-fn spin(results: &OwnedFd, size: usize) {
+pub(super) fn spin(results: &OwnedFd, size: usize) {
     let start = Instant::now();
     let key = 0u32.to_ne_bytes();
     let mut v = vec![0u8; size];

@@ -1,4 +1,7 @@
-//! The C backend for `prog` steps: when a case names a program from `progs/`
+//! C programs of `progs/`: a `prog` step that names one runs it (see `object`), and a case that
+//! names its twin runs the compiled steps with it instead.
+//!
+//! The twin: when a case names a program from `progs/`
 //! (`"program": {"type": "syscall", "object": "task_storage"}`), each one-operation `prog`
 //! step runs `progs/task_storage.bpf.c`, configured through its `.rodata`, instead of the
 //! compiled program. It writes the compiler's result layout, so observation is unchanged.
@@ -7,6 +10,8 @@ use crate::case::value::{FlagsArg, Pattern, TaskArg, ValueArg};
 use crate::case::{Legacy, OpSpec};
 use crate::compile::ProgramSpec;
 use crate::tables::ProgType;
+
+mod object;
 
 /// The program's name inside the object.
 pub const PROGRAM: &str = "run";

@@ -168,7 +168,7 @@ impl Env {
         }
     }
 
-    fn log_level(&self) -> u32 {
+    pub(super) fn log_level(&self) -> u32 {
         if self.keep_logs {
             2 | 4
         } else {
@@ -200,7 +200,7 @@ impl Env {
     }
 
     /// A failed load as a result; a verifier rejection keeps the end of its log for reports.
-    fn rejection(
+    pub(super) fn rejection(
         &mut self,
         name: &str,
         pt: &ProgType,

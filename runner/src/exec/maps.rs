@@ -222,7 +222,12 @@ impl Env {
             flags: 0,
             btf: None,
         })
-        .map_err(|e| env_stop(e, "creating a result map"))?;
+        .map_err(|e| {
+            let without = self
+                .privileges
+                .without(self.privileges.map_needs(RESULT_MAP_TYPE));
+            env_stop(e, &format!("creating a result map{without}"))
+        })?;
         let fd = Rc::new(fd);
         self.clock.t.counts.result_maps_created += 1;
         if keep {

@@ -221,7 +221,20 @@ impl Env {
             .flatten()
             .filter_map(|c| c.as_ref().ok())
             .map(|s| s.result_size)
-            .max();
+            .max()
+            // A C program's triggers may wait on one (made before its programs attach).
+            .or_else(|| {
+                let objects = live.inst.steps.iter().any(|s| {
+                    matches!(
+                        s,
+                        StepSpec::Prog {
+                            object: Some(_),
+                            ..
+                        }
+                    )
+                });
+                objects.then_some(8)
+            });
         if let Some(size) = size {
             self.clock.switch(Phase::Maps);
             live.result_map = Some(self.result_map(size, live.reuse)?);
@@ -232,14 +245,32 @@ impl Env {
                 (
                     StepSpec::Prog {
                         name,
+                        prog_type,
+                        object: Some(o),
+                        ..
+                    },
+                    _,
+                ) => self.object_step(live, name, prog_type, o)?,
+                (
+                    StepSpec::Prog {
+                        name,
                         ops,
                         attach_to,
                         stay,
                         run,
+                        asm,
                         ..
                     },
                     Some(spec),
-                ) => self.prog(live, name, ops, spec, attach_to.as_deref(), *stay, run)?,
+                ) => {
+                    let how = run::How {
+                        attach_to: attach_to.as_deref(),
+                        stay: *stay,
+                        retval: asm.as_ref().map(|a| a.retval.as_str()),
+                        run,
+                    };
+                    self.prog(live, name, ops, spec, how)?
+                }
                 _ => self.step(live, step)?,
             }
         }

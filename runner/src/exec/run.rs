@@ -28,29 +28,32 @@ impl Env {
         name: &'i str,
         ops: &'i [OpSpec],
         spec: &Result<ProgramSpec, compile::CompileError>,
-        attach_to: Option<&str>,
-        stay: bool,
-        run: &ProgRun,
+        how: How<'_>,
     ) -> Result<(), Stop> {
-        let misses = run
+        // What a program that did not load cannot give: its operations' results, its return
+        // value, its recursion misses.
+        let misses = how
+            .run
             .recursion_misses
             .then(|| format!("{name}.recursion_misses"));
-        match self.prog_step(live, name, ops, spec, attach_to, stay, run) {
+        let unavailable = ops
+            .iter()
+            .map(|o| o.name().to_string())
+            .chain(how.retval.map(str::to_string))
+            .chain(misses)
+            .map(|n| (n, Res::Unavailable));
+        match self.prog_step(live, name, ops, spec, how) {
             Err(Stop::Unsupported(reason)) => {
                 live.results
                     .push((name.to_string(), Res::Unsupported { reason }));
-                live.results
-                    .extend(ops.iter().map(|o| (o.name().to_string(), Res::Unavailable)));
-                live.results.extend(misses.map(|m| (m, Res::Unavailable)));
+                live.results.extend(unavailable);
                 Ok(())
             }
             Err(Stop::Refused(e, what)) => {
                 let errno = e.name();
                 live.results
                     .push((name.to_string(), Res::Refused { errno, what }));
-                live.results
-                    .extend(ops.iter().map(|o| (o.name().to_string(), Res::Unavailable)));
-                live.results.extend(misses.map(|m| (m, Res::Unavailable)));
+                live.results.extend(unavailable);
                 Ok(())
             }
             other => other,
@@ -64,10 +67,14 @@ impl Env {
         name: &'i str,
         ops: &'i [OpSpec],
         spec: &Result<ProgramSpec, compile::CompileError>,
-        attach_to: Option<&str>,
-        stay: bool,
-        run: &ProgRun,
+        how: How<'_>,
     ) -> Result<(), Stop> {
+        let How {
+            attach_to,
+            stay,
+            retval: retval_name,
+            run,
+        } = how;
         let spec = match spec {
             Ok(s) => s,
             Err(e) => {
@@ -97,8 +104,10 @@ impl Env {
         };
         self.clock.switch(Phase::Load);
         let loaded = match &live.inst.object {
-            Some(object) => self.load_object(live, name, object, ops, spec)?,
-            None => self.load_compiled(live, name, spec, attach_to, own_results.as_deref())?,
+            Some(object) if retval_name.is_none() => {
+                self.load_object(live, name, object, ops, spec)?
+            }
+            _ => self.load_compiled(live, name, spec, attach_to, own_results.as_deref())?,
         };
         let prog = match loaded {
             Ok(p) => p,
@@ -202,7 +211,7 @@ impl Env {
         } else {
             &mut never
         };
-        let ran = {
+        let (ran, retval) = {
             let size = live.result_size;
             let mut doer = doer(fresh, named, live);
             run_once(
@@ -218,6 +227,10 @@ impl Env {
         };
         let run_failed = matches!(ran, Res::RunFailed { .. });
         live.results.push((name.to_string(), ran));
+        if let (Some(r), Some(v)) = (retval_name, retval) {
+            live.results
+                .push((r.to_string(), Res::Ret { value: v.into() }));
+        }
         let misses = run.recursion_misses.then(|| {
             let r = match bpf::recursion_misses(prog.fd()) {
                 Ok(n) => Res::Ret { value: n as i64 },
@@ -263,6 +276,16 @@ fn doer<'a>(fresh: Option<Child>, named: Option<usize>, live: &'a mut Live<'_>) 
         (None, Some(i)) => Doer::Named(&mut live.children[i]),
         (None, None) => Doer::Runner,
     }
+}
+
+/// How a `prog` step runs: its attach target, whether it stays attached, the result that holds
+/// its return value (a program given as text), and its trigger, threads and extra observations.
+#[derive(Clone, Copy)]
+pub(super) struct How<'a> {
+    pub(super) attach_to: Option<&'a str>,
+    pub(super) stay: bool,
+    pub(super) retval: Option<&'a str>,
+    pub(super) run: &'a ProgRun,
 }
 
 /// A program that stays attached while the instance's later steps run.
