@@ -133,12 +133,14 @@ fn guest_run(spec: &str) -> GuestResult {
         ));
     }
     let label = k["label"].as_str().ok_or("no kernel label")?.to_string();
+    let t = &k["timings"];
     eprintln!(
-        "{spec}: {} booted to the runner in {} s, {} s in all ({})",
+        "{spec}: {} ({} start) booted to the runner in {} s, {} s in all ({})",
         k["origin"].as_str().unwrap_or("?"),
-        k["boot_to_hello_s"],
-        k["total_s"],
-        k["accel"].as_str().unwrap_or("?")
+        t["start"].as_str().unwrap_or("?"),
+        t["boot_s"],
+        t["total_s"],
+        t["accel"].as_str().unwrap_or("?")
     );
     Ok((label, by_file))
 }
