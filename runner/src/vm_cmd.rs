@@ -67,7 +67,8 @@ pub struct GuestArgs {
 #[derive(clap::Args)]
 pub struct AppendArg {
     /// Kernel parameters added to every guest's command line, after bpfcase's own
-    /// (`console=ttyS0 panic=-1 loglevel=5 rdinit=/init mitigations=off`), so a parameter
+    /// (`console=ttyS0 panic=-1 loglevel=5 rdinit=/init mitigations=off cryptomgr.notests
+    /// rcupdate.rcu_expedited=1`), so a parameter
     /// given again here wins. Repeatable.
     #[arg(long = "append", value_name = "PARAMS", allow_hyphen_values = true, value_parser = append)]
     pub params: Vec<String>,

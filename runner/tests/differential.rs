@@ -64,9 +64,12 @@ fn differential(case: &str) -> Result<Completion, Failed> {
     if twin_has_object {
         program.insert("object".into(), "task_storage".into());
     }
-    let dir = std::env::temp_dir().join(format!("bpfcase-diff-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Failed::from(e.to_string()))?;
-    let twin = dir.join(case);
+    // Removed when dropped, whatever the outcome.
+    let dir = tempfile::Builder::new()
+        .prefix("bpfcase-diff-")
+        .tempdir()
+        .map_err(|e| Failed::from(e.to_string()))?;
+    let twin = dir.path().join(case);
     std::fs::write(
         &twin,
         serde_json::to_string_pretty(&json).unwrap_or_default(),

@@ -139,7 +139,7 @@ fn recorded_cmdlines(args: &Path) -> Result<Vec<String>, Failed> {
 }
 
 fn append_reaches_the_command_line(fx: &Fixture) -> Result<(), Failed> {
-    const OURS: &str = "console=ttyS0 panic=-1 loglevel=5 rdinit=/init mitigations=off";
+    const OURS: &str = "console=ttyS0 panic=-1 loglevel=5 rdinit=/init mitigations=off cryptomgr.notests rcupdate.rcu_expedited=1";
     let args = fx.dir.path().join("append.args");
     let out = stand_in(
         fx,
