@@ -422,21 +422,15 @@ pub fn compile_mode(
                 width: w,
                 null_check,
                 ..
-            } => {
-                let spill = g.spill_at(*from);
-                g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill);
-                let skip = null_guard(&mut g, *null_check, slot)?;
+            } => through(&mut g, *from, *null_check, slot, |g| {
                 g.a.ldx(width(*w), Reg::R2, Reg::R1, off16(*at)?);
                 if call::referenced(ops, i) {
                     let me = g.spill_at(i);
                     g.a.stx(Size::DW, Reg::R10, me, Reg::R2);
                 }
                 g.a.stx(Size::DW, Reg::R9, off16(slot + 8)?, Reg::R2);
-                g.done(slot)?;
-                if let Some(l) = skip {
-                    g.a.place(l);
-                }
-            }
+                Ok(())
+            })?,
             OpSpec::Write {
                 to,
                 value,
@@ -444,17 +438,11 @@ pub fn compile_mode(
                 width: w,
                 null_check,
                 ..
-            } => {
-                let spill = g.spill_at(*to);
-                g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill);
-                let skip = null_guard(&mut g, *null_check, slot)?;
+            } => through(&mut g, *to, *null_check, slot, |g| {
                 g.load_const(Reg::R2, *value);
                 g.a.stx(width(*w), Reg::R1, off16(*at)?, Reg::R2);
-                g.done(slot)?;
-                if let Some(l) = skip {
-                    g.a.place(l);
-                }
-            }
+                Ok(())
+            })?,
             OpSpec::Add {
                 to,
                 value,
@@ -462,20 +450,14 @@ pub fn compile_mode(
                 width: w,
                 null_check,
                 ..
-            } => {
-                let spill = g.spill_at(*to);
-                g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill);
-                let skip = null_guard(&mut g, *null_check, slot)?;
+            } => through(&mut g, *to, *null_check, slot, |g| {
                 let at = off16(*at)?;
                 g.a.ldx(width(*w), Reg::R2, Reg::R1, at);
                 g.load_const(Reg::R3, *value);
                 g.a.alu64_reg(asm::Alu::Add, Reg::R2, Reg::R3);
                 g.a.stx(width(*w), Reg::R1, at, Reg::R2);
-                g.done(slot)?;
-                if let Some(l) = skip {
-                    g.a.place(l);
-                }
-            }
+                Ok(())
+            })?,
             OpSpec::If {
                 cond,
                 then_len,
@@ -580,6 +562,26 @@ fn copy_result(g: &mut Gen, src: Reg, slot: u32, vs: u32) -> Result<(), CompileE
     g.put(slot + 8, 1)?;
     copy_out(g, src, vs.min(MAX_PAYLOAD), slot + 16)?;
     g.a.place(null);
+    Ok(())
+}
+
+/// An operation through the pointer op `from` left on the stack: loaded into r1, NULL-checked
+/// if asked (the slot then says skipped), `body` run, the slot marked done.
+fn through(
+    g: &mut Gen,
+    from: usize,
+    check: bool,
+    slot: u32,
+    body: impl FnOnce(&mut Gen) -> Result<(), CompileError>,
+) -> Result<(), CompileError> {
+    let spill = g.spill_at(from);
+    g.a.ldx(Size::DW, Reg::R1, Reg::R10, spill);
+    let skip = null_guard(g, check, slot)?;
+    body(g)?;
+    g.done(slot)?;
+    if let Some(l) = skip {
+        g.a.place(l);
+    }
     Ok(())
 }
 
