@@ -558,6 +558,7 @@ pub fn step_names(s: &StepSpec) -> Vec<String> {
                 run.recursion_misses
                     .then(|| format!("{name}.recursion_misses")),
             )
+            .chain(run.retval.then(|| format!("{name}.retval")))
             .collect(),
         StepSpec::Update { name, .. }
         | StepSpec::Lookup { name, .. }

@@ -314,7 +314,8 @@ pub struct ProgStep {
     pub reset: IndexMap<String, Value>,
     /// What to read back after the run, each a result of that name. For `ops`:
     /// `"recursion_misses"` adds `<step>.recursion_misses` to a program that runs once (the
-    /// runs the kernel skipped to prevent recursion). For an `object`: a global, rendered as a
+    /// runs the kernel skipped to prevent recursion), `"retval"` adds `<step>.retval` to one
+    /// that a test run runs (its return value). For an `object`: a global, rendered as a
     /// number, or `PROG.recursion_misses` (from `bpf_prog_info`).
     #[serde(default)]
     pub observe: Vec<String>,

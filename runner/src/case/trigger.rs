@@ -19,6 +19,8 @@ pub struct ProgRun {
     pub threads: Option<ThreadsSpec>,
     /// Report `<step>.recursion_misses` for a program that runs once.
     pub recursion_misses: bool,
+    /// Report `<step>.retval`, the test run's return value, for a program run by a test run.
+    pub retval: bool,
     /// The program acts for every thread of the runner, not only the triggering one: it has
     /// threads, or it stays attached in an instance where a step has threads.
     pub for_threads: bool,
@@ -64,6 +66,9 @@ impl ProgRun {
         }
         if self.recursion_misses {
             parts.push("reports recursion_misses".into());
+        }
+        if self.retval {
+            parts.push("reports retval".into());
         }
         parts.join("; ")
     }
@@ -222,16 +227,39 @@ pub(super) fn resolve_run(
         .filter(|_| ps.object.is_none())
     {
         let path = p.key("observe").index(i);
-        if o != "recursion_misses" {
-            return err(path, format!("unknown `{o}` (known: recursion_misses)"));
+        match o.as_str() {
+            "recursion_misses" if stay => {
+                return err(
+                    path,
+                    "a program that stays attached reports its recursion_misses already",
+                )
+            }
+            "recursion_misses" => run.recursion_misses = true,
+            "retval" => {
+                let test_run = matches!(
+                    pt.run,
+                    RunMode::TestRun | RunMode::TestRunPacket | RunMode::AttachTestRun(_)
+                );
+                if stay || run.trigger.is_some() || !test_run {
+                    return err(
+                        path,
+                        format!(
+                            "only a program that a test run runs once has a retval ({} programs{} are {})",
+                            pt.name,
+                            if run.trigger.is_some() { " with a trigger" } else { "" },
+                            if stay { "attached until the instance ends" } else { "triggered" }
+                        ),
+                    );
+                }
+                run.retval = true;
+            }
+            _ => {
+                return err(
+                    path,
+                    format!("unknown `{o}` (known: recursion_misses, retval)"),
+                )
+            }
         }
-        if stay {
-            return err(
-                path,
-                "a program that stays attached reports its recursion_misses already",
-            );
-        }
-        run.recursion_misses = true;
     }
     Ok(run)
 }

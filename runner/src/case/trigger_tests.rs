@@ -117,12 +117,45 @@ fn bad_triggers_are_refused_at_their_field() {
             "steps[0].prog.observe[0]",
             "already",
         ),
+        (
+            r#"{ "prog": { "type": "tracepoint", "observe": ["retval"], "ops": [ @ ] } }"#,
+            "steps[0].prog.observe[0]",
+            "only a program that a test run runs once has a retval (tracepoint programs are triggered)",
+        ),
+        (
+            r#"{ "prog": { "type": "fentry", "trigger": "socket", "observe": ["retval"], "ops": [ @ ] } }"#,
+            "steps[0].prog.observe[0]",
+            "(fentry programs with a trigger are triggered)",
+        ),
+        (
+            r#"{ "prog": { "type": "tp_btf", "stay": true, "observe": ["retval"], "ops": [ @ ] } }"#,
+            "steps[0].prog.observe[0]",
+            "attached until the instance ends",
+        ),
     ];
     for (steps, path, msg) in cases {
         let e = parse_err(&case(steps, ""));
         assert_eq!(e.path, path, "{steps}: {}", e.message);
         assert!(e.message.contains(msg), "{steps}: {}", e.message);
     }
+}
+
+#[test]
+fn a_test_run_retval_is_reported_when_asked() {
+    let c = parse_ok(&case(
+        r#"{ "prog": { "type": "fmod_ret", "observe": ["retval", "recursion_misses"], "ops": [ @ ] } },
+           { "prog": { "type": "syscall", "observe": ["retval"], "ops": [ @ ] } }"#,
+        "",
+    ));
+    let r = run_of(&c, 0);
+    assert!(r.retval && r.recursion_misses);
+    assert_eq!(r.words(), "reports recursion_misses; reports retval");
+    let names = step_names(&c.instances[0].steps[0]);
+    assert_eq!(
+        names[names.len() - 2..],
+        ["load#1.recursion_misses", "load#1.retval"]
+    );
+    assert!(run_of(&c, 1).retval && !run_of(&c, 1).recursion_misses);
 }
 
 #[test]

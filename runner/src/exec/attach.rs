@@ -91,8 +91,9 @@ enum Phase {
 }
 
 /// Makes a loaded program of type `pt` run once, as `mode` says (the type's own, or with a
-/// step's trigger); `fire` does a trigger's action. With the program's return value when a
-/// test run ran it directly (not for attached types, whose test run calls a kernel function).
+/// step's trigger); `fire` does a trigger's action. With the test run's return value, when a
+/// test run ran it: the program's own, or for an attached type the kernel's test function's
+/// (which an fmod_ret program modifies).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     pt: &ProgType,
@@ -104,7 +105,7 @@ pub(super) fn run(
     kernel: (&Mounts, &mut Events),
     fire: &mut dyn FnMut(Trigger) -> Result<(), Errno>,
 ) -> Result<(Res, Option<u32>), Stop> {
-    let direct = matches!(mode, RunMode::TestRun | RunMode::TestRunPacket);
+    let test_run = !matches!(mode, RunMode::AttachTrigger(..));
     let ran = match mode {
         RunMode::LoadOnly => return Ok((Res::LoadOnly, None)),
         RunMode::TestRun => bpf::test_run(prog, Some(&mut [0u8; 8]), None),
@@ -124,7 +125,7 @@ pub(super) fn run(
         }
     };
     Ok(match ran {
-        Ok(retval) => (Res::Loaded, direct.then_some(retval)),
+        Ok(retval) => (Res::Loaded, test_run.then_some(retval)),
         Err(e) => (Res::RunFailed { errno: e.name() }, None),
     })
 }

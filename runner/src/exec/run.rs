@@ -36,11 +36,13 @@ impl Env {
             .run
             .recursion_misses
             .then(|| format!("{name}.recursion_misses"));
+        let retval = how.run.retval.then(|| format!("{name}.retval"));
         let unavailable = ops
             .iter()
             .map(|o| o.name().to_string())
             .chain(how.retval.map(str::to_string))
             .chain(misses)
+            .chain(retval)
             .map(|n| (n, Res::Unavailable));
         match self.prog_step(live, name, ops, spec, how) {
             Err(Stop::Unsupported(reason)) => {
@@ -227,17 +229,24 @@ impl Env {
         };
         let run_failed = matches!(ran, Res::RunFailed { .. });
         live.results.push((name.to_string(), ran));
-        if let (Some(r), Some(v)) = (retval_name, retval) {
+        // A program given as text reports its own return value: not an attached type's, whose
+        // test run calls a kernel function.
+        let direct = matches!(mode, RunMode::TestRun | RunMode::TestRunPacket);
+        if let (Some(r), Some(v), true) = (retval_name, retval, direct) {
             live.results
                 .push((r.to_string(), Res::Ret { value: v.into() }));
         }
-        let misses = run.recursion_misses.then(|| {
+        let mut misses: Vec<(String, Res)> = Vec::new();
+        if run.recursion_misses {
             let r = match bpf::recursion_misses(prog.fd()) {
                 Ok(n) => Res::Ret { value: n as i64 },
                 Err(e) => Res::Err { errno: e.name() },
             };
-            (format!("{name}.recursion_misses"), r)
-        });
+            misses.push((format!("{name}.recursion_misses"), r));
+        }
+        if let (true, Some(v)) = (run.retval, retval) {
+            misses.push((format!("{name}.retval"), Res::Ret { value: v.into() }));
+        }
         self.clock.switch(Phase::Close);
         drop(prog);
         self.clock.switch(Phase::Observe);
