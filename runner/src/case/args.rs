@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::instance::{Arg, Buf, BufFill, OpSpec, Ret};
+use super::instance::{Arg, Buf, BufFill, MapSpec, OpSpec, Ret};
 use super::locate::FieldPath;
 use super::resolve::{err, known, Ctx, ResolveError};
 use super::value::{kind_of, parse_u32, parse_u64, Pattern, TaskArg};
@@ -16,6 +16,8 @@ pub(super) struct Scope<'a> {
     pub ctx: &'a Ctx<'a>,
     pub children: &'a [String],
     pub map_index: &'a dyn Fn(&str, FieldPath) -> Result<usize, ResolveError>,
+    /// The case's maps, for the fields of typed values.
+    pub maps: &'a [MapSpec],
     /// The ops resolved so far, and their names → index.
     pub ops: &'a [OpSpec],
     pub index: &'a HashMap<String, usize>,
@@ -67,7 +69,7 @@ impl Scope<'_> {
                 };
                 let extra: &[&str] = match kind.as_str() {
                     "buf" => &["size"],
-                    "result" => &["offset"],
+                    "result" => &["offset", "field"],
                     "plus" => &["by"],
                     "walk" => &["fields", "type"],
                     _ => &[],
@@ -129,7 +131,16 @@ impl Scope<'_> {
                             );
                         };
                         let op = self.earlier(n, q, has_value, "result with a value")?;
-                        let offset = num("offset", parse_u32)?.unwrap_or(0);
+                        let offset = match o.get("field") {
+                            Some(_) if o.contains_key("offset") => {
+                                return err(
+                                    p.key("field"),
+                                    "`field` and `offset` both place the address: give one",
+                                );
+                            }
+                            Some(f) => self.field_offset(op, n, f, &p.key("field"))?,
+                            None => num("offset", parse_u32)?.unwrap_or(0),
+                        };
                         let offset = offset_i32(offset, &p.key("offset"))?;
                         Ok(Arg::Result { op, offset })
                     }
@@ -204,6 +215,57 @@ impl Scope<'_> {
     }
 
     /// The index of the earlier op `name` that `ok` accepts.
+    /// The offset of field `f` of the typed value result `name` (op `op`) points into: the
+    /// map of a call whose `ret` is `value:MAP`, or else the call's first map argument.
+    fn field_offset(
+        &self,
+        op: usize,
+        name: &str,
+        f: &Value,
+        p: &FieldPath,
+    ) -> Result<u32, ResolveError> {
+        let f = self.leaf(f, p)?;
+        let Some(f) = f.as_str() else {
+            return err(
+                p.clone(),
+                format!("expected a field name, found {}", kind_of(&f)),
+            );
+        };
+        let map = match &self.ops[op] {
+            OpSpec::Call(c) => match c.ret {
+                Ret::Value(m) => Some(m),
+                _ => c.maps().first().copied(),
+            },
+            _ => None,
+        };
+        let Some(map) = map.map(|m| &self.maps[m]) else {
+            return err(
+                p.clone(),
+                format!("`{name}` points into no map value: `field` needs a call on a map"),
+            );
+        };
+        let Some(layout) = &map.layout else {
+            return err(
+                p.clone(),
+                format!(
+                    "map `{}` has no typed value: `field` needs one (or use `offset`)",
+                    map.name
+                ),
+            );
+        };
+        match layout.field(f) {
+            Some(field) => Ok(field.offset),
+            None => err(
+                p.clone(),
+                format!(
+                    "map `{}` has no field `{f}`{}",
+                    map.name,
+                    known(layout.fields.iter().map(|x| x.name.clone()))
+                ),
+            ),
+        }
+    }
+
     pub fn earlier(
         &self,
         name: &str,

@@ -352,3 +352,76 @@ fn kptr_xchg_takes_the_address_of_a_field_as_a_result_plus_offset() {
     );
     assert_eq!(x.ret, Ret::Ptr, "bpf_kptr_xchg returns the old pointer");
 }
+
+/// A case whose map `st` has a typed value: a counter, then a kptr field.
+fn typed_case(ops: &str) -> String {
+    format!(
+        r#"{{ "about": "a", "maps": {{ "st": {{ "type": "task_storage", "value": {{ "fields": [
+            {{ "name": "cnt", "type": "u32" }}, {{ "name": "task", "type": "kptr task_struct" }} ] }} }},
+            "plain": {{ "type": "task_storage", "value_size": 16 }} }},
+            "steps": [ {{ "spawn": "c" }}, {{ "prog": [ {ops} ] }} ] }}"#
+    )
+}
+
+#[test]
+fn a_field_of_a_typed_value_is_an_address_at_its_offset() {
+    let c = parse_ok(&typed_case(
+        r#"{ "get": { "map": "st", "task": "current", "flags": 1, "as": "v" } },
+           { "call": { "fn": "bpf_task_storage_get", "args": [{ "map": "st" }, { "task": "current" }, 0, 0], "ret": "ptr", "as": "w" } },
+           { "call": { "fn": "bpf_kptr_xchg", "args": [{ "result": "v", "field": "task" }, 0], "as": "x" } },
+           { "call": { "fn": "bpf_kptr_xchg", "args": [{ "result": "w", "field": "cnt" }, 0], "as": "y" } }"#,
+    ));
+    // `cnt` (u32) at 0, `task` (8-byte aligned) at 8; `w` finds its map by its map argument.
+    assert_eq!(
+        ops(&c)[2].call().unwrap().args[0],
+        Arg::Result { op: 0, offset: 8 }
+    );
+    assert_eq!(
+        ops(&c)[3].call().unwrap().args[0],
+        Arg::Result { op: 1, offset: 0 }
+    );
+
+    let refused = |ops: &str| {
+        let e = parse_err(&typed_case(ops));
+        (e.path, e.message)
+    };
+    let get = r#"{ "get": { "map": "st", "task": "current", "flags": 1, "as": "v" } },"#;
+    assert_eq!(
+        refused(&format!(
+            r#"{get} {{ "call": {{ "fn": "bpf_kptr_xchg", "args": [{{ "result": "v", "field": "tsk" }}, 0] }} }}"#
+        )),
+        (
+            "steps[1].prog[1].call.args[0].field".into(),
+            "map `st` has no field `tsk` (known: cnt, task)".into()
+        )
+    );
+    assert_eq!(
+        refused(&format!(
+            r#"{get} {{ "call": {{ "fn": "bpf_kptr_xchg", "args": [{{ "result": "v", "field": "task", "offset": 8 }}, 0] }} }}"#
+        )),
+        (
+            "steps[1].prog[1].call.args[0].field".into(),
+            "`field` and `offset` both place the address: give one".into()
+        )
+    );
+    assert_eq!(
+        refused(
+            r#"{ "get": { "map": "plain", "task": "current", "flags": 1, "as": "p" } },
+               { "call": { "fn": "bpf_kptr_xchg", "args": [{ "result": "p", "field": "task" }, 0] } }"#
+        ),
+        (
+            "steps[1].prog[1].call.args[0].field".into(),
+            "map `plain` has no typed value: `field` needs one (or use `offset`)".into()
+        )
+    );
+    assert_eq!(
+        refused(
+            r#"{ "current_task": { "as": "t" } },
+               { "call": { "fn": "bpf_kptr_xchg", "args": [{ "result": "t", "field": "task" }, 0] } }"#
+        ),
+        (
+            "steps[1].prog[1].call.args[0].field".into(),
+            "`t` points into no map value: `field` needs a call on a map".into()
+        )
+    );
+}

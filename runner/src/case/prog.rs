@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::args::{has_value, is_pointer, parse_ret, Scope};
-use super::instance::{Arg, Buf, Call, Cond, Func, OpSpec, Ret, StepSpec, Width};
+use super::instance::{Arg, Buf, Call, Cond, Func, MapSpec, OpSpec, Ret, StepSpec, Width};
 use super::locate::FieldPath;
 use super::model::{CallDef, IfDef, Op, ProgBody};
 use super::names::ops_path;
@@ -17,7 +17,9 @@ use crate::tables::helpers::{self, RetDefault};
 use crate::tables::{self, ProgType};
 
 /// Resolves one `prog` step at `p`; `prog_type` is the case's program type, `children` those
-/// spawned by earlier steps; names come from `next_name` in step order.
+/// spawned by earlier steps; names come from `next_name` in step order; `maps` are the case's
+/// resolved maps (the fields of typed values).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn resolve_prog(
     ctx: &Ctx<'_>,
     body: &ProgBody,
@@ -26,6 +28,7 @@ pub(super) fn resolve_prog(
     children: &[String],
     next_name: &mut dyn FnMut() -> String,
     map_index: &dyn Fn(&str, FieldPath) -> Result<usize, ResolveError>,
+    maps: &[MapSpec],
 ) -> Result<StepSpec, ResolveError> {
     let name = next_name();
     let asm = match body {
@@ -56,6 +59,7 @@ pub(super) fn resolve_prog(
         ctx,
         children,
         map_index,
+        maps,
         next_name,
         out: &mut out,
         index: &mut index,
@@ -145,6 +149,7 @@ struct Ops<'a, 'b> {
     ctx: &'a Ctx<'a>,
     children: &'a [String],
     map_index: &'a dyn Fn(&str, FieldPath) -> Result<usize, ResolveError>,
+    maps: &'a [MapSpec],
     next_name: &'b mut dyn FnMut() -> String,
     out: &'b mut Vec<OpSpec>,
     index: &'b mut HashMap<String, usize>,
@@ -163,6 +168,7 @@ impl Ops<'_, '_> {
             ctx: self.ctx,
             children: self.children,
             map_index: self.map_index,
+            maps: self.maps,
             ops: self.out,
             index: self.index,
         }

@@ -312,6 +312,7 @@ fn resolve(
                 &children,
                 &mut next_name,
                 &map_index,
+                &maps,
             )?,
             Step::Update(d) => {
                 let q = p.key("update");
