@@ -203,5 +203,15 @@ fn describe(inst: &bpfcase::case::Instance, step: &StepSpec) -> String {
             format!("let child `{child}` exit; wait until it is a zombie")
         }
         StepSpec::Reap { child, .. } => format!("reap child `{child}`"),
+        StepSpec::New { owner, kind, .. } => format!(
+            "make {} `{owner}` (the runner's private part of the cgroup2 hierarchy) and open it",
+            kind.name
+        ),
+        StepSpec::Free { owner, .. } => {
+            format!("remove `{owner}` (rmdir; the runner's fd stays open)")
+        }
+        StepSpec::Enter { child, cgroup, .. } => {
+            format!("move child `{child}` into cgroup `{cgroup}` (cgroup.procs)")
+        }
     }
 }

@@ -458,6 +458,41 @@ const TASK_STORAGE_DOC_TYPES: &[&str] = &[
     "TRACING",
 ];
 
+/// The program types docs.ebpf.io lists for the cgroup-storage helpers ("Program types"
+/// section of each page; the kernel's own page says "available to all program types").
+const CGRP_STORAGE_DOC_TYPES: &[&str] = &[
+    "CGROUP_DEVICE",
+    "CGROUP_SKB",
+    "CGROUP_SOCK",
+    "CGROUP_SOCKOPT",
+    "CGROUP_SOCK_ADDR",
+    "CGROUP_SYSCTL",
+    "FLOW_DISSECTOR",
+    "KPROBE",
+    "LSM",
+    "LWT_IN",
+    "LWT_OUT",
+    "LWT_SEG6LOCAL",
+    "LWT_XMIT",
+    "NETFILTER",
+    "PERF_EVENT",
+    "RAW_TRACEPOINT",
+    "RAW_TRACEPOINT_WRITABLE",
+    "SCHED_ACT",
+    "SCHED_CLS",
+    "SK_LOOKUP",
+    "SK_MSG",
+    "SK_REUSEPORT",
+    "SK_SKB",
+    "SOCKET_FILTER",
+    "SOCK_OPS",
+    "STRUCT_OPS",
+    "SYSCALL",
+    "TRACEPOINT",
+    "TRACING",
+    "XDP",
+];
+
 pub const HELPER_DOCS: &[HelperDoc] = &[
     HelperDoc {
         helper: "bpf_task_storage_get",
@@ -468,6 +503,16 @@ pub const HELPER_DOCS: &[HelperDoc] = &[
         helper: "bpf_task_storage_delete",
         program_types: TASK_STORAGE_DOC_TYPES,
         page: "https://docs.ebpf.io/linux/helper-function/bpf_task_storage_delete/",
+    },
+    HelperDoc {
+        helper: "bpf_cgrp_storage_get",
+        program_types: CGRP_STORAGE_DOC_TYPES,
+        page: "https://docs.ebpf.io/linux/helper-function/bpf_cgrp_storage_get/",
+    },
+    HelperDoc {
+        helper: "bpf_cgrp_storage_delete",
+        program_types: CGRP_STORAGE_DOC_TYPES,
+        page: "https://docs.ebpf.io/linux/helper-function/bpf_cgrp_storage_delete/",
     },
 ];
 
@@ -483,6 +528,52 @@ pub fn prog_type_uapi(id: u32) -> Option<String> {
 /// kfuncs the compiler may call; resolved by name in the kernel's BTF at load time.
 pub const KFUNC_TASK_FROM_PID: &str = "bpf_task_from_pid";
 pub const KFUNC_TASK_RELEASE: &str = "bpf_task_release";
+
+/// An owner of local storage: what a storage map's values belong to, how user space names one
+/// (the fd in a map key) and how a program finds one from the number user space knows it by.
+/// A new owner kind is a row here and, if the runner creates such owners, its way of making
+/// one (`exec::owners`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct OwnerKind {
+    /// As cases name it: `{"new": {"cgroup": "a"}}`, `{"cgroup": "a"}` as an argument.
+    pub name: &'static str,
+    /// The storage map type keyed by owners of this kind.
+    pub map_type: &'static str,
+    /// What a user-space key holds: the fd of …
+    pub key_fd: &'static str,
+    /// (kfunc taking the owner's id and returning a referenced pointer or NULL, kfunc
+    /// releasing it), or None when programs meet such owners only as hook arguments.
+    pub lookup: Option<(&'static str, &'static str)>,
+    /// Whether a case creates owners of this kind with `new` (tasks are `spawn`ed).
+    pub made_by_new: bool,
+}
+
+pub const TASK_OWNER: OwnerKind = OwnerKind {
+    name: "task",
+    map_type: "task_storage",
+    key_fd: "a pidfd of the task",
+    lookup: Some((KFUNC_TASK_FROM_PID, KFUNC_TASK_RELEASE)),
+    made_by_new: false,
+};
+
+pub const CGROUP_OWNER: OwnerKind = OwnerKind {
+    name: "cgroup",
+    map_type: "cgrp_storage",
+    key_fd: "the cgroup's directory in the cgroup2 hierarchy",
+    lookup: Some(("bpf_cgroup_from_id", "bpf_cgroup_release")),
+    made_by_new: true,
+};
+
+pub const OWNER_KINDS: &[&OwnerKind] = &[&TASK_OWNER, &CGROUP_OWNER];
+
+pub fn owner_kind(name: &str) -> Option<&'static OwnerKind> {
+    OWNER_KINDS.iter().copied().find(|k| k.name == name)
+}
+
+/// The owner kind whose storage map type is `map_type`.
+pub fn owner_of_map(map_type: &str) -> Option<&'static OwnerKind> {
+    OWNER_KINDS.iter().copied().find(|k| k.map_type == map_type)
+}
 
 /// A value kept in a per-CPU kernel variable, found through the kernel's BTF at load time.
 #[derive(Debug, PartialEq, Eq)]

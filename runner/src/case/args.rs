@@ -6,15 +6,18 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::instance::{Arg, Buf, BufFill, MapSpec, OpSpec, Ret};
+use super::instance::{Arg, Buf, BufFill, MapSpec, OpSpec, OwnerArg, OwnerRef, Ret};
 use super::locate::FieldPath;
 use super::resolve::{err, known, Ctx, ResolveError};
 use super::value::{kind_of, parse_u32, parse_u64, Pattern, TaskArg};
+use crate::tables::{self, OwnerKind};
 
 /// What argument resolution needs to know about the program so far.
 pub(super) struct Scope<'a> {
     pub ctx: &'a Ctx<'a>,
     pub children: &'a [String],
+    /// Owners created by earlier `new` steps, with their kinds.
+    pub owners: &'a [(String, &'static OwnerKind)],
     pub map_index: &'a dyn Fn(&str, FieldPath) -> Result<usize, ResolveError>,
     /// The case's maps, for the fields of typed values.
     pub maps: &'a [MapSpec],
@@ -25,7 +28,7 @@ pub(super) struct Scope<'a> {
 
 /// The source keys of an argument object, for error messages.
 const SOURCES: &[&str] = &[
-    "runtime", "map", "task", "pid", "buf", "result", "arg", "plus", "walk",
+    "runtime", "map", "task", "pid", "buf", "result", "arg", "plus", "walk", "cgroup",
 ];
 
 impl Scope<'_> {
@@ -110,6 +113,9 @@ impl Scope<'_> {
                         .ctx
                         .typed(inner, &q, |v| TaskArg::parse(v, self.children))
                         .map(Arg::Task),
+                    "cgroup" => self
+                        .ctx
+                        .typed(inner, &q, |v| self.owner(v, &tables::CGROUP_OWNER)),
                     "pid" => self
                         .ctx
                         .typed(inner, &q, |v| match TaskArg::parse(v, self.children)? {
@@ -211,6 +217,38 @@ impl Scope<'_> {
                     kind_of(other)
                 ),
             ),
+        }
+    }
+
+    /// An owner argument of kind `kind`: null (0), `"scalar"` (1), `"self"` (the runner's own)
+    /// or the name an earlier `new` step gave one.
+    fn owner(&self, v: &Value, kind: &'static OwnerKind) -> Result<Arg, String> {
+        let named: Vec<&str> = self
+            .owners
+            .iter()
+            .filter(|(_, k)| *k == kind)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        match v {
+            Value::Null => Ok(Arg::Const(0)),
+            Value::String(s) => match s.as_str() {
+                "null" => Ok(Arg::Const(0)),
+                "scalar" => Ok(Arg::Const(1)),
+                "self" => Ok(Arg::Owner(OwnerArg {
+                    kind,
+                    who: OwnerRef::Runner,
+                })),
+                n if named.contains(&n) => Ok(Arg::Owner(OwnerArg {
+                    kind,
+                    who: OwnerRef::Named(n.to_string()),
+                })),
+                other => Err(format!(
+                    "unknown {} `{other}`: expected null, \"scalar\", \"self\" or one made by an earlier `new` step{}",
+                    kind.name,
+                    if named.is_empty() { String::new() } else { format!(" ({})", named.join(", ")) }
+                )),
+            },
+            other => Err(format!("expected a {} name or null, found {}", kind.name, kind_of(other))),
         }
     }
 

@@ -6,7 +6,7 @@ use crate::case::layout::{Field, Layout};
 use crate::case::trigger::ProgRun;
 use crate::case::value::parse_u64;
 use crate::case::value::{FlagsArg, KeyArg, Pattern, TaskArg, ValueArg};
-use crate::tables::{self, Helper, MapType, ProgType};
+use crate::tables::{self, Helper, MapType, OwnerKind, ProgType};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueSize {
@@ -239,6 +239,9 @@ pub enum Arg {
     Ctx,
     /// The hook's argument N: `((u64 *)ctx)[N]`.
     HookArg(u32),
+    /// An owner of local storage other than a task, found by its id before the call with its
+    /// kind's lookup kfunc (`bpf_cgroup_from_id`) and released after it.
+    Owner(OwnerArg),
     /// Another argument plus a constant.
     Plus(Box<Arg>, i32),
     /// Pointers followed from another argument, a `struct start` pointer: the value of its
@@ -455,6 +458,39 @@ pub enum StepSpec {
         name: String,
         child: String,
     },
+    /// Creates an owner (a cgroup) under this name.
+    New {
+        name: String,
+        owner: String,
+        kind: &'static OwnerKind,
+    },
+    /// Removes a created owner (rmdir of a cgroup).
+    Free {
+        name: String,
+        owner: String,
+    },
+    /// Moves a spawned child into a created cgroup.
+    Enter {
+        name: String,
+        child: String,
+        cgroup: String,
+    },
+}
+
+/// An owner argument of a program: of what kind, and which one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnerArg {
+    pub kind: &'static OwnerKind,
+    pub who: OwnerRef,
+}
+
+/// Which owner of a kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnerRef {
+    /// One a `new` step created.
+    Named(String),
+    /// The runner's own (for a cgroup: the one the runner's process is in).
+    Runner,
 }
 
 /// A `prog` step's program given as text: the parsed instructions, and the name of the result
@@ -567,6 +603,9 @@ pub fn step_names(s: &StepSpec) -> Vec<String> {
         | StepSpec::NextKey { name, .. }
         | StepSpec::Spawn { name, .. }
         | StepSpec::Exit { name, .. }
-        | StepSpec::Reap { name, .. } => vec![name.clone()],
+        | StepSpec::Reap { name, .. }
+        | StepSpec::New { name, .. }
+        | StepSpec::Free { name, .. }
+        | StepSpec::Enter { name, .. } => vec![name.clone()],
     }
 }

@@ -78,8 +78,11 @@ pub(super) fn resolve_map(
             v => Pattern::parse(v).map(Some),
         })?,
     };
-    if preset.is_some() && map_type.name != "task_storage" {
-        return err(p.key("preset"), "preset applies to task_storage maps only");
+    if preset.is_some() && crate::tables::owner_of_map(map_type.name).is_none() {
+        return err(
+            p.key("preset"),
+            "preset applies to storage maps whose owner the runner has (task_storage: its task; cgrp_storage: its cgroup) only",
+        );
     }
     if preset.is_some() && !matches!(value_size, ValueSize::Fixed(_)) {
         return err(p.key("preset"), "preset needs a fixed value_size");

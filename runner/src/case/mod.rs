@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 
 pub use instance::{
     step_names, Arg, AsmStep, Buf, BufFill, Call, Cond, Func, GlobalValue, Instance, Legacy,
-    MapSpec, ObjectStep, Observe, OpSpec, Ret, Rule, StepSpec, UserValue, ValueSize, Width,
+    MapSpec, ObjectStep, Observe, OpSpec, OwnerArg, OwnerRef, Ret, Rule, StepSpec, UserValue,
+    ValueSize, Width,
 };
 pub use kernel::{KernelReq, KernelSeries};
 pub use locate::{FieldPath, Seg};

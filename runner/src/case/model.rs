@@ -203,6 +203,26 @@ pub enum Step {
     Exit(String),
     /// Reap the named child (it must have exited).
     Reap(String),
+    /// Create an owner of local storage under a name, `{"cgroup": "a"}`: a cgroup in the
+    /// runner's private part of the cgroup2 hierarchy. The name is then a key of user-space
+    /// calls (the owner's fd) and a program argument (`{"cgroup": "a"}`).
+    #[schemars(with = "IndexMap<String, String>")]
+    New(IndexMap<String, String>),
+    /// Remove a created owner: a cgroup's directory (the fd the runner holds stays open, as a
+    /// process's would). Everything created is removed when the instance ends anyway.
+    Free(String),
+    /// Move a spawned child into a created cgroup (its programs' `current` is then in it).
+    Enter(EnterDef),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "EnterDef")]
+pub struct EnterDef {
+    /// A child spawned by an earlier step.
+    pub child: String,
+    /// A cgroup made by an earlier `new` step.
+    pub cgroup: String,
 }
 
 /// A `prog` step: a list of operations, or a program with its own settings.
@@ -569,6 +589,7 @@ pub struct WriteDef {
 pub struct UpdateDef {
     pub map: String,
     /// `"self"`, a child's name, `"not_pidfd"`, `"closed_fd"`.
+    #[serde(alias = "key")]
     #[schemars(with = "String")]
     pub task: Value,
     /// A value pattern (`"0x…"`, `"fill:0xNN"`), or for a typed value an object of fields
@@ -588,6 +609,7 @@ pub struct UpdateDef {
 #[schemars(rename = "KeyDef")]
 pub struct KeyDef {
     pub map: String,
+    #[serde(alias = "key")]
     #[schemars(with = "String")]
     pub task: Value,
     #[serde(default, rename = "as")]
@@ -599,6 +621,7 @@ pub struct KeyDef {
 #[schemars(rename = "LookupDef")]
 pub struct LookupDef {
     pub map: String,
+    #[serde(alias = "key")]
     #[schemars(with = "String")]
     pub task: Value,
     /// `"none"` (default, 0), `"lock"` (BPF_F_LOCK: the value is copied under its spin lock) or a number.
@@ -616,6 +639,7 @@ pub struct NextKeyDef {
     pub map: String,
     /// A key as for `lookup`, or null for the first key.
     #[serde(default)]
+    #[serde(alias = "key")]
     #[schemars(with = "Option<String>")]
     pub task: Value,
     #[serde(default, rename = "as")]

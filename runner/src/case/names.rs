@@ -50,6 +50,12 @@ pub(super) fn name_results(cf: &CaseFile) -> Result<Vec<String>, ResolveError> {
             Step::Spawn(c) => (format!("spawn:{c}"), false),
             Step::Exit(c) => (format!("exit:{c}"), false),
             Step::Reap(c) => (format!("reap:{c}"), false),
+            Step::New(def) => (
+                format!("new:{}", def.values().next().map_or("", |v| v.as_str())),
+                false,
+            ),
+            Step::Free(o) => (format!("free:{o}"), false),
+            Step::Enter(d) => (format!("enter:{}", d.child), false),
         };
         bases.push((base, explicit, p));
     }

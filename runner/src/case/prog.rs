@@ -14,7 +14,7 @@ use super::resolve::{bool_leaf, err, opt, parse_prog_type, Ctx, ResolveError};
 use super::trigger::{resolve_run, ProgRun};
 use super::value::{kind_of, parse_u32, parse_u64, FlagsArg, TaskArg, ValueArg};
 use crate::tables::helpers::{self, RetDefault};
-use crate::tables::{self, ProgType};
+use crate::tables::{self, OwnerKind, ProgType};
 
 /// Resolves one `prog` step at `p`; `prog_type` is the case's program type, `children` those
 /// spawned by earlier steps; names come from `next_name` in step order; `maps` are the case's
@@ -26,6 +26,7 @@ pub(super) fn resolve_prog(
     p: &FieldPath,
     prog_type: &'static ProgType,
     children: &[String],
+    owners: &[(String, &'static OwnerKind)],
     next_name: &mut dyn FnMut() -> String,
     map_index: &dyn Fn(&str, FieldPath) -> Result<usize, ResolveError>,
     maps: &[MapSpec],
@@ -58,6 +59,7 @@ pub(super) fn resolve_prog(
     let mut r = Ops {
         ctx,
         children,
+        owners,
         map_index,
         maps,
         next_name,
@@ -148,6 +150,7 @@ fn parse_btf_name(v: &Value) -> Result<String, String> {
 struct Ops<'a, 'b> {
     ctx: &'a Ctx<'a>,
     children: &'a [String],
+    owners: &'a [(String, &'static OwnerKind)],
     map_index: &'a dyn Fn(&str, FieldPath) -> Result<usize, ResolveError>,
     maps: &'a [MapSpec],
     next_name: &'b mut dyn FnMut() -> String,
@@ -167,6 +170,7 @@ impl Ops<'_, '_> {
         Scope {
             ctx: self.ctx,
             children: self.children,
+            owners: self.owners,
             map_index: self.map_index,
             maps: self.maps,
             ops: self.out,

@@ -299,6 +299,10 @@ fn resolve(
             .expect("one name per result, made by name_results")
     };
     let mut children: Vec<String> = Vec::new();
+    let mut owners: Vec<(String, &'static tables::OwnerKind)> = Vec::new();
+    let owner_names = |owners: &[(String, &'static tables::OwnerKind)]| -> Vec<String> {
+        owners.iter().map(|(n, _)| n.clone()).collect()
+    };
     let mut steps = Vec::new();
     let spath = root.key("steps");
     for (i, step) in cf.steps.iter().enumerate() {
@@ -310,6 +314,7 @@ fn resolve(
                 &p,
                 prog_type,
                 &children,
+                &owners,
                 &mut next_name,
                 &map_index,
                 &maps,
@@ -320,13 +325,22 @@ fn resolve(
                 StepSpec::Update {
                     name: next_name(),
                     map,
-                    key: ctx.typed(&d.task, &q.key("task"), |v| KeyArg::parse(v, &children))?,
+                    key: ctx.typed(&d.task, &q.key("task"), |v| {
+                        KeyArg::parse(v, &children, &owner_names(&owners))
+                    })?,
                     value: user_value(ctx, &maps[map], &d.value, &q.key("value"))?,
                     flags: opt(ctx, &d.flags, &q.key("flags"), 0, parse_update_flag_names)?,
                 }
             }
             Step::Lookup(d) => {
-                let (map, key, flags) = lookup(ctx, d, &p.key("lookup"), &children, &map_index)?;
+                let (map, key, flags) = lookup(
+                    ctx,
+                    d,
+                    &p.key("lookup"),
+                    &children,
+                    &owner_names(&owners),
+                    &map_index,
+                )?;
                 StepSpec::Lookup {
                     name: next_name(),
                     map,
@@ -336,7 +350,8 @@ fn resolve(
             }
             Step::LookupAndDelete(d) => {
                 let q = p.key("lookup_and_delete");
-                let (map, key, flags) = lookup(ctx, d, &q, &children, &map_index)?;
+                let (map, key, flags) =
+                    lookup(ctx, d, &q, &children, &owner_names(&owners), &map_index)?;
                 StepSpec::LookupAndDelete {
                     name: next_name(),
                     map,
@@ -349,7 +364,9 @@ fn resolve(
                 StepSpec::Delete {
                     name: next_name(),
                     map: map_index(&d.map, q.key("map"))?,
-                    key: ctx.typed(&d.task, &q.key("task"), |v| KeyArg::parse(v, &children))?,
+                    key: ctx.typed(&d.task, &q.key("task"), |v| {
+                        KeyArg::parse(v, &children, &owner_names(&owners))
+                    })?,
                 }
             }
             Step::NextKey(d) => {
@@ -359,13 +376,14 @@ fn resolve(
                     map: map_index(&d.map, q.key("map"))?,
                     key: ctx.typed(&d.task, &q.key("task"), |v| match v {
                         Value::Null => Ok(None),
-                        v => KeyArg::parse(v, &children).map(Some),
+                        v => KeyArg::parse(v, &children, &owner_names(&owners)).map(Some),
                     })?,
                 }
             }
             Step::Spawn(c) => {
                 check_ident(c, &p.key("spawn"), "child name")?;
                 if children.contains(c)
+                    || owners.iter().any(|(n, _)| n == c)
                     || [
                         "current",
                         "self",
@@ -392,6 +410,82 @@ fn resolve(
                 name: next_name(),
                 child: child(&children, c, p.key("reap"))?,
             },
+            Step::New(def) => {
+                let q = p.key("new");
+                let mut entries = def.iter();
+                let (Some((kind, owner)), None) = (entries.next(), entries.next()) else {
+                    return err(q, "`new` makes one owner: an object with one key, its kind (`{\"cgroup\": \"a\"}`)");
+                };
+                let kinds = || {
+                    tables::OWNER_KINDS
+                        .iter()
+                        .filter(|k| k.made_by_new)
+                        .map(|k| k.name.to_string())
+                };
+                let Some(k) = tables::owner_kind(kind).filter(|k| k.made_by_new) else {
+                    return Err((
+                        q.key(kind),
+                        true,
+                        format!("`new` makes no `{kind}`{}", known(kinds())),
+                    ));
+                };
+                let q = q.key(kind);
+                check_ident(owner, &q, "owner name")?;
+                if children.contains(owner)
+                    || owners.iter().any(|(n, _)| n == owner)
+                    || [
+                        "current",
+                        "self",
+                        "null",
+                        "scalar",
+                        "not_pidfd",
+                        "closed_fd",
+                    ]
+                    .contains(&owner.as_str())
+                {
+                    return err(q, format!("name `{owner}` is already taken"));
+                }
+                owners.push((owner.clone(), k));
+                StepSpec::New {
+                    name: next_name(),
+                    owner: owner.clone(),
+                    kind: k,
+                }
+            }
+            Step::Free(o) => {
+                let q = p.key("free");
+                if !owners.iter().any(|(n, _)| n == o) {
+                    return err(
+                        q,
+                        format!("no owner `{o}` was made by a `new` step before this one"),
+                    );
+                }
+                StepSpec::Free {
+                    name: next_name(),
+                    owner: o.clone(),
+                }
+            }
+            Step::Enter(d) => {
+                let q = p.key("enter");
+                let child = child(&children, &d.child, q.key("child"))?;
+                if !owners
+                    .iter()
+                    .any(|(n, k)| *n == d.cgroup && *k == &tables::CGROUP_OWNER)
+                {
+                    return err(
+                        q.key("cgroup"),
+                        format!(
+                            "no cgroup `{}` was made by a `new` step before this one",
+                            d.cgroup
+                        ),
+                    );
+                }
+                StepSpec::Enter {
+                    name: next_name(),
+                    child,
+                    cgroup: d.cgroup.clone(),
+                }
+            }
         };
         steps.push(spec);
     }
@@ -488,11 +582,14 @@ fn lookup(
     d: &LookupDef,
     q: &FieldPath,
     children: &[String],
+    owners: &[String],
     map_index: &dyn Fn(&str, FieldPath) -> Result<usize, ResolveError>,
 ) -> Result<(usize, KeyArg, u64), ResolveError> {
     Ok((
         map_index(&d.map, q.key("map"))?,
-        ctx.typed(&d.task, &q.key("task"), |v| KeyArg::parse(v, children))?,
+        ctx.typed(&d.task, &q.key("task"), |v| {
+            KeyArg::parse(v, children, owners)
+        })?,
         opt(ctx, &d.flags, &q.key("flags"), 0, parse_lookup_flags)?,
     ))
 }

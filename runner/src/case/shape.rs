@@ -62,6 +62,7 @@ from_object! {
     UpdateDef: "an object with `map`, `task` and `value`",
     KeyDef: "an object with `map` and `task`",
     NextKeyDef: "an object with `map`",
+    EnterDef: "an object with `child` and `cgroup`",
     Expect: "an expectation: an object with `then`",
     ThreadsDef: "threads: an object with `count` and `iterations` or `for_ms`",
 }
@@ -76,6 +77,9 @@ const STEPS: &[&str] = &[
     "spawn",
     "exit",
     "reap",
+    "new",
+    "free",
+    "enter",
 ];
 const OPS: &[&str] = &[
     "get",
@@ -185,7 +189,10 @@ impl<'de> Visitor<'de> for OneKey<Step> {
                 "next_key" => Step::NextKey(m.next_value()?),
                 "spawn" => Step::Spawn(m.next_value()?),
                 "exit" => Step::Exit(m.next_value()?),
-                _ => Step::Reap(m.next_value()?),
+                "reap" => Step::Reap(m.next_value()?),
+                "new" => Step::New(m.next_value()?),
+                "free" => Step::Free(m.next_value()?),
+                _ => Step::Enter(m.next_value()?),
             })
         })
     }

@@ -217,19 +217,23 @@ pub enum KeyArg {
     NotPidfd,
     /// An fd number that is not open.
     ClosedFd,
+    /// The fd of an owner a `new` step created (a cgroup's directory).
+    Owner(String),
 }
 
 impl KeyArg {
-    pub fn parse(v: &Value, children: &[String]) -> Result<KeyArg, String> {
+    /// `children`: the names of spawned children and of created owners.
+    pub fn parse(v: &Value, children: &[String], owners: &[String]) -> Result<KeyArg, String> {
         match v {
             Value::String(s) => match s.as_str() {
                 "self" | "current" => Ok(KeyArg::SelfTask),
                 "not_pidfd" => Ok(KeyArg::NotPidfd),
                 "closed_fd" => Ok(KeyArg::ClosedFd),
                 name if children.iter().any(|c| c == name) => Ok(KeyArg::Child(name.into())),
+                name if owners.iter().any(|c| c == name) => Ok(KeyArg::Owner(name.into())),
                 other => Err(format!(
-                    "unknown key `{other}`: expected \"self\", \"not_pidfd\", \"closed_fd\" or a child spawned by an earlier step{}",
-                    list_children(children)
+                    "unknown key `{other}`: expected \"self\", \"not_pidfd\", \"closed_fd\", a child spawned or an owner made by an earlier step{}",
+                    list_children(&[children, owners].concat())
                 )),
             },
             other => Err(format!("expected a key name, found {}", kind_of(other))),

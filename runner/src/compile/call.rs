@@ -4,7 +4,7 @@
 use super::asm::{Alu, Cond, Reg, Size};
 use super::{copy_result, off16, state, store_bytes, CompileError, Gen, Param, MAX_PAYLOAD, STACK};
 use crate::case::value::TaskArg;
-use crate::case::{Arg, Buf, BufFill, Call, Func, OpSpec, Ret};
+use crate::case::{Arg, Buf, BufFill, Call, Func, OpSpec, OwnerArg, Ret};
 use crate::tables;
 
 const ARG_REGS: [Reg; 5] = [Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5];
@@ -94,11 +94,18 @@ impl Frame {
     }
 }
 
-/// The task an argument needs found (a child) or taken (current) before the call, in r7.
-fn prepared_task(a: &Arg) -> Option<&TaskArg> {
+/// What an argument needs found (a child, an owner) or taken (current) before the call, in r7.
+#[derive(Clone)]
+enum Prepared<'a> {
+    Task(&'a TaskArg),
+    Owner(&'a OwnerArg),
+}
+
+fn prepared(a: &Arg) -> Option<Prepared<'_>> {
     match a {
-        Arg::Task(t @ (TaskArg::Current | TaskArg::Child(_))) => Some(t),
-        Arg::Plus(a, _) | Arg::Walk { base: a, .. } => prepared_task(a),
+        Arg::Task(t @ (TaskArg::Current | TaskArg::Child(_))) => Some(Prepared::Task(t)),
+        Arg::Owner(o) => Some(Prepared::Owner(o)),
+        Arg::Plus(a, _) | Arg::Walk { base: a, .. } => prepared(a),
         _ => None,
     }
 }
@@ -159,16 +166,17 @@ impl Gen {
                 BufFill::Uninit => {}
             }
         }
-        let mut tasks = c.args.iter().filter_map(prepared_task);
-        let task = tasks.next().cloned();
+        let mut tasks = c.args.iter().filter_map(prepared);
+        let task = tasks.next();
         if tasks.next().is_some() {
             return Err(CompileError::Unsupported(format!(
-                "{}: one task argument found or taken per call",
+                "{}: one task or owner argument found or taken per call",
                 c.name
             )));
         }
         let missing = match &task {
-            Some(t) => self.task_prepare(t, slot)?,
+            Some(Prepared::Task(t)) => self.task_prepare(t, slot)?,
+            Some(Prepared::Owner(o)) => Some(self.owner_prepare(o, slot)?),
             None => None,
         };
         // Task arguments first, then the others in order (any order would do: loads do not
@@ -178,12 +186,12 @@ impl Gen {
             .args
             .iter()
             .enumerate()
-            .filter(|(_, a)| matches!(a, Arg::Task(_)))
+            .filter(|(_, a)| matches!(a, Arg::Task(_) | Arg::Owner(_)))
             .chain(
                 c.args
                     .iter()
                     .enumerate()
-                    .filter(|(_, a)| !matches!(a, Arg::Task(_))),
+                    .filter(|(_, a)| !matches!(a, Arg::Task(_) | Arg::Owner(_))),
             );
         // Buffers are numbered in argument order: find each one's offset before reordering.
         let mut buf_of = vec![Vec::new(); c.args.len()];
@@ -198,8 +206,10 @@ impl Gen {
             Func::Kfunc(k) => self.kfunc(k),
         }
         self.record(ops, i, c, slot, value_sizes, deferred)?;
-        if let Some(t) = &task {
-            self.task_release(t, missing);
+        match (&task, missing) {
+            (Some(Prepared::Task(t)), missing) => self.task_release(t, missing),
+            (Some(Prepared::Owner(o)), Some(missing)) => self.owner_release(o, missing),
+            _ => {}
         }
         Ok(())
     }
@@ -286,7 +296,9 @@ impl Gen {
                 self.a.ldx(Size::DW, dst, Reg::R9, off);
             }
             Arg::Map(m) => self.a.ld_map_fd(dst, *m),
-            Arg::Task(TaskArg::Current | TaskArg::Child(_)) => self.a.mov64_reg(dst, Reg::R7),
+            Arg::Task(TaskArg::Current | TaskArg::Child(_)) | Arg::Owner(_) => {
+                self.a.mov64_reg(dst, Reg::R7)
+            }
             Arg::Task(TaskArg::Null) => self.a.mov64_imm(dst, 0),
             Arg::Task(TaskArg::Scalar) => self.a.mov64_imm(dst, 1),
             Arg::Pid(c) => {

@@ -31,6 +31,8 @@ pub mod state {
     pub const NO_TASK: u64 = 2;
     /// The pointer was NULL and the operation checks for it: nothing was read or written.
     pub const SKIPPED_NULL: u64 = 3;
+    /// An owner's lookup kfunc (`bpf_cgroup_from_id`) found none: the call was not made.
+    pub const NO_OWNER: u64 = 4;
 }
 
 /// Where an operation's result lives in the result map's value.
@@ -51,6 +53,8 @@ pub enum Param {
     Flags(u64),
     /// The pid of a child process, for `bpf_task_from_pid`.
     ChildPid(String),
+    /// The id of an owner (a cgroup's id), for its kind's lookup kfunc.
+    OwnerId(crate::case::OwnerArg),
     /// The runner's triggering thread as `bpf_get_current_pid_tgid` gives it (tgid << 32 |
     /// tid): attached programs act only for that thread's own events.
     RunnerThread,
@@ -211,6 +215,40 @@ impl Gen {
             }
             TaskArg::Null | TaskArg::Scalar => Ok(None),
         }
+    }
+    /// Finds an owner by its id (a run-time parameter) with its kind's lookup kfunc, into r7;
+    /// returns the label to jump to when none is found.
+    fn owner_prepare(
+        &mut self,
+        owner: &crate::case::OwnerArg,
+        slot: u32,
+    ) -> Result<asm::Label, CompileError> {
+        let Some((lookup, _)) = owner.kind.lookup else {
+            return Err(CompileError::Unsupported(format!(
+                "a program finds no {} by its id",
+                owner.kind.name
+            )));
+        };
+        let off = self.param(Param::OwnerId(owner.clone()))?;
+        self.a.ldx(Size::DW, Reg::R1, Reg::R9, off);
+        self.kfunc(lookup);
+        let found = self.a.new_label();
+        let missing = self.a.new_label();
+        self.a.jmp_imm(Cond::Ne, Reg::R0, 0, found);
+        if !self.counting {
+            self.put(slot, state::NO_OWNER as i32)?;
+        }
+        self.a.ja(missing);
+        self.a.place(found);
+        self.a.mov64_reg(Reg::R7, Reg::R0);
+        Ok(missing)
+    }
+    fn owner_release(&mut self, owner: &crate::case::OwnerArg, missing: asm::Label) {
+        if let Some((_, release)) = owner.kind.lookup {
+            self.a.mov64_reg(Reg::R1, Reg::R7);
+            self.kfunc(release);
+        }
+        self.a.place(missing);
     }
     fn task_release(&mut self, task: &TaskArg, missing: Option<asm::Label>) {
         if let TaskArg::Child(_) = task {

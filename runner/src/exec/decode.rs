@@ -6,6 +6,15 @@ use crate::case::{Arg, BufFill, OpSpec, Ret};
 use crate::compile::asm::Cond;
 use crate::compile::{self, state};
 
+/// The kind of owner an argument finds before the call.
+fn owner_kind(a: &Arg) -> Option<&'static str> {
+    match a {
+        Arg::Owner(o) => Some(o.kind.name),
+        Arg::Plus(a, _) | Arg::Walk { base: a, .. } => owner_kind(a),
+        _ => None,
+    }
+}
+
 /// The result of op `op` from its slot in the result map's value `buf`.
 pub(super) fn decode(op: &OpSpec, slot: &compile::Slot, buf: &[u8], value_sizes: &[u32]) -> Res {
     let at = slot.offset as usize;
@@ -16,6 +25,15 @@ pub(super) fn decode(op: &OpSpec, slot: &compile::Slot, buf: &[u8], value_sizes:
         state::NOT_REACHED => return Res::NotReached,
         state::NO_TASK => return Res::NoTask,
         state::SKIPPED_NULL => return Res::SkippedNull,
+        state::NO_OWNER => {
+            let kind = match op {
+                OpSpec::Call(c) => c.args.iter().find_map(owner_kind),
+                _ => None,
+            };
+            return Res::NoOwner {
+                kind: kind.unwrap_or("owner").to_string(),
+            };
+        }
         _ => {}
     }
     match op {

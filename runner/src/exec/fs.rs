@@ -92,6 +92,21 @@ pub fn mount_one(fs: &KernelFs) -> Result<(), Errno> {
     .map_err(|e| Errno(e as i32))
 }
 
+/// Mounts a filesystem of type `fstype` at `target` in a mount namespace private to the calling
+/// thread (a new one: mounts made there never reach the host).
+pub(super) fn mount_private(fstype: &str, target: &str) -> Result<(), Errno> {
+    private_namespace()?;
+    let _ = std::fs::create_dir_all(target);
+    mount(
+        Some(fstype),
+        target,
+        Some(fstype),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| Errno(e as i32))
+}
+
 /// A mount namespace of this thread's own, with every mount private to it.
 fn private_namespace() -> Result<(), Errno> {
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| Errno(e as i32))?;
@@ -118,7 +133,7 @@ fn mounted(mountinfo: &str, fs: &KernelFs) -> bool {
 }
 
 /// Mount points in mountinfo escape space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
+pub(super) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

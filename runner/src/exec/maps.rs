@@ -67,7 +67,7 @@ impl Env {
                 ));
                 if let Some(p) = &m.preset {
                     let key = live
-                        .key(&KeyArg::SelfTask, m.key_size)
+                        .key(&KeyArg::SelfTask, live.maps.len())
                         .map_err(|e| env_stop(e, "opening a pidfd"))?;
                     let v = p.bytes(value_size as usize);
                     if let Err(e) = bpf::map_update(&fd, &key, &v, 0) {
@@ -299,7 +299,7 @@ impl Live<'_> {
                 continue;
             }
             let key_size = self.inst.maps[i].key_size;
-            let this = self.key(&KeyArg::SelfTask, key_size);
+            let this = self.key(&KeyArg::SelfTask, i);
             let kept = self.kept[i].is_some();
             if kept && this.is_err() {
                 dirty.extend(self.maps[i].as_ref().map(|m| m.as_raw_fd()));

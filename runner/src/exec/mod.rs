@@ -15,6 +15,7 @@ pub mod fs;
 mod load;
 mod maps;
 pub mod observation;
+mod owners;
 mod privileges;
 mod reuse;
 mod run;
@@ -32,6 +33,7 @@ use crate::bpf::{self, Errno, VmlinuxBtf};
 use crate::case::value::KeyArg;
 use crate::case::{Instance, StepSpec};
 use crate::compile::{self, ProgramSpec};
+use crate::tables;
 use child::Child;
 pub use observation::{Observation, Outcome, Res};
 pub use privileges::{
@@ -72,6 +74,8 @@ pub struct Env {
     kept: reuse::Reuse,
     /// Perf events kept open for attaching through links (with `reuse`).
     events: attach::Events,
+    /// Where the cgroups of cases are made (found the first time one is needed).
+    cgroups: Rc<owners::Cgroups>,
     clock: Clock,
 }
 
@@ -109,6 +113,12 @@ struct Live<'i> {
     /// Value size of the result map: room for the largest program's slots.
     result_size: usize,
     children: Vec<Child>,
+    /// Owners the instance created; after `children`, so that children are gone (reaped) when
+    /// their cgroups are removed.
+    owners: Vec<owners::Owner>,
+    cgroups: Rc<owners::Cgroups>,
+    /// The runner's own cgroup, opened for a key.
+    own_cgroup: Option<OwnedFd>,
     /// Programs that stay attached until the instance ends.
     attached: Vec<run::Attached<'i>>,
     self_pidfd: Option<Rc<OwnedFd>>,
@@ -137,6 +147,7 @@ impl Env {
             reuse: true,
             kept: reuse::Reuse::default(),
             events: attach::Events::default(),
+            cgroups: Rc::default(),
             clock: Clock::new(),
         }
     }
@@ -164,6 +175,9 @@ impl Env {
             result_map: None,
             result_size: 0,
             children: Vec::new(),
+            owners: Vec::new(),
+            cgroups: self.cgroups.clone(),
+            own_cgroup: None,
             attached: Vec::new(),
             self_pidfd: if reuse {
                 self.kept.self_pidfd.clone()
@@ -360,6 +374,51 @@ impl Env {
                 live.results.push((name.clone(), res));
                 Ok(())
             }
+            StepSpec::New { name, owner, .. } => {
+                let root = live.cgroups.root().map_err(cgroup_stop)?;
+                let res = match owners::Owner::cgroup(root, owner) {
+                    Ok(o) => {
+                        live.owners.push(o);
+                        Res::Ok
+                    }
+                    Err(e) => Res::Err { errno: e.name() },
+                };
+                live.results.push((name.clone(), res));
+                Ok(())
+            }
+            StepSpec::Free { name, owner } => {
+                let res = match live.owners.iter_mut().find(|o| &o.name == owner) {
+                    Some(o) => match o.free() {
+                        Ok(()) => Res::Ok,
+                        Err(e) => Res::Err { errno: e.name() },
+                    },
+                    // Its `new` failed (that step's result says why).
+                    None => Res::Unavailable,
+                };
+                live.results.push((name.clone(), res));
+                Ok(())
+            }
+            StepSpec::Enter {
+                name,
+                child,
+                cgroup,
+            } => {
+                let pid = live
+                    .children
+                    .iter()
+                    .find(|c| &c.name == child)
+                    .map(|c| c.pid)
+                    .ok_or_else(|| Stop::Error(format!("child `{child}` was not spawned")))?;
+                let res = match live.owners.iter().find(|o| &o.name == cgroup) {
+                    Some(o) => match o.enter(pid) {
+                        Ok(()) => Res::Ok,
+                        Err(e) => Res::Err { errno: e.name() },
+                    },
+                    None => Res::Unavailable,
+                };
+                live.results.push((name.clone(), res));
+                Ok(())
+            }
             StepSpec::Exit { name, child } | StepSpec::Reap { name, child } => {
                 let c = live
                     .children
@@ -382,6 +441,15 @@ impl Env {
     }
 }
 
+/// Why no cgroup can be made: the environment's refusal, or a kernel without cgroup2.
+fn cgroup_stop(e: Errno) -> Stop {
+    if privileges::is_permission(e) {
+        Stop::Refused(e, "making cgroups in the cgroup2 hierarchy".into())
+    } else {
+        Stop::Unsupported(format!("cgroup2 hierarchy: {}", e.name()))
+    }
+}
+
 fn env_stop(e: Errno, what: &str) -> Stop {
     if privileges::is_permission(e) {
         Stop::Refused(e, what.to_string())
@@ -391,9 +459,24 @@ fn env_stop(e: Errno, what: &str) -> Stop {
 }
 
 impl Live<'_> {
-    /// The key bytes for a user-space call: the fd number in the first 4 bytes.
-    fn key(&mut self, k: &KeyArg, key_size: u32) -> Result<Vec<u8>, Errno> {
+    /// The key bytes for a user-space call on map `map`: the fd number in the first 4 bytes.
+    fn key(&mut self, k: &KeyArg, map: usize) -> Result<Vec<u8>, Errno> {
+        let spec = &self.inst.maps[map];
+        let key_size = spec.key_size;
+        let owner = tables::owner_of_map(spec.map_type.name);
         let fd = match k {
+            // The runner's own cgroup, for a cgroup storage map.
+            KeyArg::SelfTask if owner == Some(&tables::CGROUP_OWNER) => {
+                if self.own_cgroup.is_none() {
+                    self.own_cgroup = Some(self.cgroups.root()?.own_fd()?);
+                }
+                self.own_cgroup.as_ref().map_or(-1, |f| f.as_raw_fd())
+            }
+            KeyArg::Owner(name) => self
+                .owners
+                .iter()
+                .find(|o| &o.name == name)
+                .map_or(-1, owners::raw),
             KeyArg::SelfTask => {
                 if self.self_pidfd.is_none() {
                     self.self_pidfd = Some(Rc::new(bpf::pidfd_open(std::process::id() as i32)?));
@@ -430,7 +513,7 @@ impl Live<'_> {
         if self.maps[map].is_none() {
             return Res::Unavailable;
         }
-        let key = match self.key(k, self.inst.maps[map].key_size) {
+        let key = match self.key(k, map) {
             Ok(k) => k,
             Err(e) => return Res::Err { errno: e.name() },
         };

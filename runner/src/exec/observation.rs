@@ -76,6 +76,8 @@ pub enum Res {
     SkippedNull,
     /// `bpf_task_from_pid` found no task; the helper was not called.
     NoTask,
+    /// An owner's lookup (`bpf_cgroup_from_id`) found none; the helper was not called.
+    NoOwner { kind: String },
     /// The program never reached the operation.
     NotReached,
 }

@@ -369,6 +369,16 @@ fn write_params(
                 .iter()
                 .find(|x| &x.name == c)
                 .map_or(0, |x| x.pid as u64),
+            Param::OwnerId(o) => match &o.who {
+                crate::case::OwnerRef::Named(n) => live
+                    .owners
+                    .iter()
+                    .find(|x| &x.name == n)
+                    .map_or(0, |x| x.id),
+                crate::case::OwnerRef::Runner => {
+                    live.cgroups.root().and_then(|r| r.own_id()).unwrap_or(0)
+                }
+            },
             Param::RunnerThread => actor,
             Param::RunnerProcess => u64::from(runner_process()),
         };

@@ -54,6 +54,7 @@ pub fn render(r: &Res) -> String {
         Res::Fields { fields } => fields_text(fields),
         Res::SkippedNull => "skipped(NULL)".into(),
         Res::NoTask => "no-task".into(),
+        Res::NoOwner { kind } => format!("no-{kind}"),
         Res::NotReached => "not-reached".into(),
     }
 }
