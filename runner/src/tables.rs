@@ -546,6 +546,9 @@ pub struct OwnerKind {
     pub lookup: Option<(&'static str, &'static str)>,
     /// Whether a case creates owners of this kind with `new` (tasks are `spawn`ed).
     pub made_by_new: bool,
+    /// The helpers that `get` and `delete` ops on a storage map of this kind call.
+    pub get: &'static str,
+    pub delete: &'static str,
 }
 
 pub const TASK_OWNER: OwnerKind = OwnerKind {
@@ -554,6 +557,8 @@ pub const TASK_OWNER: OwnerKind = OwnerKind {
     key_fd: "a pidfd of the task",
     lookup: Some((KFUNC_TASK_FROM_PID, KFUNC_TASK_RELEASE)),
     made_by_new: false,
+    get: "bpf_task_storage_get",
+    delete: "bpf_task_storage_delete",
 };
 
 pub const CGROUP_OWNER: OwnerKind = OwnerKind {
@@ -562,6 +567,8 @@ pub const CGROUP_OWNER: OwnerKind = OwnerKind {
     key_fd: "the cgroup's directory in the cgroup2 hierarchy",
     lookup: Some(("bpf_cgroup_from_id", "bpf_cgroup_release")),
     made_by_new: true,
+    get: "bpf_cgrp_storage_get",
+    delete: "bpf_cgrp_storage_delete",
 };
 
 pub const OWNER_KINDS: &[&OwnerKind] = &[&TASK_OWNER, &CGROUP_OWNER];

@@ -222,7 +222,7 @@ impl Scope<'_> {
 
     /// An owner argument of kind `kind`: null (0), `"scalar"` (1), `"self"` (the runner's own)
     /// or the name an earlier `new` step gave one.
-    fn owner(&self, v: &Value, kind: &'static OwnerKind) -> Result<Arg, String> {
+    pub fn owner(&self, v: &Value, kind: &'static OwnerKind) -> Result<Arg, String> {
         let named: Vec<&str> = self
             .owners
             .iter()

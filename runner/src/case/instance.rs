@@ -298,6 +298,25 @@ impl OpSpec {
         value: ValueArg,
         flags: FlagsArg,
     ) -> OpSpec {
+        OpSpec::get_of(
+            name,
+            map,
+            &tables::TASK_STORAGE_GET,
+            Arg::Task(task),
+            value,
+            flags,
+        )
+    }
+
+    /// `get` on a storage map of any owner kind: `helper(map, owner, value, flags)`.
+    pub fn get_of(
+        name: String,
+        map: usize,
+        helper: &'static Helper,
+        owner: Arg,
+        value: ValueArg,
+        flags: FlagsArg,
+    ) -> OpSpec {
         let buf = |fill| Arg::Buf(Buf { fill, size: None });
         let value = match value {
             ValueArg::Null => Arg::Const(0),
@@ -311,18 +330,23 @@ impl OpSpec {
         };
         OpSpec::Call(Call {
             name,
-            func: Func::Helper(&tables::TASK_STORAGE_GET),
-            args: vec![Arg::Map(map), Arg::Task(task), value, flags],
+            func: Func::Helper(helper),
+            args: vec![Arg::Map(map), owner, value, flags],
             ret: Ret::Value(map),
         })
     }
 
     /// `delete`: `bpf_task_storage_delete(map, task)`, its result a number.
     pub fn delete(name: String, map: usize, task: TaskArg) -> OpSpec {
+        OpSpec::delete_of(name, map, &tables::TASK_STORAGE_DELETE, Arg::Task(task))
+    }
+
+    /// `delete` on a storage map of any owner kind: `helper(map, owner)`.
+    pub fn delete_of(name: String, map: usize, helper: &'static Helper, owner: Arg) -> OpSpec {
         OpSpec::Call(Call {
             name,
-            func: Func::Helper(&tables::TASK_STORAGE_DELETE),
-            args: vec![Arg::Map(map), Arg::Task(task)],
+            func: Func::Helper(helper),
+            args: vec![Arg::Map(map), owner],
             ret: Ret::Int,
         })
     }

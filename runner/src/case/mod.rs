@@ -252,6 +252,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 #[cfg(test)]
 mod call_tests;
 #[cfg(test)]
+mod owner_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod trigger_tests;

@@ -400,9 +400,10 @@ pub struct ThreadsDef {
 #[derive(Debug, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
-    /// `bpf_task_storage_get(map, task, value, flags)`; a non-NULL result is read back (up to 64 bytes).
+    /// `bpf_task_storage_get(map, task, value, flags)` (`bpf_cgrp_storage_get(map, cgroup, …)`
+    /// for cgroup storage); a non-NULL result is read back (up to 64 bytes).
     Get(GetDef),
-    /// `bpf_task_storage_delete(map, task)`.
+    /// `bpf_task_storage_delete(map, task)` (`bpf_cgrp_storage_delete(map, cgroup)`).
     Delete(DeleteDef),
     /// `bpf_get_current_task_btf()` alone: `ptr` or `NULL`.
     CurrentTask(NameDef),
@@ -504,9 +505,15 @@ pub struct IfDef {
 #[schemars(rename = "GetDef")]
 pub struct GetDef {
     pub map: String,
-    /// `"current"`, null, `"scalar"`, or a child's name.
-    #[schemars(with = "NullableLeaf")]
-    pub task: Value,
+    /// For task storage: `"current"`, null, `"scalar"`, or a child's name.
+    #[serde(default, deserialize_with = "super::shape::present")]
+    #[schemars(with = "Option<NullableLeaf>")]
+    pub task: Option<Value>,
+    /// For cgroup storage, instead of `task`: `"self"` (the runner's cgroup), a cgroup made by
+    /// a `new` step, null or `"scalar"`.
+    #[serde(default, deserialize_with = "super::shape::present")]
+    #[schemars(with = "Option<NullableLeaf>")]
+    pub cgroup: Option<Value>,
     /// null, a value (`"0x…"`, `"fill:0xNN"`), `"small"` or `"uninit"`. Default null.
     #[serde(default)]
     #[schemars(with = "NullableLeaf")]
@@ -524,8 +531,13 @@ pub struct GetDef {
 #[schemars(rename = "DeleteDef")]
 pub struct DeleteDef {
     pub map: String,
-    #[schemars(with = "NullableLeaf")]
-    pub task: Value,
+    /// As for `get`.
+    #[serde(default, deserialize_with = "super::shape::present")]
+    #[schemars(with = "Option<NullableLeaf>")]
+    pub task: Option<Value>,
+    #[serde(default, deserialize_with = "super::shape::present")]
+    #[schemars(with = "Option<NullableLeaf>")]
+    pub cgroup: Option<Value>,
     #[serde(default, rename = "as")]
     pub name: Option<String>,
 }

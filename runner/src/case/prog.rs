@@ -146,6 +146,11 @@ fn parse_btf_name(v: &Value) -> Result<String, String> {
     }
 }
 
+/// The helper a `get` or `delete` calls for its owner's kind.
+fn storage_helper(name: &str, q: &FieldPath) -> Result<&'static tables::Helper, ResolveError> {
+    helpers::helper(name).ok_or_else(|| (q.clone(), false, format!("no helper `{name}`")))
+}
+
 /// Resolves a list of ops into `out`, flattened: an `if` is followed by its branches.
 struct Ops<'a, 'b> {
     ctx: &'a Ctx<'a>,
@@ -187,6 +192,37 @@ impl Ops<'_, '_> {
         self.ctx.typed(v, p, |v| TaskArg::parse(v, self.children))
     }
 
+    /// The owner argument of a `get` or `delete` at `q`: its `task` or its `cgroup`, one of the
+    /// two; the kind says which helper is called.
+    fn storage_owner(
+        &self,
+        task: &Option<Value>,
+        cgroup: &Option<Value>,
+        q: &FieldPath,
+    ) -> Result<(Arg, &'static OwnerKind), ResolveError> {
+        match (task, cgroup) {
+            (Some(t), None) => Ok((
+                Arg::Task(self.task(t, &q.key("task"))?),
+                &tables::TASK_OWNER,
+            )),
+            (None, Some(c)) => {
+                let p = q.key("cgroup");
+                let arg = self
+                    .ctx
+                    .typed(c, &p, |v| self.scope().owner(v, &tables::CGROUP_OWNER))?;
+                Ok((arg, &tables::CGROUP_OWNER))
+            }
+            (Some(_), Some(_)) => err(
+                q.key("cgroup"),
+                "one owner: `task` (task storage) or `cgroup` (cgroup storage), not both",
+            ),
+            (None, None) => err(
+                q.clone(),
+                "missing the owner: `task` (task storage) or `cgroup` (cgroup storage)",
+            ),
+        }
+    }
+
     fn op(&mut self, op: &Op, op_path: &FieldPath) -> Result<(), ResolveError> {
         let ctx = self.ctx;
         let op_name = (self.next_name)();
@@ -194,10 +230,13 @@ impl Ops<'_, '_> {
             // `get`, `delete` and `current_task` are spellings of `call`.
             Op::Get(d) => {
                 let q = op_path.key("get");
-                OpSpec::get(
+                let map = (self.map_index)(&d.map, q.key("map"))?;
+                let (owner, kind) = self.storage_owner(&d.task, &d.cgroup, &q)?;
+                OpSpec::get_of(
                     op_name,
-                    (self.map_index)(&d.map, q.key("map"))?,
-                    self.task(&d.task, &q.key("task"))?,
+                    map,
+                    storage_helper(kind.get, &q)?,
+                    owner,
                     ctx.typed(&d.value, &q.key("value"), ValueArg::parse)?,
                     ctx.typed(&d.flags, &q.key("flags"), FlagsArg::parse)?,
                 )
@@ -205,11 +244,9 @@ impl Ops<'_, '_> {
             Op::CurrentTask(_) => OpSpec::current_task(op_name),
             Op::Delete(d) => {
                 let q = op_path.key("delete");
-                OpSpec::delete(
-                    op_name,
-                    (self.map_index)(&d.map, q.key("map"))?,
-                    self.task(&d.task, &q.key("task"))?,
-                )
+                let map = (self.map_index)(&d.map, q.key("map"))?;
+                let (owner, kind) = self.storage_owner(&d.task, &d.cgroup, &q)?;
+                OpSpec::delete_of(op_name, map, storage_helper(kind.delete, &q)?, owner)
             }
             Op::Call(d) => self.call(d, op_name, &op_path.key("call"))?,
             Op::Read(d) => {

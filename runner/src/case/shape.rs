@@ -236,6 +236,12 @@ impl<'de> Deserialize<'de> for Op {
     }
 }
 
+/// A field that may be given as null: present (even as null) is `Some`, absent is `None`
+/// (with `#[serde(default)]`).
+pub fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
 /// An object of any keys, in the order written (`maps`, `matrix`, `when`, `then`).
 pub fn object<'de, D, V>(d: D) -> Result<IndexMap<String, V>, D::Error>
 where

@@ -345,8 +345,19 @@ mod tests {
         assert!(TaskArg::parse(&json!("d"), &kids)
             .unwrap_err()
             .contains("(c)"));
-        assert_eq!(KeyArg::parse(&json!("self"), &kids), Ok(KeyArg::SelfTask));
-        assert!(KeyArg::parse(&json!(3), &kids).is_err());
+        let owners = ["a".to_string()];
+        assert_eq!(
+            KeyArg::parse(&json!("self"), &kids, &owners),
+            Ok(KeyArg::SelfTask)
+        );
+        assert_eq!(
+            KeyArg::parse(&json!("a"), &kids, &owners),
+            Ok(KeyArg::Owner("a".into()))
+        );
+        assert!(KeyArg::parse(&json!("b"), &kids, &owners)
+            .unwrap_err()
+            .contains("(c, a)"));
+        assert!(KeyArg::parse(&json!(3), &kids, &owners).is_err());
         assert_eq!(parse_update_flags(&json!("noexist")), Ok(1));
     }
 

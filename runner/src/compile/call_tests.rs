@@ -244,7 +244,7 @@ fn one_task_is_found_or_taken_per_call() {
     assert_eq!(
         compile(syscall(), &ops, &[]),
         Err(CompileError::Unsupported(
-            "x: one task argument found or taken per call".into()
+            "x: one task or owner argument found or taken per call".into()
         ))
     );
 }

@@ -274,6 +274,7 @@ mod tests {
     fn the_own_cgroup_is_under_the_mount() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(tmp.path().join("a/b")).unwrap();
+        std::fs::create_dir(tmp.path().join("b")).unwrap();
         assert_eq!(own_in(tmp.path(), "/", "/a/b"), tmp.path().join("a/b"));
         // A mount showing cgroup /a at its top.
         assert_eq!(own_in(tmp.path(), "/a", "/a/b"), tmp.path().join("b"));
