@@ -173,12 +173,12 @@ fn call_errors_name_the_field() {
         (
             r#"{ "call": { "fn": "bpf_get_current_task", "args": [{ "nope": 1 }] } }"#,
             "steps[1].prog[0].call.args[0].nope",
-            "unknown argument source `nope`, expected one of `runtime`, `map`, `task`, `pid`, `buf`, `result`, `arg`, `plus`, `walk`",
+            "unknown argument source `nope`, expected one of `runtime`, `map`, `task`, `pid`, `buf`, `result`, `arg`, `plus`, `walk`, `cgroup`",
         ),
         (
             r#"{ "call": { "fn": "f", "args": [{}] } }"#,
             "steps[1].prog[0].call.args[0]",
-            "an argument object has one of `runtime`, `map`, `task`, `pid`, `buf`, `result`, `arg`, `plus`, `walk`",
+            "an argument object has one of `runtime`, `map`, `task`, `pid`, `buf`, `result`, `arg`, `plus`, `walk`, `cgroup`",
         ),
         (
             r#"{ "call": { "fn": "f", "args": [{ "buf": 7, "sise": 8 }] } }"#,
