@@ -89,9 +89,40 @@ fn well_formed() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Two case files of one name in different folders: refused before anything runs, naming both.
+fn same_name_twice() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let case = r#"{ "about": "a", "steps": [ { "prog": [ { "current_task": {} } ] } ] }"#;
+    for sub in ["a", "b"] {
+        fs::create_dir(dir.path().join(sub)).map_err(|e| e.to_string())?;
+        fs::write(dir.path().join(sub).join("same.json"), case).map_err(|e| e.to_string())?;
+    }
+    for command in ["run", "list"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bpfcase"))
+            .args([command, "a", "b"])
+            .current_dir(dir.path())
+            .output()
+            .map_err(|e| format!("starting bpfcase: {e}"))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let expected = "bpfcase: b/same.json: case `same` has the name of a/same.json (the file name): instance ids must be unique, rename one\n";
+        if out.status.code() != Some(2) || !out.stdout.is_empty() || stderr != expected {
+            return Err(format!(
+                "{command}: status {:?}, stdout {:?}, stderr {stderr:?}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout)
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
-    let mut trials = vec![Trial::test("corpus_is_well_formed", well_formed)];
+    let mut trials = vec![
+        Trial::test("corpus_is_well_formed", well_formed),
+        Trial::test("same_name_twice", same_name_twice),
+    ];
     for case in cases() {
         let stem = case
             .file_stem()

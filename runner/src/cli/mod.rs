@@ -58,9 +58,25 @@ pub fn load(paths: &[PathBuf], filters: &[String]) -> Result<Vec<Case>, CliError
     } else {
         paths.to_vec()
     };
-    let mut cases = Vec::new();
+    let mut cases: Vec<case::Case> = Vec::new();
     for f in case::discover(&paths)? {
         let mut c = case::load(&f)?;
+        // Instance ids begin with the case's name: two cases of one name would mix their
+        // observations in results and reports.
+        if let Some(other) = cases.iter().find(|o| o.name == c.name) {
+            return Err(case::CaseError {
+                file: f.clone(),
+                line: 0,
+                column: 0,
+                path: ".".into(),
+                message: format!(
+                    "case `{}` has the name of {} (the file name): instance ids must be unique, rename one",
+                    c.name,
+                    other.file.display()
+                ),
+            }
+            .into());
+        }
         if !pats.is_empty() {
             c.instances
                 .retain(|i| pats.iter().any(|p| p.matches(&i.id)));
