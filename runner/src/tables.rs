@@ -120,6 +120,9 @@ pub enum Trigger {
     Unlink,
     /// A fresh child exits (`_exit(0)`): `sched_process_exit`, `do_exit`.
     Exit,
+    /// `getsockopt(SOL_SOCKET, SO_TYPE)` on a socket (a fresh UDP socket, or a case's):
+    /// `socket_getsockopt` hooks.
+    Getsockopt,
 }
 
 /// The triggers a case can name (`"trigger"` of a `prog` step), by name.
@@ -130,6 +133,7 @@ pub const TRIGGERS: &[(&str, Trigger)] = &[
     ("socket", Trigger::Socket),
     ("unlink", Trigger::Unlink),
     ("exit", Trigger::Exit),
+    ("getsockopt", Trigger::Getsockopt),
 ];
 
 pub fn trigger(name: &str) -> Option<Trigger> {
@@ -223,6 +227,7 @@ impl fmt::Display for Trigger {
             Trigger::Socket => "socket(AF_UNIX, SOCK_DGRAM)",
             Trigger::Unlink => "unlink a file in a private temporary directory",
             Trigger::Exit => "a child exits",
+            Trigger::Getsockopt => "getsockopt(SO_TYPE) on a socket",
         })
     }
 }
@@ -493,6 +498,22 @@ const CGRP_STORAGE_DOC_TYPES: &[&str] = &[
     "XDP",
 ];
 
+/// docs.ebpf.io's program types of the inode-storage helpers.
+const INODE_STORAGE_DOC_TYPES: &[&str] = &["LSM"];
+
+/// docs.ebpf.io's program types of the socket-storage helpers.
+const SK_STORAGE_DOC_TYPES: &[&str] = &[
+    "CGROUP_SKB",
+    "CGROUP_SOCK",
+    "CGROUP_SOCKOPT",
+    "CGROUP_SOCK_ADDR",
+    "LSM",
+    "SCHED_ACT",
+    "SCHED_CLS",
+    "SK_MSG",
+    "SOCK_OPS",
+];
+
 pub const HELPER_DOCS: &[HelperDoc] = &[
     HelperDoc {
         helper: "bpf_task_storage_get",
@@ -513,6 +534,26 @@ pub const HELPER_DOCS: &[HelperDoc] = &[
         helper: "bpf_cgrp_storage_delete",
         program_types: CGRP_STORAGE_DOC_TYPES,
         page: "https://docs.ebpf.io/linux/helper-function/bpf_cgrp_storage_delete/",
+    },
+    HelperDoc {
+        helper: "bpf_inode_storage_get",
+        program_types: INODE_STORAGE_DOC_TYPES,
+        page: "https://docs.ebpf.io/linux/helper-function/bpf_inode_storage_get/",
+    },
+    HelperDoc {
+        helper: "bpf_inode_storage_delete",
+        program_types: INODE_STORAGE_DOC_TYPES,
+        page: "https://docs.ebpf.io/linux/helper-function/bpf_inode_storage_delete/",
+    },
+    HelperDoc {
+        helper: "bpf_sk_storage_get",
+        program_types: SK_STORAGE_DOC_TYPES,
+        page: "https://docs.ebpf.io/linux/helper-function/bpf_sk_storage_get/",
+    },
+    HelperDoc {
+        helper: "bpf_sk_storage_delete",
+        program_types: SK_STORAGE_DOC_TYPES,
+        page: "https://docs.ebpf.io/linux/helper-function/bpf_sk_storage_delete/",
     },
 ];
 
@@ -571,7 +612,30 @@ pub const CGROUP_OWNER: OwnerKind = OwnerKind {
     delete: "bpf_cgrp_storage_delete",
 };
 
-pub const OWNER_KINDS: &[&OwnerKind] = &[&TASK_OWNER, &CGROUP_OWNER];
+/// An inode, through a file on it: programs meet it as a hook argument (`file->f_inode`, an
+/// unlinked dentry's `d_inode`).
+pub const FILE_OWNER: OwnerKind = OwnerKind {
+    name: "file",
+    map_type: "inode_storage",
+    key_fd: "a file on the inode",
+    lookup: None,
+    made_by_new: true,
+    get: "bpf_inode_storage_get",
+    delete: "bpf_inode_storage_delete",
+};
+
+/// A socket: programs meet it as a hook argument (`sock->sk`) or in their context.
+pub const SOCKET_OWNER: OwnerKind = OwnerKind {
+    name: "socket",
+    map_type: "sk_storage",
+    key_fd: "the socket",
+    lookup: None,
+    made_by_new: true,
+    get: "bpf_sk_storage_get",
+    delete: "bpf_sk_storage_delete",
+};
+
+pub const OWNER_KINDS: &[&OwnerKind] = &[&TASK_OWNER, &CGROUP_OWNER, &FILE_OWNER, &SOCKET_OWNER];
 
 pub fn owner_kind(name: &str) -> Option<&'static OwnerKind> {
     OWNER_KINDS.iter().copied().find(|k| k.name == name)

@@ -33,6 +33,11 @@ const SOURCES: &[&str] = &[
 
 impl Scope<'_> {
     /// The leaf with a `"$dim"` replaced.
+    pub fn leaf_value(&self, v: &Value, p: &FieldPath) -> Result<Value, ResolveError> {
+        self.leaf(v, p)
+    }
+
+    /// The leaf with a `"$dim"` replaced.
     fn leaf(&self, v: &Value, p: &FieldPath) -> Result<Value, ResolveError> {
         self.ctx.typed(v, p, |v| Ok::<Value, String>(v.clone()))
     }

@@ -78,7 +78,8 @@ pub(super) fn resolve_map(
             v => Pattern::parse(v).map(Some),
         })?,
     };
-    if preset.is_some() && crate::tables::owner_of_map(map_type.name).is_none() {
+    let own = |k: &crate::tables::OwnerKind| k.name == "task" || k.name == "cgroup";
+    if preset.is_some() && !crate::tables::owner_of_map(map_type.name).is_some_and(own) {
         return err(
             p.key("preset"),
             "preset applies to storage maps whose owner the runner has (task_storage: its task; cgrp_storage: its cgroup) only",

@@ -514,6 +514,16 @@ pub struct GetDef {
     #[serde(default, deserialize_with = "super::shape::present")]
     #[schemars(with = "Option<NullableLeaf>")]
     pub cgroup: Option<Value>,
+    /// For inode storage, instead of `task`: an inode, as an argument (`{"walk": {"arg": 0},
+    /// "type": "file", "fields": ["f_inode"]}`), null or `"scalar"`.
+    #[serde(default, deserialize_with = "super::shape::present")]
+    #[schemars(with = "Option<ArgLeaf>")]
+    pub inode: Option<Value>,
+    /// For socket storage, instead of `task`: a socket, as an argument (`{"walk": {"arg": 0},
+    /// "type": "socket", "fields": ["sk"]}`), null or `"scalar"`.
+    #[serde(default, deserialize_with = "super::shape::present")]
+    #[schemars(with = "Option<ArgLeaf>")]
+    pub sk: Option<Value>,
     /// null, a value (`"0x…"`, `"fill:0xNN"`), `"small"` or `"uninit"`. Default null.
     #[serde(default)]
     #[schemars(with = "NullableLeaf")]
@@ -538,6 +548,16 @@ pub struct DeleteDef {
     #[serde(default, deserialize_with = "super::shape::present")]
     #[schemars(with = "Option<NullableLeaf>")]
     pub cgroup: Option<Value>,
+    /// For inode storage, instead of `task`: an inode, as an argument (`{"walk": {"arg": 0},
+    /// "type": "file", "fields": ["f_inode"]}`), null or `"scalar"`.
+    #[serde(default, deserialize_with = "super::shape::present")]
+    #[schemars(with = "Option<ArgLeaf>")]
+    pub inode: Option<Value>,
+    /// For socket storage, instead of `task`: a socket, as an argument (`{"walk": {"arg": 0},
+    /// "type": "socket", "fields": ["sk"]}`), null or `"scalar"`.
+    #[serde(default, deserialize_with = "super::shape::present")]
+    #[schemars(with = "Option<ArgLeaf>")]
+    pub sk: Option<Value>,
     #[serde(default, rename = "as")]
     pub name: Option<String>,
 }

@@ -69,7 +69,7 @@ fn owner_errors_name_the_field() {
         (
             r#"{ "new": { "inode": "a" } }"#,
             "steps[0].new.inode",
-            "`new` makes no `inode` (known: cgroup)",
+            "`new` makes no `inode` (known: cgroup, file, socket)",
         ),
         (
             r#"{ "new": { "cgroup": "a", "task": "b" } }"#,

@@ -114,7 +114,7 @@ pub(super) fn resolve_prog(
                     format!("{} programs are not attached", pt.name),
                 );
             }
-            let run = resolve_run(ctx, ps, &p.key("prog"), pt, stay, children)?;
+            let run = resolve_run(ctx, ps, &p.key("prog"), pt, stay, children, owners)?;
             (pt, attach_to, stay, run)
         }
     };
@@ -192,35 +192,46 @@ impl Ops<'_, '_> {
         self.ctx.typed(v, p, |v| TaskArg::parse(v, self.children))
     }
 
-    /// The owner argument of a `get` or `delete` at `q`: its `task` or its `cgroup`, one of the
-    /// two; the kind says which helper is called.
+    /// The owner argument of a `get` or `delete` at `q`: one of its `task`, `cgroup`, `inode`
+    /// or `sk`; the kind says which helper is called.
     fn storage_owner(
         &self,
-        task: &Option<Value>,
-        cgroup: &Option<Value>,
+        given: [&Option<Value>; 4],
         q: &FieldPath,
     ) -> Result<(Arg, &'static OwnerKind), ResolveError> {
-        match (task, cgroup) {
-            (Some(t), None) => Ok((
-                Arg::Task(self.task(t, &q.key("task"))?),
-                &tables::TASK_OWNER,
-            )),
-            (None, Some(c)) => {
-                let p = q.key("cgroup");
-                let arg = self
-                    .ctx
-                    .typed(c, &p, |v| self.scope().owner(v, &tables::CGROUP_OWNER))?;
-                Ok((arg, &tables::CGROUP_OWNER))
-            }
-            (Some(_), Some(_)) => err(
-                q.key("cgroup"),
-                "one owner: `task` (task storage) or `cgroup` (cgroup storage), not both",
-            ),
-            (None, None) => err(
+        const FIELDS: [(&str, &OwnerKind); 4] = [
+            ("task", &tables::TASK_OWNER),
+            ("cgroup", &tables::CGROUP_OWNER),
+            ("inode", &tables::FILE_OWNER),
+            ("sk", &tables::SOCKET_OWNER),
+        ];
+        let mut present = FIELDS
+            .iter()
+            .zip(given)
+            .filter_map(|(f, v)| v.as_ref().map(|v| (f, v)));
+        let Some(((field, kind), v)) = present.next() else {
+            return err(
                 q.clone(),
-                "missing the owner: `task` (task storage) or `cgroup` (cgroup storage)",
-            ),
+                "missing the owner: `task` (task storage), `cgroup`, `inode` or `sk`",
+            );
+        };
+        if let Some(((other, _), _)) = present.next() {
+            return err(
+                q.key(other),
+                format!("one owner: `{field}` is given, `{other}` too"),
+            );
         }
+        let p = q.key(field);
+        let arg = match kind.name {
+            "task" => Arg::Task(self.task(v, &p)?),
+            "cgroup" => self.ctx.typed(v, &p, |v| self.scope().owner(v, kind))?,
+            // Found in the hook's arguments or context, like any other argument.
+            _ => match self.scope().leaf_value(v, &p)? {
+                Value::String(s) if s == "scalar" => Arg::Const(1),
+                _ => self.scope().arg(v, &p)?,
+            },
+        };
+        Ok((arg, kind))
     }
 
     fn op(&mut self, op: &Op, op_path: &FieldPath) -> Result<(), ResolveError> {
@@ -231,7 +242,8 @@ impl Ops<'_, '_> {
             Op::Get(d) => {
                 let q = op_path.key("get");
                 let map = (self.map_index)(&d.map, q.key("map"))?;
-                let (owner, kind) = self.storage_owner(&d.task, &d.cgroup, &q)?;
+                let (owner, kind) =
+                    self.storage_owner([&d.task, &d.cgroup, &d.inode, &d.sk], &q)?;
                 OpSpec::get_of(
                     op_name,
                     map,
@@ -245,7 +257,8 @@ impl Ops<'_, '_> {
             Op::Delete(d) => {
                 let q = op_path.key("delete");
                 let map = (self.map_index)(&d.map, q.key("map"))?;
-                let (owner, kind) = self.storage_owner(&d.task, &d.cgroup, &q)?;
+                let (owner, kind) =
+                    self.storage_owner([&d.task, &d.cgroup, &d.inode, &d.sk], &q)?;
                 OpSpec::delete_of(op_name, map, storage_helper(kind.delete, &q)?, owner)
             }
             Op::Call(d) => self.call(d, op_name, &op_path.key("call"))?,

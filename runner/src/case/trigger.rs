@@ -81,12 +81,17 @@ pub enum TriggerSpec {
     Runner(Trigger),
     /// A child a `spawn` step started.
     Child { child: String, action: Trigger },
+    /// The runner's thread, on an owner a `new` step made: opens or unlinks its file, asks
+    /// its socket an option.
+    Owner { owner: String, action: Trigger },
 }
 
 impl TriggerSpec {
     pub fn action(&self) -> Trigger {
         match self {
-            TriggerSpec::Runner(t) | TriggerSpec::Child { action: t, .. } => *t,
+            TriggerSpec::Runner(t)
+            | TriggerSpec::Child { action: t, .. }
+            | TriggerSpec::Owner { action: t, .. } => *t,
         }
     }
 }
@@ -140,19 +145,59 @@ fn action(v: &Value, allowed: impl Fn(Trigger) -> bool) -> Result<Trigger, Strin
     }
 }
 
-/// A `trigger` at `path`: a name, or `{"child": NAME, "do": ACTION}`.
+/// What a trigger may do to an owner of each kind.
+fn owner_actions(kind: &str) -> &'static [Trigger] {
+    match kind {
+        "file" => &[Trigger::OpenFile, Trigger::Unlink],
+        "socket" => &[Trigger::Getsockopt],
+        _ => &[],
+    }
+}
+
+/// A `trigger` at `path`: a name, `{"child": NAME, "do": ACTION}`, or `{KIND: NAME, "do":
+/// ACTION}` on an owner (`{"file": "f", "do": "open"}`).
 fn parse_trigger(
     ctx: &Ctx<'_>,
     v: &Value,
     path: &FieldPath,
     children: &[String],
+    owners: &[(String, &'static tables::OwnerKind)],
 ) -> Result<TriggerSpec, ResolveError> {
     if let Value::Object(o) = v {
+        let kinds = ["file", "socket"];
+        if let Some(kind) = o.keys().find(|k| kinds.contains(&k.as_str())) {
+            for k in o.keys() {
+                if k != kind && k != "do" {
+                    return err(
+                        path.key(k),
+                        format!("unknown field `{k}`, expected `{kind}` or `do`"),
+                    );
+                }
+            }
+            let Some(a) = o.get("do") else {
+                return err(path.clone(), format!("a trigger on a {kind} needs `do`"));
+            };
+            let owner = ctx.typed(&o[kind], &path.key(kind), |v| {
+                let n = v
+                    .as_str()
+                    .ok_or_else(|| format!("expected a {kind}'s name, found {}", kind_of(v)))?;
+                if owners.iter().any(|(x, k)| x == n && k.name == kind) {
+                    Ok(n.to_string())
+                } else {
+                    Err(format!(
+                        "no {kind} `{n}` was made by a `new` step before this one"
+                    ))
+                }
+            })?;
+            let allowed = owner_actions(kind);
+            let action = ctx.typed(a, &path.key("do"), |v| action(v, |t| allowed.contains(&t)))?;
+            return Ok(TriggerSpec::Owner { owner, action });
+        }
         for k in o.keys() {
             if k != "child" && k != "do" {
                 return err(
                     path.key(k),
-                    format!("unknown field `{k}`, expected `child` or `do`"),
+                    format!("unknown field `{k}`, expected `child`, `file`, `socket` or `do`"),
                 );
             }
         }
@@ -187,6 +232,7 @@ pub(super) fn resolve_run(
     pt: &'static ProgType,
     stay: bool,
     children: &[String],
+    owners: &[(String, &'static tables::OwnerKind)],
 ) -> Result<ProgRun, ResolveError> {
     let mut run = ProgRun::default();
     if let Some(v) = &ps.trigger {
@@ -200,7 +246,7 @@ pub(super) fn resolve_run(
         if pt.runs_in_interrupt() {
             return err(path, format!("{} programs run on timer ticks", pt.name));
         }
-        run.trigger = Some(parse_trigger(ctx, v, &path, children)?);
+        run.trigger = Some(parse_trigger(ctx, v, &path, children, owners)?);
     }
     if let Some(t) = &ps.threads {
         let path = p.key("threads");

@@ -75,7 +75,7 @@ pub struct Env {
     /// Perf events kept open for attaching through links (with `reuse`).
     events: attach::Events,
     /// Where the cgroups of cases are made (found the first time one is needed).
-    cgroups: Rc<owners::Cgroups>,
+    cgroups: Rc<owners::Places>,
     clock: Clock,
 }
 
@@ -116,7 +116,7 @@ struct Live<'i> {
     /// Owners the instance created; after `children`, so that children are gone (reaped) when
     /// their cgroups are removed.
     owners: Vec<owners::Owner>,
-    cgroups: Rc<owners::Cgroups>,
+    cgroups: Rc<owners::Places>,
     /// The runner's own cgroup, opened for a key.
     own_cgroup: Option<OwnedFd>,
     /// Programs that stay attached until the instance ends.
@@ -374,9 +374,11 @@ impl Env {
                 live.results.push((name.clone(), res));
                 Ok(())
             }
-            StepSpec::New { name, owner, .. } => {
-                let root = live.cgroups.root().map_err(cgroup_stop)?;
-                let res = match owners::Owner::cgroup(root, owner) {
+            StepSpec::New { name, owner, kind } => {
+                if *kind == &tables::CGROUP_OWNER {
+                    live.cgroups.root().map_err(cgroup_stop)?;
+                }
+                let res = match live.cgroups.make(kind, owner) {
                     Ok(o) => {
                         live.owners.push(o);
                         Res::Ok

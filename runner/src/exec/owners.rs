@@ -1,11 +1,13 @@
 //! Owners of local storage that cases create (`{"new": {"cgroup": "a"}}`), and the runner's
 //! own: a cgroup is a directory in a private part of the cgroup2 hierarchy, its fd the key of
-//! user-space calls, its id (the directory's inode number) what programs find it by.
+//! user-space calls, its id (the directory's inode number) what programs find it by; a file is
+//! a new file in a private temporary directory, a socket a new TCP socket, each keyed by its fd.
 //!
 //! Owns: finding (or privately mounting) the cgroup2 hierarchy, the runner's private directory
 //! `bpfcase-<pid>-<tid>` at its root (removed when the executor goes; ones left by runners
 //! that died are removed when the next one starts), making and removing cgroups in it, moving
-//! children into them. Must not: touch any cgroup outside that directory, or move the runner.
+//! children into them; the files and sockets. Must not: touch any cgroup outside that
+//! directory, or move the runner.
 
 use std::cell::OnceCell;
 use std::ffi::CString;
@@ -15,11 +17,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::bpf::Errno;
+use crate::tables::{self, OwnerKind};
 
-/// Where cgroups are made: found (or mounted) the first time an instance needs one.
+/// Where owners are made: the cgroup2 hierarchy, found (or mounted) the first time an instance
+/// needs a cgroup; a private temporary directory for files.
 #[derive(Default)]
-pub struct Cgroups {
+pub struct Places {
     root: OnceCell<Result<CgroupRoot, Errno>>,
+    files: OnceCell<Result<tempfile::TempDir, Errno>>,
 }
 
 pub struct CgroupRoot {
@@ -29,12 +34,35 @@ pub struct CgroupRoot {
     own: PathBuf,
 }
 
-impl Cgroups {
+impl Places {
     pub fn root(&self) -> Result<&CgroupRoot, Errno> {
         self.root
             .get_or_init(CgroupRoot::new)
             .as_ref()
             .map_err(|e| *e)
+    }
+
+    fn files(&self) -> Result<&Path, Errno> {
+        self.files
+            .get_or_init(|| {
+                tempfile::Builder::new()
+                    .prefix("bpfcase-files-")
+                    .tempdir()
+                    .map_err(|e| io_errno(&e))
+            })
+            .as_ref()
+            .map(|d| d.path())
+            .map_err(|e| *e)
+    }
+
+    /// A new owner of `kind` named `name`.
+    pub fn make(&self, kind: &'static OwnerKind, name: &str) -> Result<Owner, Errno> {
+        match kind.name {
+            "cgroup" => Owner::cgroup(self.root()?, name),
+            "file" => Owner::file(self.files()?, name),
+            "socket" => Owner::socket(name),
+            _ => Err(Errno(libc::EINVAL)),
+        }
     }
 }
 
@@ -82,11 +110,13 @@ impl Drop for CgroupRoot {
 /// A created owner, alive until the instance ends.
 pub struct Owner {
     pub name: String,
-    /// The owner's fd: a user-space key names it.
-    pub fd: OwnedFd,
-    /// What programs find it by.
+    pub kind: &'static OwnerKind,
+    /// The owner's fd (a user-space key names it); None once a socket is closed.
+    fd: Option<OwnedFd>,
+    /// What programs find it by (a cgroup's id; 0 for kinds programs find otherwise).
     pub id: u64,
-    path: PathBuf,
+    /// A cgroup's directory or a file's path; None for a socket.
+    path: Option<PathBuf>,
     removed: bool,
 }
 
@@ -105,9 +135,10 @@ impl Owner {
         match made {
             Ok((fd, id)) => Ok(Owner {
                 name: name.to_string(),
-                fd,
+                kind: &tables::CGROUP_OWNER,
+                fd: Some(fd),
                 id,
-                path,
+                path: Some(path),
                 removed: false,
             }),
             Err(e) => {
@@ -117,26 +148,128 @@ impl Owner {
         }
     }
 
-    /// Removes the cgroup (its fd stays open).
+    /// A new empty file named `name` in `dir`, open for reading and writing.
+    fn file(dir: &Path, name: &str) -> Result<Owner, Errno> {
+        let path = dir.join(name);
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| io_errno(&e))?;
+        Ok(Owner {
+            name: name.to_string(),
+            kind: &tables::FILE_OWNER,
+            fd: Some(f.into()),
+            id: 0,
+            path: Some(path),
+            removed: false,
+        })
+    }
+
+    /// A new TCP socket (AF_INET, unbound).
+    fn socket(name: &str) -> Result<Owner, Errno> {
+        // SAFETY: socket(2) with constant arguments; the fd returned is new and ours.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(last());
+        }
+        Ok(Owner {
+            name: name.to_string(),
+            kind: &tables::SOCKET_OWNER,
+            // SAFETY: socket succeeded: the fd is valid and owned by nobody else.
+            fd: Some(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }),
+            id: 0,
+            path: None,
+            removed: false,
+        })
+    }
+
+    /// Removes the owner from where others find it: rmdir of a cgroup, unlink of a file (the
+    /// runner's fd stays open, as a process's would), close of a socket.
     pub fn free(&mut self) -> Result<(), Errno> {
         if self.removed {
             return Err(Errno(libc::ENOENT));
         }
-        std::fs::remove_dir(&self.path).map_err(|e| io_errno(&e))?;
+        match (self.kind.name, &self.path) {
+            ("cgroup", Some(p)) => std::fs::remove_dir(p).map_err(|e| io_errno(&e))?,
+            ("file", Some(p)) => std::fs::remove_file(p).map_err(|e| io_errno(&e))?,
+            _ => self.fd = None,
+        }
         self.removed = true;
         Ok(())
     }
 
     /// Moves process `pid` into this cgroup.
     pub fn enter(&self, pid: i32) -> Result<(), Errno> {
-        std::fs::write(self.path.join("cgroup.procs"), pid.to_string()).map_err(|e| io_errno(&e))
+        match (self.kind.name, &self.path) {
+            ("cgroup", Some(p)) => {
+                std::fs::write(p.join("cgroup.procs"), pid.to_string()).map_err(|e| io_errno(&e))
+            }
+            _ => Err(Errno(libc::EINVAL)),
+        }
     }
+
+    /// Does `what` to the owner from the calling thread: open (and close) a file by its path,
+    /// unlink it (then it is removed), getsockopt(SO_TYPE) on a socket.
+    pub fn act(&mut self, what: tables::Trigger) -> Result<(), Errno> {
+        use tables::Trigger;
+        match (what, &self.path) {
+            (Trigger::OpenFile, Some(p)) => {
+                std::fs::File::open(p).map(drop).map_err(|e| io_errno(&e))
+            }
+            (Trigger::Unlink, Some(_)) => self.free(),
+            (Trigger::Getsockopt, None) => {
+                let fd = self.fd.as_ref().map_or(-1, |f| f.as_raw_fd());
+                getsockopt_type(fd)
+            }
+            _ => Err(Errno(libc::EINVAL)),
+        }
+    }
+}
+
+/// getsockopt(fd, SOL_SOCKET, SO_TYPE).
+pub fn getsockopt_type(fd: i32) -> Result<(), Errno> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid out pointer and its length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(last());
+    }
+    Ok(())
+}
+
+fn last() -> Errno {
+    Errno(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        if !self.removed {
-            let _ = std::fs::remove_dir(&self.path);
+        if self.removed {
+            return;
+        }
+        match (self.kind.name, &self.path) {
+            ("cgroup", Some(p)) => {
+                let _ = std::fs::remove_dir(p);
+            }
+            ("file", Some(p)) => {
+                let _ = std::fs::remove_file(p);
+            }
+            _ => {}
         }
     }
 }
@@ -244,9 +377,9 @@ fn io_errno(e: &std::io::Error) -> Errno {
     Errno(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// The raw fd of an owner, for a key.
+/// The raw fd of an owner, for a key: -1 once it is closed.
 pub fn raw(o: &Owner) -> i32 {
-    o.fd.as_raw_fd()
+    o.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
 }
 
 #[cfg(test)]

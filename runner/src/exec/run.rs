@@ -140,6 +140,15 @@ impl Env {
             ),
             _ => None,
         };
+        let owned = match &run.trigger {
+            Some(TriggerSpec::Owner { owner, .. }) => Some(
+                live.owners
+                    .iter()
+                    .position(|o| &o.name == owner)
+                    .ok_or_else(|| Stop::Error(format!("no owner `{owner}`")))?,
+            ),
+            _ => None,
+        };
         let actor = match (&fresh, named) {
             (Some(c), _) => c.pid_tgid(),
             (None, Some(i)) => live.children[i].pid_tgid(),
@@ -179,7 +188,7 @@ impl Env {
             match (&run.threads, mode) {
                 (Some(t), _) => threads(t)?,
                 (None, RunMode::AttachTrigger(_, t)) if run.trigger.is_some() => {
-                    let mut doer = doer(fresh, named, live);
+                    let mut doer = doer(fresh, named, owned, live);
                     doer.fire(t)
                         .map_err(|e| Stop::Error(format!("trigger {t}: {}", e.name())))?;
                 }
@@ -215,7 +224,7 @@ impl Env {
         };
         let (ran, retval) = {
             let size = live.result_size;
-            let mut doer = doer(fresh, named, live);
+            let mut doer = doer(fresh, named, owned, live);
             run_once(
                 pt,
                 mode,
@@ -278,12 +287,19 @@ impl Env {
     }
 }
 
-/// Who does a trigger's action: a fresh child, the spawned child at `named`, or the runner.
-fn doer<'a>(fresh: Option<Child>, named: Option<usize>, live: &'a mut Live<'_>) -> Doer<'a> {
-    match (fresh, named) {
-        (Some(c), _) => Doer::Fresh(c),
-        (None, Some(i)) => Doer::Named(&mut live.children[i]),
-        (None, None) => Doer::Runner,
+/// Who does a trigger's action: a fresh child, the spawned child at `named`, the runner on the
+/// owner at `owned`, or the runner.
+fn doer<'a>(
+    fresh: Option<Child>,
+    named: Option<usize>,
+    owned: Option<usize>,
+    live: &'a mut Live<'_>,
+) -> Doer<'a> {
+    match (fresh, named, owned) {
+        (Some(c), _, _) => Doer::Fresh(c),
+        (None, Some(i), _) => Doer::Named(&mut live.children[i]),
+        (None, None, Some(i)) => Doer::Owner(&mut live.owners[i]),
+        (None, None, None) => Doer::Runner,
     }
 }
 

@@ -22,6 +22,8 @@ pub(super) enum Doer<'a> {
     Fresh(Child),
     /// A child a `spawn` step started.
     Named(&'a mut Child),
+    /// The runner's own thread, on an owner a `new` step made.
+    Owner(&'a mut super::owners::Owner),
 }
 
 impl Doer<'_> {
@@ -29,6 +31,7 @@ impl Doer<'_> {
     pub(super) fn fire(&mut self, t: Trigger) -> Result<(), Errno> {
         let child = match self {
             Doer::Runner => return act(t, 0),
+            Doer::Owner(o) => return o.act(t),
             Doer::Fresh(c) => c,
             Doer::Named(c) => c,
         };
@@ -46,7 +49,7 @@ impl Doer<'_> {
                 (Action::Unlink, path)
             }
             Trigger::Exec => (Action::Exec, exe()?),
-            Trigger::Spin | Trigger::Exit => return Err(Errno(libc::EINVAL)),
+            Trigger::Spin | Trigger::Exit | Trigger::Getsockopt => return Err(Errno(libc::EINVAL)),
         };
         child.act(action, &path)
     }
@@ -109,6 +112,20 @@ fn act(t: Trigger, n: usize) -> Result<(), Errno> {
         Trigger::Unlink => {
             let (_dir, path) = victim(n)?;
             unlink(&path)?;
+        }
+        Trigger::Getsockopt => {
+            // SAFETY: socket(2) with constant arguments; the fd is closed below.
+            let fd =
+                unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+            if fd < 0 {
+                return Err(Errno(
+                    std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+                ));
+            }
+            let r = super::owners::getsockopt_type(fd);
+            // SAFETY: our own fd.
+            unsafe { libc::close(fd) };
+            r?;
         }
         // Not the runner's to do: `Doer::fire` gives them to a child.
         Trigger::Exec | Trigger::Exit | Trigger::Spin => return Err(Errno(libc::EINVAL)),
