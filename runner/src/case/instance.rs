@@ -162,6 +162,8 @@ pub enum Func {
     Helper(&'static Helper),
     /// Found by name in the kernel's BTF at load time.
     Kfunc(String),
+    /// No call: r0 is the one argument (`let`).
+    Value,
 }
 
 impl Func {
@@ -169,6 +171,7 @@ impl Func {
         match self {
             Func::Helper(h) => h.name,
             Func::Kfunc(k) => k,
+            Func::Value => "let",
         }
     }
 }

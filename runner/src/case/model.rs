@@ -423,6 +423,26 @@ pub enum Op {
     /// Adds to the number an earlier pointer result points to (a read, an add and a write:
     /// not atomic).
     Add(WriteDef),
+    /// An argument's value as a result of its own, with no call: a pointer walked from a hook
+    /// argument (`{"walk": {"arg": 0}, "type": "socket", "fields": ["sk"]}`) that later ops
+    /// check (`if nonnull`) and pass on (`{"result": NAME}`).
+    Let(LetDef),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+#[schemars(rename = "LetDef")]
+pub struct LetDef {
+    /// Any argument of a `call`.
+    #[schemars(with = "ArgLeaf")]
+    pub value: Value,
+    /// How it is recorded, as for `call` (default `"ptr"`: NULL or ptr).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub ret: Option<Value>,
+    /// Name of the result (default `let`).
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
 }
 
 /// Schema-only: what a `call` argument may be.

@@ -106,6 +106,7 @@ fn op_names(ops: &[Op], path: &FieldPath, bases: &mut Vec<(String, bool, FieldPa
             Op::If(d) => ("if", &d.name),
             Op::Return(_) => ("return", &None),
             Op::Add(d) => ("add", &d.name),
+            Op::Let(d) => ("let", &d.name),
         };
         let op_path = path.index(j).key(kind);
         match as_ {

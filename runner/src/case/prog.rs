@@ -262,6 +262,24 @@ impl Ops<'_, '_> {
                 OpSpec::delete_of(op_name, map, storage_helper(kind.delete, &q)?, owner)
             }
             Op::Call(d) => self.call(d, op_name, &op_path.key("call"))?,
+            Op::Let(d) => {
+                let q = op_path.key("let");
+                let value = self.scope().arg(&d.value, &q.key("value"))?;
+                let ret = match &d.ret {
+                    Some(v) => {
+                        let maps =
+                            |n: &str| (self.map_index)(n, q.key("ret")).map_err(|(_, _, e)| e);
+                        self.ctx.typed(v, &q.key("ret"), |v| parse_ret(v, &maps))?
+                    }
+                    None => Ret::Ptr,
+                };
+                OpSpec::Call(Call {
+                    name: op_name,
+                    func: Func::Value,
+                    args: vec![value],
+                    ret,
+                })
+            }
             Op::Read(d) => {
                 let q = op_path.key("read");
                 OpSpec::Read {
@@ -368,6 +386,7 @@ impl Ops<'_, '_> {
                 let default = match &func {
                     Func::Helper(h) => helpers::helper_ret(h.name),
                     Func::Kfunc(k) => helpers::kfunc_ret(k),
+                    Func::Value => RetDefault::Ptr,
                 };
                 match default {
                     RetDefault::Int => Ret::Int,

@@ -63,6 +63,7 @@ from_object! {
     KeyDef: "an object with `map` and `task`",
     NextKeyDef: "an object with `map`",
     EnterDef: "an object with `child` and `cgroup`",
+    LetDef: "an object with `value`",
     Expect: "an expectation: an object with `then`",
     ThreadsDef: "threads: an object with `count` and `iterations` or `for_ms`",
 }
@@ -91,6 +92,7 @@ const OPS: &[&str] = &[
     "if",
     "return",
     "add",
+    "let",
 ];
 
 /// Reads the key of a one-key object: one of `names`, or, with `after`, any key at all, which
@@ -218,7 +220,8 @@ impl<'de> Visitor<'de> for OneKey<Op> {
                 "call" => Op::Call(m.next_value()?),
                 "if" => Op::If(m.next_value()?),
                 "return" => Op::Return(m.next_value()?),
-                _ => Op::Add(m.next_value()?),
+                "add" => Op::Add(m.next_value()?),
+                _ => Op::Let(m.next_value()?),
             })
         })
     }

@@ -204,6 +204,7 @@ impl Gen {
         match &c.func {
             Func::Helper(h) => self.helper(h),
             Func::Kfunc(k) => self.kfunc(k),
+            Func::Value => self.a.mov64_reg(Reg::R0, Reg::R1),
         }
         self.record(ops, i, c, slot, value_sizes, deferred)?;
         match (&task, missing) {
