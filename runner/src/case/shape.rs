@@ -390,7 +390,7 @@ mod tests {
         assert_eq!(e.path, "steps[0].prog[0]");
         assert_eq!(
             e.message,
-            "an empty object: an operation has one key, one of `get`, `delete`, `current_task`, `read`, `write`, `call`, `if`, `return`, `add`"
+            "an empty object: an operation has one key, one of `get`, `delete`, `current_task`, `read`, `write`, `call`, `if`, `return`, `add`, `let`"
         );
     }
 }
