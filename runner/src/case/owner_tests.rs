@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::*;
 use crate::case::value::KeyArg;
+use crate::case::Ret;
 
 fn parse_ok(src: &str) -> Case {
     parse(Path::new("t.json"), src).unwrap_or_else(|e| panic!("{e}"))
@@ -111,5 +112,118 @@ fn owner_errors_name_the_field() {
         let (p, m) = err_of(steps);
         assert_eq!(p, path, "{steps}: {m}");
         assert!(m.contains(msg), "{steps}: {m}");
+    }
+}
+
+/// A case with maps of every owner kind and these steps (JSON text).
+fn all_kinds(steps: &str) -> String {
+    format!(
+        r#"{{ "about": "a", "maps": {{ "t": {{ "type": "task_storage", "value_size": 8 }},
+              "c": {{ "type": "cgrp_storage", "value_size": 8 }},
+              "i": {{ "type": "inode_storage", "value_size": 8 }},
+              "s": {{ "type": "sk_storage", "value_size": 8 }} }},
+            "program": {{ "type": "lsm" }},
+            "steps": [ {{ "new": {{ "file": "f" }} }}, {{ "new": {{ "socket": "k" }} }}, {steps} ] }}"#
+    )
+}
+
+#[test]
+fn the_owner_field_picks_the_helper() {
+    let c = parse_ok(&all_kinds(
+        r#"{ "prog": { "attach_to": "bpf_lsm_file_open", "trigger": { "file": "f", "do": "open" }, "ops": [
+             { "get": { "map": "t", "task": "current", "flags": 0 } },
+             { "get": { "map": "c", "cgroup": "self", "flags": 0 } },
+             { "get": { "map": "i", "inode": { "walk": { "arg": 0 }, "type": "file", "fields": ["f_inode"] }, "flags": 1 } },
+             { "delete": { "map": "s", "sk": null } },
+             { "let": { "value": { "arg": 0 }, "as": "x" } } ] } }"#,
+    ));
+    let StepSpec::Prog { ops, run, .. } = &c.instances[0].steps[2] else {
+        panic!("a prog step")
+    };
+    let funcs: Vec<&str> = ops
+        .iter()
+        .map(|o| match o {
+            OpSpec::Call(c) => c.func.name(),
+            other => panic!("a call, not {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        funcs,
+        [
+            "bpf_task_storage_get",
+            "bpf_cgrp_storage_get",
+            "bpf_inode_storage_get",
+            "bpf_sk_storage_delete",
+            "let"
+        ]
+    );
+    match &ops[4] {
+        OpSpec::Call(c) => assert_eq!(
+            (c.args.as_slice(), c.ret),
+            (&[Arg::HookArg(0)][..], Ret::Ptr)
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        run.trigger,
+        Some(crate::case::trigger::TriggerSpec::Owner {
+            owner: "f".into(),
+            action: crate::tables::Trigger::OpenFile
+        })
+    );
+}
+
+#[test]
+fn owner_fields_and_triggers_are_checked() {
+    let prog = |ops: &str, trigger: &str| {
+        format!(
+            r#"{{ "prog": {{ "attach_to": "bpf_lsm_file_open", "trigger": {trigger}, "ops": [ {ops} ] }} }}"#
+        )
+    };
+    let get = r#"{ "get": { "map": "t", "task": "current", "flags": 0 } }"#;
+    let open = r#"{ "file": "f", "do": "open" }"#;
+    for (step, path, msg) in [
+        (
+            prog(
+                r#"{ "get": { "map": "t", "task": "current", "cgroup": "self", "flags": 0 } }"#,
+                open,
+            ),
+            "steps[2].prog.ops[0].get.cgroup",
+            "one owner: `task` is given, `cgroup` too",
+        ),
+        (
+            prog(r#"{ "get": { "map": "t", "flags": 0 } }"#, open),
+            "steps[2].prog.ops[0].get",
+            "missing the owner",
+        ),
+        (
+            prog(get, r#"{ "file": "g", "do": "open" }"#),
+            "steps[2].prog.trigger.file",
+            "no file `g`",
+        ),
+        (
+            prog(get, r#"{ "file": "k", "do": "open" }"#),
+            "steps[2].prog.trigger.file",
+            "no file `k`",
+        ),
+        (
+            prog(get, r#"{ "socket": "k", "do": "open" }"#),
+            "steps[2].prog.trigger.do",
+            "`open` is not possible here (known: getsockopt)",
+        ),
+        (
+            prog(get, r#"{ "file": "f" }"#),
+            "steps[2].prog.trigger",
+            "a trigger on a file needs `do`",
+        ),
+        (
+            prog(get, r#"{ "file": "f", "do": "open", "x": 1 }"#),
+            "steps[2].prog.trigger.x",
+            "unknown field `x`",
+        ),
+    ] {
+        let e = parse(Path::new("t.json"), &all_kinds(&step)).expect_err("refused");
+        assert_eq!(e.path, path, "{step}: {}", e.message);
+        assert!(e.message.contains(msg), "{step}: {}", e.message);
     }
 }

@@ -376,3 +376,50 @@ fn add_reads_adds_and_writes_back() {
         ]
     );
 }
+
+#[test]
+fn a_cgroup_is_found_by_its_id_and_released_after_the_call() {
+    let owner = crate::case::OwnerArg {
+        kind: &tables::CGROUP_OWNER,
+        who: crate::case::OwnerRef::Named("a".into()),
+    };
+    let ops = [call(
+        "get",
+        helper("bpf_cgrp_storage_get"),
+        vec![
+            Arg::Map(0),
+            Arg::Owner(owner.clone()),
+            Arg::Const(0),
+            Arg::Const(1),
+        ],
+        Ret::Value(0),
+    )];
+    let spec = compile(syscall(), &ops, &[8]).unwrap();
+    let text = dis(&spec).join("\n");
+    assert_eq!(spec.params, [Param::OwnerId(owner)]);
+    assert_eq!(spec.kfuncs, ["bpf_cgroup_from_id", "bpf_cgroup_release"]);
+    // The id (a u64 parameter) is looked up first; none found: the NO_OWNER state, no call.
+    let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("`{s}` in\n{text}"));
+    assert!(at("call kfunc bpf_cgroup_from_id") < at("call bpf_cgrp_storage_get#210"));
+    assert!(at("call bpf_cgrp_storage_get#210") < at("call kfunc bpf_cgroup_release"));
+    assert!(text.contains(&format!("= {}", state::NO_OWNER)), "{text}");
+    assert!(text.contains("r2 = r7"), "{text}");
+}
+
+#[test]
+fn let_is_its_argument_with_no_call() {
+    let walked = Arg::Walk {
+        base: Box::new(Arg::HookArg(0)),
+        start: "socket".into(),
+        fields: vec!["sk".into()],
+    };
+    let ops = [call("sk", Func::Value, vec![Arg::HookArg(1)], Ret::Ptr)];
+    let spec = compile(tables::prog_type("lsm").unwrap(), &ops, &[]).unwrap();
+    let text = dis(&spec).join("\n");
+    assert!(text.contains("r1 = *(u64 *)(r6 +8)"), "{text}");
+    assert!(text.contains("r0 = r1"), "{text}");
+    assert!(spec.kfuncs.is_empty());
+    // A walked pointer compiles as any argument would.
+    let ops = [call("sk", Func::Value, vec![walked], Ret::Ptr)];
+    assert!(compile(tables::prog_type("lsm").unwrap(), &ops, &[]).is_ok());
+}
