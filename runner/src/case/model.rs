@@ -561,20 +561,16 @@ pub struct GetDef {
 #[schemars(rename = "DeleteDef")]
 pub struct DeleteDef {
     pub map: String,
-    /// As for `get`.
+    /// The owner, one of `task`, `cgroup`, `inode`, `sk`, as for `get`.
     #[serde(default, deserialize_with = "super::shape::present")]
     #[schemars(with = "Option<NullableLeaf>")]
     pub task: Option<Value>,
     #[serde(default, deserialize_with = "super::shape::present")]
     #[schemars(with = "Option<NullableLeaf>")]
     pub cgroup: Option<Value>,
-    /// For inode storage, instead of `task`: an inode, as an argument (`{"walk": {"arg": 0},
-    /// "type": "file", "fields": ["f_inode"]}`), null or `"scalar"`.
     #[serde(default, deserialize_with = "super::shape::present")]
     #[schemars(with = "Option<ArgLeaf>")]
     pub inode: Option<Value>,
-    /// For socket storage, instead of `task`: a socket, as an argument (`{"walk": {"arg": 0},
-    /// "type": "socket", "fields": ["sk"]}`), null or `"scalar"`.
     #[serde(default, deserialize_with = "super::shape::present")]
     #[schemars(with = "Option<ArgLeaf>")]
     pub sk: Option<Value>,

@@ -382,18 +382,7 @@ fn resolve(
             }
             Step::Spawn(c) => {
                 check_ident(c, &p.key("spawn"), "child name")?;
-                if children.contains(c)
-                    || owners.iter().any(|(n, _)| n == c)
-                    || [
-                        "current",
-                        "self",
-                        "null",
-                        "scalar",
-                        "not_pidfd",
-                        "closed_fd",
-                    ]
-                    .contains(&c.as_str())
-                {
+                if name_taken(c, &children, &owners) {
                     return err(p.key("spawn"), format!("child name `{c}` is already taken"));
                 }
                 children.push(c.clone());
@@ -431,18 +420,7 @@ fn resolve(
                 };
                 let q = q.key(kind);
                 check_ident(owner, &q, "owner name")?;
-                if children.contains(owner)
-                    || owners.iter().any(|(n, _)| n == owner)
-                    || [
-                        "current",
-                        "self",
-                        "null",
-                        "scalar",
-                        "not_pidfd",
-                        "closed_fd",
-                    ]
-                    .contains(&owner.as_str())
-                {
+                if name_taken(owner, &children, &owners) {
                     return err(q, format!("name `{owner}` is already taken"));
                 }
                 owners.push((owner.clone(), k));
@@ -592,6 +570,22 @@ fn lookup(
         })?,
         opt(ctx, &d.flags, &q.key("flags"), 0, parse_lookup_flags)?,
     ))
+}
+
+/// Whether `name` is a child's or an owner's already, or a name keys and arguments give a
+/// meaning of their own.
+fn name_taken(name: &str, children: &[String], owners: &[(String, &tables::OwnerKind)]) -> bool {
+    const RESERVED: &[&str] = &[
+        "current",
+        "self",
+        "null",
+        "scalar",
+        "not_pidfd",
+        "closed_fd",
+    ];
+    children.iter().any(|c| c == name)
+        || owners.iter().any(|(n, _)| n == name)
+        || RESERVED.contains(&name)
 }
 
 fn child(children: &[String], c: &str, path: FieldPath) -> Result<String, ResolveError> {
