@@ -375,9 +375,9 @@ impl Env {
                 Ok(())
             }
             StepSpec::New { name, owner, kind } => {
-                if *kind == &tables::CGROUP_OWNER {
-                    live.cgroups.root().map_err(cgroup_stop)?;
-                }
+                live.cgroups
+                    .prepare(kind)
+                    .map_err(|e| place_stop(kind, e))?;
                 let res = match live.cgroups.make(kind, owner) {
                     Ok(o) => {
                         live.owners.push(o);
@@ -443,12 +443,17 @@ impl Env {
     }
 }
 
-/// Why no cgroup can be made: the environment's refusal, or a kernel without cgroup2.
-fn cgroup_stop(e: Errno) -> Stop {
+/// Why no owner of `kind` can be made: the environment's refusal, or a kernel without what
+/// its place needs (cgroup2, tmpfs).
+fn place_stop(kind: &tables::OwnerKind, e: Errno) -> Stop {
+    let place = match kind.name {
+        "cgroup" => "the cgroup2 hierarchy",
+        _ => "a tmpfs for files",
+    };
     if privileges::is_permission(e) {
-        Stop::Refused(e, "making cgroups in the cgroup2 hierarchy".into())
+        Stop::Refused(e, format!("making {}s in {place}", kind.name))
     } else {
-        Stop::Unsupported(format!("cgroup2 hierarchy: {}", e.name()))
+        Stop::Unsupported(format!("{place}: {}", e.name()))
     }
 }
 

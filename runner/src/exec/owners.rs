@@ -1,7 +1,7 @@
 //! Owners of local storage that cases create (`{"new": {"cgroup": "a"}}`), and the runner's
 //! own: a cgroup is a directory in a private part of the cgroup2 hierarchy, its fd the key of
 //! user-space calls, its id (the directory's inode number) what programs find it by; a file is
-//! a new file in a private temporary directory, a socket a new TCP socket, each keyed by its fd.
+//! a new file on a tmpfs of the runner's own, a socket a new TCP socket, each keyed by its fd.
 //!
 //! Owns: finding (or privately mounting) the cgroup2 hierarchy, the runner's private directory
 //! `bpfcase-<pid>-<tid>` at its root (removed when the executor goes; ones left by runners
@@ -20,11 +20,51 @@ use crate::bpf::Errno;
 use crate::tables::{self, OwnerKind};
 
 /// Where owners are made: the cgroup2 hierarchy, found (or mounted) the first time an instance
-/// needs a cgroup; a private temporary directory for files.
+/// needs a cgroup; a tmpfs of the runner's own for files.
 #[derive(Default)]
 pub struct Places {
     root: OnceCell<Result<CgroupRoot, Errno>>,
-    files: OnceCell<Result<tempfile::TempDir, Errno>>,
+    files: OnceCell<Result<FilesDir, Errno>>,
+}
+
+/// Where files are made: a tmpfs mounted on a new temporary directory in a mount namespace
+/// private to the runner's thread, so that what a file's inode does is the same whatever
+/// filesystem the machine's temporary directory is on. Unmounted (and the directory removed)
+/// when the executor goes.
+struct FilesDir {
+    dir: PathBuf,
+}
+
+impl FilesDir {
+    /// `bpfcase-files-<pid>-<tid>` in the temporary directory, after removing those of
+    /// runners that are gone (their tmpfs went with them; the directory stays behind when a
+    /// runner ends without dropping its executor).
+    fn new() -> Result<FilesDir, Errno> {
+        let tmp = std::env::temp_dir();
+        sweep_dead(&tmp, "bpfcase-files-");
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        let dir = tmp.join(format!("bpfcase-files-{}-{tid}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_errno(&e)),
+        }
+        let target = dir.to_str().ok_or(Errno(libc::EINVAL))?.to_string();
+        if let Err(e) = super::fs::mount_private("tmpfs", &target) {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(e);
+        }
+        Ok(FilesDir { dir })
+    }
+}
+
+impl Drop for FilesDir {
+    fn drop(&mut self) {
+        // The files go with the tmpfs; then the empty directory under it.
+        let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
 }
 
 pub struct CgroupRoot {
@@ -44,15 +84,20 @@ impl Places {
 
     fn files(&self) -> Result<&Path, Errno> {
         self.files
-            .get_or_init(|| {
-                tempfile::Builder::new()
-                    .prefix("bpfcase-files-")
-                    .tempdir()
-                    .map_err(|e| io_errno(&e))
-            })
+            .get_or_init(FilesDir::new)
             .as_ref()
-            .map(|d| d.path())
+            .map(|d| d.dir.as_path())
             .map_err(|e| *e)
+    }
+
+    /// Makes ready the place where owners of `kind` are made (the cgroup2 hierarchy, the
+    /// tmpfs of files): its errno is the environment's, not an owner's.
+    pub fn prepare(&self, kind: &'static OwnerKind) -> Result<(), Errno> {
+        match kind.name {
+            "cgroup" => self.root().map(drop),
+            "file" => self.files().map(drop),
+            _ => Ok(()),
+        }
     }
 
     /// A new owner of `kind` named `name`.
@@ -76,7 +121,7 @@ impl CgroupRoot {
             }
         };
         let own = own_cgroup(&mount, &root);
-        sweep(&mount);
+        sweep_dead(&mount, "bpfcase-");
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };
         let base = mount.join(format!("bpfcase-{}-{tid}", std::process::id()));
@@ -318,17 +363,17 @@ fn own_in(mount: &Path, root: &str, path: &str) -> PathBuf {
     }
 }
 
-/// Removes the private directories of runners that are gone (`bpfcase-<pid>-<tid>` whose
-/// process does not exist).
-fn sweep(mount: &Path) {
-    let Ok(entries) = std::fs::read_dir(mount) else {
+/// Removes the entries `<prefix><pid>-<tid>` of `dir` whose process does not exist: the
+/// private directories of runners that are gone.
+fn sweep_dead(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(pid) = name
             .to_str()
-            .and_then(|n| n.strip_prefix("bpfcase-"))
+            .and_then(|n| n.strip_prefix(prefix))
             .and_then(|r| r.split('-').next())
             .and_then(|p| p.parse::<u32>().ok())
         else {
