@@ -300,6 +300,14 @@ pub struct ProgStep {
     /// (the program then acts for every thread of the runner).
     #[serde(default)]
     pub threads: Option<ThreadsDef>,
+    /// For a hook that runs for a task other than the current one (`exit_creds`, run from the
+    /// task's last `put_task_struct`, an RCU callback): `{"arg": N}`, the program acts when
+    /// the hook's argument N, a `task_struct`, is the triggering task (its pid), in any
+    /// context, instead of when the triggering task is current. With `stay`, the runner then
+    /// waits up to `wait_ms` (default 2000) for the program's first run before going on.
+    #[serde(default, rename = "for")]
+    #[schemars(with = "Option<IndexMap<String, NumLeaf>>")]
+    pub for_task: Option<Value>,
     /// The program as instructions in the verifier log's text form (a list of lines, or one
     /// string of lines), instead of `ops`: `["r0 = 0", "exit"]`. Its results are `load` and
     /// `retval`, the program's return value (for the types that run by a test run). Syntax:

@@ -7,7 +7,7 @@ use super::instance::StepSpec;
 use super::locate::FieldPath;
 use super::model::{ProgStep, ThreadsDef};
 use super::resolve::{err, known, Ctx, ResolveError};
-use super::value::{kind_of, parse_u64};
+use super::value::{kind_of, parse_u32, parse_u64};
 use crate::tables::{self, Attach, ProgType, RunMode, Trigger};
 
 /// How a `prog` step runs beyond its program type's defaults. Default: as the type runs.
@@ -24,6 +24,16 @@ pub struct ProgRun {
     /// The program acts for every thread of the runner, not only the triggering one: it has
     /// threads, or it stays attached in an instance where a step has threads.
     pub for_threads: bool,
+    /// `for`: the program acts when the hook's argument N is the triggering task; the runner
+    /// waits up to `wait_ms` for a staying program's first run.
+    pub for_arg: Option<ForArg>,
+}
+
+/// A program that acts for the task a hook's argument is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForArg {
+    pub arg: u32,
+    pub wait_ms: u64,
 }
 
 /// Marks the programs that act for every thread of the runner: those with threads and, when
@@ -247,6 +257,55 @@ pub(super) fn resolve_run(
             return err(path, format!("{} programs run on timer ticks", pt.name));
         }
         run.trigger = Some(parse_trigger(ctx, v, &path, children, owners)?);
+    }
+    if let Some(v) = &ps.for_task {
+        let path = p.key("for");
+        if !matches!(
+            pt.run,
+            RunMode::AttachTestRun(Attach::BtfTarget)
+                | RunMode::AttachTrigger(Attach::BtfTarget, _)
+        ) {
+            return err(
+                path,
+                format!("{} programs have no typed hook arguments: `for` is for fentry, fexit, fmod_ret, tp_btf and lsm programs", pt.name),
+            );
+        }
+        let Value::Object(o) = v else {
+            return err(
+                path,
+                format!("expected an object, `{{\"arg\": N}}`, found {}", kind_of(v)),
+            );
+        };
+        if let Some(k) = o.keys().find(|k| *k != "arg" && *k != "wait_ms") {
+            return err(
+                path.key(k),
+                format!("unknown field `{k}`, expected `arg` or `wait_ms`"),
+            );
+        }
+        let Some(a) = o.get("arg") else {
+            return err(path, "`for` needs `arg`, the hook argument that is a task");
+        };
+        let arg = ctx.typed(a, &path.key("arg"), parse_u32)?;
+        if arg > 11 {
+            return err(
+                path.key("arg"),
+                format!("hook argument {arg}: a tracing hook has at most 12"),
+            );
+        }
+        let wait_ms = match o.get("wait_ms") {
+            None => 2000,
+            Some(w) => ctx.typed(w, &path.key("wait_ms"), parse_u64)?,
+        };
+        if wait_ms > MAX_MS {
+            return err(path.key("wait_ms"), format!("at most {MAX_MS} ms"));
+        }
+        if ps.threads.is_some() {
+            return err(
+                path,
+                "`for` and `threads` choose the tasks a program acts for: give one",
+            );
+        }
+        run.for_arg = Some(ForArg { arg, wait_ms });
     }
     if let Some(t) = &ps.threads {
         let path = p.key("threads");

@@ -310,3 +310,65 @@ fn comparisons_in_then_resolve_both_sides() {
         assert!(e.message.contains(msg), "{then}: {}", e.message);
     }
 }
+
+#[test]
+fn for_a_hook_argument_is_checked() {
+    let case = |prog: &str| {
+        format!(
+            r#"{{ "about": "a", "maps": {{ "st": {{ "type": "task_storage", "value_size": 8 }} }},
+                "steps": [ {{ "prog": {prog} }} ] }}"#
+        )
+    };
+    let ok = parse(
+        Path::new("t.json"),
+        &case(r#"{ "type": "fentry", "attach_to": "exit_creds", "stay": true, "trigger": "exit", "for": { "arg": 0, "wait_ms": 500 },
+                  "ops": [ { "call": { "fn": "bpf_task_storage_get", "args": [{ "map": "st" }, { "arg": 0 }, 0, 1] } } ] }"#),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let StepSpec::Prog { run, .. } = &ok.instances[0].steps[0] else {
+        panic!("a prog step")
+    };
+    assert_eq!(
+        run.for_arg,
+        Some(crate::case::trigger::ForArg {
+            arg: 0,
+            wait_ms: 500
+        })
+    );
+    for (prog, path, msg) in [
+        (
+            r#"{ "type": "kprobe", "for": { "arg": 0 }, "ops": [ { "current_task": {} } ] }"#,
+            "steps[0].prog.for",
+            "kprobe programs have no typed hook arguments",
+        ),
+        (
+            r#"{ "type": "fentry", "for": { "argh": 0 }, "ops": [ { "current_task": {} } ] }"#,
+            "steps[0].prog.for.argh",
+            "unknown field `argh`",
+        ),
+        (
+            r#"{ "type": "fentry", "for": {}, "ops": [ { "current_task": {} } ] }"#,
+            "steps[0].prog.for",
+            "`for` needs `arg`",
+        ),
+        (
+            r#"{ "type": "fentry", "for": { "arg": 12 }, "ops": [ { "current_task": {} } ] }"#,
+            "steps[0].prog.for.arg",
+            "at most 12",
+        ),
+        (
+            r#"{ "type": "fentry", "for": { "arg": 0, "wait_ms": 20000 }, "ops": [ { "current_task": {} } ] }"#,
+            "steps[0].prog.for.wait_ms",
+            "at most 10000 ms",
+        ),
+        (
+            r#"{ "type": "fentry", "for": 0, "ops": [ { "current_task": {} } ] }"#,
+            "steps[0].prog.for",
+            "expected an object",
+        ),
+    ] {
+        let e = parse(Path::new("t.json"), &case(prog)).expect_err("refused");
+        assert_eq!(e.path, path, "{prog}: {}", e.message);
+        assert!(e.message.contains(msg), "{prog}: {}", e.message);
+    }
+}

@@ -572,13 +572,25 @@ impl Asm {
 
     /// `dst = *(u64 *)(src + offset of the last of fields)`, the offset patched by the loader.
     pub fn ldx_field(&mut self, dst: Reg, src: Reg, start: &str, fields: &[String]) {
+        self.ldx_field_sized(Size::DW, dst, src, start, fields);
+    }
+
+    /// As `ldx_field`, a load of `size` (the member's own width, `task_struct->pid` a W).
+    pub fn ldx_field_sized(
+        &mut self,
+        size: Size,
+        dst: Reg,
+        src: Reg,
+        start: &str,
+        fields: &[String],
+    ) {
         let insn = self.len();
         self.relocs.push(Reloc::Field {
             insn,
             start: start.to_string(),
             fields: fields.to_vec(),
         });
-        self.ldx(Size::DW, dst, src, 0);
+        self.ldx(size, dst, src, 0);
     }
 
     pub fn exit(&mut self) {

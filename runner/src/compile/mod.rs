@@ -337,7 +337,9 @@ pub fn compile_step(
             let mode = if *stay { Mode::Count } else { Mode::Once };
             // A program that stays attached, or that a case attaches to a hook of its choice,
             // may run in whatever context the kernel calls that hook.
-            let hook = if run.for_threads {
+            let hook = if let Some(f) = run.for_arg {
+                Hook::Arg(f.arg)
+            } else if run.for_threads {
                 Hook::Threads {
                     any: attach_to.is_some(),
                 }
@@ -364,6 +366,9 @@ pub enum Hook {
     /// Triggered by any thread of the runner's process (see `Param::RunnerProcess`), on a hook
     /// of the case's choice (`any`, checked as for `Any`) or the type's own.
     Threads { any: bool },
+    /// A hook whose argument N is the task it runs for, in any context (an RCU callback): the
+    /// program acts when that task's pid is the triggering task's.
+    Arg(u32),
 }
 
 /// `compile`, with the recording mode and the kind of hook chosen.
@@ -416,14 +421,30 @@ pub fn compile_mode(
         // hook that interrupts may reach in that thread's task context (an interrupt that
         // arrives while the thread is current is not its doing) unless the type runs in
         // interrupts by design, and, running once, once.
-        g.helper(&tables::GET_CURRENT_PID_TGID);
-        let me = if let Hook::Threads { .. } = hook {
-            g.a.alu64_imm(asm::Alu::Rsh, Reg::R0, 32);
-            g.param(Param::RunnerProcess)?
+        if let Hook::Arg(n) = hook {
+            // r0 = ((struct task_struct *)ctx[n])->pid; the triggering thread's tid is the low
+            // half of its pid_tgid.
+            g.a.ldx(Size::DW, Reg::R0, Reg::R6, off16(n * 8)?);
+            g.a.jmp_imm(Cond::Eq, Reg::R0, 0, out);
+            g.a.ldx_field_sized(
+                Size::W,
+                Reg::R0,
+                Reg::R0,
+                "task_struct",
+                &["pid".to_string()],
+            );
+            let me = g.param(Param::RunnerThread)?;
+            g.a.ldx(Size::W, Reg::R1, Reg::R9, me);
         } else {
-            g.param(Param::RunnerThread)?
-        };
-        g.a.ldx(Size::DW, Reg::R1, Reg::R9, me);
+            g.helper(&tables::GET_CURRENT_PID_TGID);
+            let me = if let Hook::Threads { .. } = hook {
+                g.a.alu64_imm(asm::Alu::Rsh, Reg::R0, 32);
+                g.param(Param::RunnerProcess)?
+            } else {
+                g.param(Param::RunnerThread)?
+            };
+            g.a.ldx(Size::DW, Reg::R1, Reg::R9, me);
+        }
         g.a.jmp_reg(Cond::Ne, Reg::R0, Reg::R1, out);
         let any = matches!(hook, Hook::Any | Hook::Threads { any: true });
         if any && !prog_type.runs_in_interrupt() {

@@ -530,3 +530,20 @@ fn attached_programs_run_once_and_only_for_the_runner() {
     assert!(spec.params.is_empty());
     assert_eq!(find(&text(&spec), "call bpf_get_current_task_btf#158"), 3);
 }
+
+#[test]
+fn a_program_for_a_hook_argument_checks_that_task_in_any_context() {
+    let fentry = tables::prog_type("fentry").unwrap();
+    let op = OpSpec::current_task("t".into());
+    let spec = compile_mode(fentry, &[op], &[], Mode::Count, Hook::Arg(1)).unwrap();
+    let lines = text(&spec);
+    // The hook's task argument, NULL-checked, its pid (a 4-byte load at the offset the
+    // kernel's BTF gives at load) against the low half of the triggering thread's pid_tgid;
+    // no current task, no preempt count.
+    let prologue = "r0 = *(u64 *)(r6 +8); if r0 == 0x0 goto pc+15; \
+                    r0 = *(u32 *)(r0 +task_struct->pid); r1 = *(u32 *)(r9 +24); if r0 != r1 goto pc+12";
+    assert_eq!(run(&lines, 2, 5), prologue, "{lines:?}");
+    assert!(spec.percpu.is_empty());
+    assert_eq!(spec.params, [Param::RunnerThread]);
+    assert!(!helper_names(&spec).contains(&"bpf_get_current_pid_tgid"));
+}

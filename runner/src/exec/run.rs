@@ -194,6 +194,9 @@ impl Env {
                 }
                 _ => {}
             }
+            if let Some(f) = run.for_arg {
+                wait_first_run(&results, spec.result_size as usize, f.wait_ms);
+            }
             live.attached.push(Attached {
                 name,
                 ops,
@@ -236,6 +239,9 @@ impl Env {
                 &mut |t| doer.fire(t),
             )?
         };
+        if let (Some(f), false) = (run.for_arg, matches!(ran, Res::RunFailed { .. })) {
+            wait_first_run(result_map, live.result_size, f.wait_ms);
+        }
         let run_failed = matches!(ran, Res::RunFailed { .. });
         live.results.push((name.to_string(), ran));
         // A program given as text reports its own return value: not an attached type's, whose
@@ -284,6 +290,22 @@ impl Env {
         }
         live.results.extend(misses);
         Ok(())
+    }
+}
+
+/// Waits up to `ms` for a program's first run: the first word of its result map (the finished
+/// flag of a program that runs once, the run count of one that stays) becomes nonzero. For hooks
+/// that run after the trigger returns (an RCU callback's `exit_creds`).
+fn wait_first_run(map: &OwnedFd, size: usize, ms: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    let mut buf = vec![0u8; size];
+    loop {
+        let ran = bpf::map_lookup(map, &0u32.to_ne_bytes(), &mut buf).is_ok()
+            && buf.get(..8).is_some_and(|w| w.iter().any(|b| *b != 0));
+        if ran || std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
