@@ -28,11 +28,12 @@ pub struct Places {
 }
 
 /// Where files are made: a tmpfs mounted on a new temporary directory in a mount namespace
-/// private to the runner's thread, so that what a file's inode does is the same whatever
-/// filesystem the machine's temporary directory is on. Unmounted (and the directory removed)
-/// when the executor goes.
+/// private to the runner's thread (where mounting is allowed), so that what a file's inode does
+/// is the same whatever filesystem the machine's temporary directory is on. Unmounted (and the
+/// directory removed) when the executor goes.
 struct FilesDir {
     dir: PathBuf,
+    mounted: bool,
 }
 
 impl FilesDir {
@@ -50,19 +51,23 @@ impl FilesDir {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_errno(&e)),
         }
-        let target = dir.to_str().ok_or(Errno(libc::EINVAL))?.to_string();
-        if let Err(e) = super::fs::mount_private("tmpfs", &target) {
-            let _ = std::fs::remove_dir(&dir);
-            return Err(e);
-        }
-        Ok(FilesDir { dir })
+        // Where mounting is refused (no CAP_SYS_ADMIN), the directory itself: what an inode's
+        // storage does does not depend on the filesystem, the tmpfs only keeps the machine's
+        // own out of the picture.
+        let mounted = dir
+            .to_str()
+            .is_some_and(|t| super::fs::mount_private("tmpfs", t).is_ok());
+        Ok(FilesDir { dir, mounted })
     }
 }
 
 impl Drop for FilesDir {
     fn drop(&mut self) {
-        // The files go with the tmpfs; then the empty directory under it.
-        let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
+        // The files go with the tmpfs (or, unmounted, with the instances that made them); then
+        // the empty directory.
+        if self.mounted {
+            let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
+        }
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
