@@ -194,19 +194,9 @@ impl Gen {
     ) -> Result<Option<asm::Label>, CompileError> {
         match task {
             TaskArg::Child(name) => {
-                let off = self.param(Param::ChildPid(name.clone()))?;
-                self.a.ldx(Size::W, Reg::R1, Reg::R9, off);
-                self.kfunc(tables::KFUNC_TASK_FROM_PID);
-                let found = self.a.new_label();
-                let missing = self.a.new_label();
-                self.a.jmp_imm(Cond::Ne, Reg::R0, 0, found);
-                if !self.counting {
-                    self.put(slot, state::NO_TASK as i32)?;
-                }
-                self.a.ja(missing);
-                self.a.place(found);
-                self.a.mov64_reg(Reg::R7, Reg::R0);
-                Ok(Some(missing))
+                let param = Param::ChildPid(name.clone());
+                let found = (Size::W, tables::KFUNC_TASK_FROM_PID, state::NO_TASK);
+                self.lookup_into_r7(param, found, slot).map(Some)
             }
             TaskArg::Current => {
                 self.helper(&tables::GET_CURRENT_TASK_BTF);
@@ -229,14 +219,25 @@ impl Gen {
                 owner.kind.name
             )));
         };
-        let off = self.param(Param::OwnerId(owner.clone()))?;
-        self.a.ldx(Size::DW, Reg::R1, Reg::R9, off);
-        self.kfunc(lookup);
+        let param = Param::OwnerId(owner.clone());
+        self.lookup_into_r7(param, (Size::DW, lookup, state::NO_OWNER), slot)
+    }
+    /// r7 = `kfunc(param)` (the parameter loaded as `size`); when it returns NULL, the slot's
+    /// state is `missing` and the code jumps to the returned label (placed after the release).
+    fn lookup_into_r7(
+        &mut self,
+        param: Param,
+        (size, kfunc, missing_state): (Size, &str, u64),
+        slot: u32,
+    ) -> Result<asm::Label, CompileError> {
+        let off = self.param(param)?;
+        self.a.ldx(size, Reg::R1, Reg::R9, off);
+        self.kfunc(kfunc);
         let found = self.a.new_label();
         let missing = self.a.new_label();
         self.a.jmp_imm(Cond::Ne, Reg::R0, 0, found);
         if !self.counting {
-            self.put(slot, state::NO_OWNER as i32)?;
+            self.put(slot, missing_state as i32)?;
         }
         self.a.ja(missing);
         self.a.place(found);
