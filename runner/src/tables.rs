@@ -585,11 +585,31 @@ pub struct OwnerKind {
     /// (kfunc taking the owner's id and returning a referenced pointer or NULL, kfunc
     /// releasing it), or None when programs meet such owners only as hook arguments.
     pub lookup: Option<(&'static str, &'static str)>,
-    /// Whether a case creates owners of this kind with `new` (tasks are `spawn`ed).
-    pub made_by_new: bool,
+    /// How the runner makes one: a `spawn`ed child, or what `new` makes.
+    pub made: Made,
     /// The helpers that `get` and `delete` ops on a storage map of this kind call.
     pub get: &'static str,
     pub delete: &'static str,
+}
+
+/// What the runner makes for an owner of a kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Made {
+    /// A child process (`spawn`; not `new`).
+    Child,
+    /// A directory in the runner's private part of the cgroup2 hierarchy.
+    Cgroup,
+    /// A file on the runner's tmpfs.
+    File,
+    /// A TCP socket.
+    Socket,
+}
+
+impl OwnerKind {
+    /// Whether a case makes owners of this kind with `new`.
+    pub fn made_by_new(&self) -> bool {
+        self.made != Made::Child
+    }
 }
 
 pub const TASK_OWNER: OwnerKind = OwnerKind {
@@ -597,7 +617,7 @@ pub const TASK_OWNER: OwnerKind = OwnerKind {
     map_type: "task_storage",
     key_fd: "a pidfd of the task",
     lookup: Some((KFUNC_TASK_FROM_PID, KFUNC_TASK_RELEASE)),
-    made_by_new: false,
+    made: Made::Child,
     get: "bpf_task_storage_get",
     delete: "bpf_task_storage_delete",
 };
@@ -607,7 +627,7 @@ pub const CGROUP_OWNER: OwnerKind = OwnerKind {
     map_type: "cgrp_storage",
     key_fd: "the cgroup's directory in the cgroup2 hierarchy",
     lookup: Some(("bpf_cgroup_from_id", "bpf_cgroup_release")),
-    made_by_new: true,
+    made: Made::Cgroup,
     get: "bpf_cgrp_storage_get",
     delete: "bpf_cgrp_storage_delete",
 };
@@ -619,7 +639,7 @@ pub const FILE_OWNER: OwnerKind = OwnerKind {
     map_type: "inode_storage",
     key_fd: "a file on the inode",
     lookup: None,
-    made_by_new: true,
+    made: Made::File,
     get: "bpf_inode_storage_get",
     delete: "bpf_inode_storage_delete",
 };
@@ -630,7 +650,7 @@ pub const SOCKET_OWNER: OwnerKind = OwnerKind {
     map_type: "sk_storage",
     key_fd: "the socket",
     lookup: None,
-    made_by_new: true,
+    made: Made::Socket,
     get: "bpf_sk_storage_get",
     delete: "bpf_sk_storage_delete",
 };

@@ -31,7 +31,8 @@ pub use perf::{perf_attach, perf_kprobe, perf_link, perf_software, perf_tracepoi
 pub struct Errno(pub i32);
 
 impl Errno {
-    fn last() -> Errno {
+    /// The calling thread's errno after a failed system call.
+    pub fn last() -> Errno {
         Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
     }
     /// From libbpf's "negative errno" return convention.
@@ -53,6 +54,20 @@ impl Errno {
                 e => format!("{e:?}"),
             },
         }
+    }
+}
+
+/// An I/O error's errno (EIO when it carries none).
+impl From<std::io::Error> for Errno {
+    fn from(e: std::io::Error) -> Errno {
+        Errno(e.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+/// nix's errno as ours.
+impl From<nix::errno::Errno> for Errno {
+    fn from(e: nix::errno::Errno) -> Errno {
+        Errno(e as i32)
     }
 }
 

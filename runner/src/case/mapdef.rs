@@ -78,7 +78,9 @@ pub(super) fn resolve_map(
             v => Pattern::parse(v).map(Some),
         })?,
     };
-    let own = |k: &crate::tables::OwnerKind| k.name == "task" || k.name == "cgroup";
+    // Owners of which the runner has one of its own: its task, its cgroup.
+    use crate::tables::Made;
+    let own = |k: &crate::tables::OwnerKind| matches!(k.made, Made::Child | Made::Cgroup);
     if preset.is_some() && !crate::tables::owner_of_map(map_type.name).is_some_and(own) {
         return err(
             p.key("preset"),

@@ -249,6 +249,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Tests: case text `src` is refused at field `path` with a message containing `msg`.
+#[cfg(test)]
+fn assert_refused(src: &str, path: &str, msg: &str) {
+    let e = parse(Path::new("t.json"), src).expect_err("the case must be refused");
+    assert_eq!(e.path, path, "{src}: {}", e.message);
+    assert!(e.message.contains(msg), "{src}: {}", e.message);
+}
+
 #[cfg(test)]
 mod call_tests;
 #[cfg(test)]

@@ -222,9 +222,9 @@ impl Ops<'_, '_> {
             );
         }
         let p = q.key(field);
-        let arg = match kind.name {
-            "task" => Arg::Task(self.task(v, &p)?),
-            "cgroup" => self.ctx.typed(v, &p, |v| self.scope().owner(v, kind))?,
+        let arg = match kind.made {
+            tables::Made::Child => Arg::Task(self.task(v, &p)?),
+            tables::Made::Cgroup => self.ctx.typed(v, &p, |v| self.scope().owner(v, kind))?,
             // Found in the hook's arguments or context, like any other argument.
             _ => match self.scope().leaf_value(v, &p)? {
                 Value::String(s) if s == "scalar" => Arg::Const(1),

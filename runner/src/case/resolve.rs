@@ -408,10 +408,10 @@ fn resolve(
                 let kinds = || {
                     tables::OWNER_KINDS
                         .iter()
-                        .filter(|k| k.made_by_new)
+                        .filter(|k| k.made_by_new())
                         .map(|k| k.name.to_string())
                 };
-                let Some(k) = tables::owner_kind(kind).filter(|k| k.made_by_new) else {
+                let Some(k) = tables::owner_kind(kind).filter(|k| k.made_by_new()) else {
                     return Err((
                         q.key(kind),
                         true,

@@ -156,11 +156,11 @@ fn action(v: &Value, allowed: impl Fn(Trigger) -> bool) -> Result<Trigger, Strin
 }
 
 /// What a trigger may do to an owner of each kind.
-fn owner_actions(kind: &str) -> &'static [Trigger] {
-    match kind {
-        "file" => &[Trigger::OpenFile, Trigger::Unlink],
-        "socket" => &[Trigger::Getsockopt],
-        _ => &[],
+fn owner_actions(made: tables::Made) -> &'static [Trigger] {
+    match made {
+        tables::Made::File => &[Trigger::OpenFile, Trigger::Unlink],
+        tables::Made::Socket => &[Trigger::Getsockopt],
+        tables::Made::Child | tables::Made::Cgroup => &[],
     }
 }
 
@@ -174,8 +174,9 @@ fn parse_trigger(
     owners: &[(String, &'static tables::OwnerKind)],
 ) -> Result<TriggerSpec, ResolveError> {
     if let Value::Object(o) = v {
-        let kinds = ["file", "socket"];
-        if let Some(kind) = o.keys().find(|k| kinds.contains(&k.as_str())) {
+        let acted_on =
+            |k: &String| tables::owner_kind(k).filter(|o| !owner_actions(o.made).is_empty());
+        if let Some((kind, owner_kind)) = o.keys().find_map(|k| acted_on(k).map(|o| (k, o))) {
             for k in o.keys() {
                 if k != kind && k != "do" {
                     return err(
@@ -199,7 +200,7 @@ fn parse_trigger(
                     ))
                 }
             })?;
-            let allowed = owner_actions(kind);
+            let allowed = owner_actions(owner_kind.made);
             let action = ctx.typed(a, &path.key("do"), |v| action(v, |t| allowed.contains(&t)))?;
             return Ok(TriggerSpec::Owner { owner, action });
         }

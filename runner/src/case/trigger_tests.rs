@@ -367,8 +367,6 @@ fn for_a_hook_argument_is_checked() {
             "expected an object",
         ),
     ] {
-        let e = parse(Path::new("t.json"), &case(prog)).expect_err("refused");
-        assert_eq!(e.path, path, "{prog}: {}", e.message);
-        assert!(e.message.contains(msg), "{prog}: {}", e.message);
+        assert_refused(&case(prog), path, msg);
     }
 }

@@ -81,21 +81,11 @@ pub fn ensure() -> Mounts {
 /// Mounts `fs` where it belongs (creating the directory if needed); no namespace games: the
 /// guest's init uses this directly.
 pub fn mount_one(fs: &KernelFs) -> Result<(), Errno> {
-    let _ = std::fs::create_dir_all(fs.target);
-    mount(
-        Some(fs.fstype),
-        fs.target,
-        Some(fs.fstype),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    )
-    .map_err(|e| Errno(e as i32))
+    mount_at(fs.fstype, fs.target)
 }
 
-/// Mounts a filesystem of type `fstype` at `target` in a mount namespace private to the calling
-/// thread (a new one: mounts made there never reach the host).
-pub(super) fn mount_private(fstype: &str, target: &str) -> Result<(), Errno> {
-    private_namespace()?;
+/// Mounts a filesystem of type `fstype` at `target` (made if missing), nosuid, nodev, noexec.
+fn mount_at(fstype: &str, target: &str) -> Result<(), Errno> {
     let _ = std::fs::create_dir_all(target);
     mount(
         Some(fstype),
@@ -104,7 +94,14 @@ pub(super) fn mount_private(fstype: &str, target: &str) -> Result<(), Errno> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None::<&str>,
     )
-    .map_err(|e| Errno(e as i32))
+    .map_err(Errno::from)
+}
+
+/// Mounts a filesystem of type `fstype` at `target` in a mount namespace private to the calling
+/// thread (a new one: mounts made there never reach the host).
+pub(super) fn mount_private(fstype: &str, target: &str) -> Result<(), Errno> {
+    private_namespace()?;
+    mount_at(fstype, target)
 }
 
 /// A mount namespace of this thread's own, with every mount private to it.

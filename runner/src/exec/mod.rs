@@ -74,8 +74,9 @@ pub struct Env {
     kept: reuse::Reuse,
     /// Perf events kept open for attaching through links (with `reuse`).
     events: attach::Events,
-    /// Where the cgroups of cases are made (found the first time one is needed).
-    cgroups: Rc<owners::Places>,
+    /// Where the owners of cases are made (cgroup2, a tmpfs: made ready the first time one is
+    /// needed).
+    places: Rc<owners::Places>,
     clock: Clock,
 }
 
@@ -116,7 +117,7 @@ struct Live<'i> {
     /// Owners the instance created; after `children`, so that children are gone (reaped) when
     /// their cgroups are removed.
     owners: Vec<owners::Owner>,
-    cgroups: Rc<owners::Places>,
+    places: Rc<owners::Places>,
     /// The runner's own cgroup, opened for a key.
     own_cgroup: Option<OwnedFd>,
     /// Programs that stay attached until the instance ends.
@@ -147,7 +148,7 @@ impl Env {
             reuse: true,
             kept: reuse::Reuse::default(),
             events: attach::Events::default(),
-            cgroups: Rc::default(),
+            places: Rc::default(),
             clock: Clock::new(),
         }
     }
@@ -176,7 +177,7 @@ impl Env {
             result_size: 0,
             children: Vec::new(),
             owners: Vec::new(),
-            cgroups: self.cgroups.clone(),
+            places: self.places.clone(),
             own_cgroup: None,
             attached: Vec::new(),
             self_pidfd: if reuse {
@@ -375,10 +376,8 @@ impl Env {
                 Ok(())
             }
             StepSpec::New { name, owner, kind } => {
-                live.cgroups
-                    .prepare(kind)
-                    .map_err(|e| place_stop(kind, e))?;
-                let res = match live.cgroups.make(kind, owner) {
+                live.places.prepare(kind).map_err(|e| place_stop(kind, e))?;
+                let res = match live.places.make(kind, owner) {
                     Ok(o) => {
                         live.owners.push(o);
                         Res::Ok
@@ -446,8 +445,8 @@ impl Env {
 /// Why no owner of `kind` can be made: the environment's refusal, or a kernel without what
 /// its place needs (cgroup2, tmpfs).
 fn place_stop(kind: &tables::OwnerKind, e: Errno) -> Stop {
-    let place = match kind.name {
-        "cgroup" => "the cgroup2 hierarchy",
+    let place = match kind.made {
+        tables::Made::Cgroup => "the cgroup2 hierarchy",
         _ => "a tmpfs for files",
     };
     if privileges::is_permission(e) {
@@ -475,7 +474,7 @@ impl Live<'_> {
             // The runner's own cgroup, for a cgroup storage map.
             KeyArg::SelfTask if owner == Some(&tables::CGROUP_OWNER) => {
                 if self.own_cgroup.is_none() {
-                    self.own_cgroup = Some(self.cgroups.root()?.own_fd()?);
+                    self.own_cgroup = Some(self.places.root()?.own_fd()?);
                 }
                 self.own_cgroup.as_ref().map_or(-1, |f| f.as_raw_fd())
             }
@@ -483,7 +482,7 @@ impl Live<'_> {
                 .owners
                 .iter()
                 .find(|o| &o.name == name)
-                .map_or(-1, owners::raw),
+                .map_or(-1, owners::Owner::raw_fd),
             KeyArg::SelfTask => {
                 if self.self_pidfd.is_none() {
                     self.self_pidfd = Some(Rc::new(bpf::pidfd_open(std::process::id() as i32)?));
@@ -497,14 +496,17 @@ impl Live<'_> {
                 .map_or(-1, |c| c.pidfd.as_raw_fd()),
             KeyArg::NotPidfd => {
                 if self.not_pidfd.is_none() {
-                    self.not_pidfd =
-                        Some(std::fs::File::open("/dev/null").map_err(io_errno)?.into());
+                    self.not_pidfd = Some(
+                        std::fs::File::open("/dev/null")
+                            .map_err(Errno::from)?
+                            .into(),
+                    );
                 }
                 self.not_pidfd.as_ref().map_or(-1, |f| f.as_raw_fd())
             }
             KeyArg::ClosedFd => {
                 // A number that was an fd a moment ago and is closed now.
-                let f = std::fs::File::open("/dev/null").map_err(io_errno)?;
+                let f = std::fs::File::open("/dev/null").map_err(Errno::from)?;
                 f.as_raw_fd()
             }
         };
@@ -541,8 +543,4 @@ fn key_bytes(fd: i32, key_size: u32) -> Vec<u8> {
     let n = key.len().min(4);
     key[..n].copy_from_slice(&b[..n]);
     key
-}
-
-fn io_errno(e: std::io::Error) -> Errno {
-    Errno(e.raw_os_error().unwrap_or(libc::EIO))
 }

@@ -10,14 +10,12 @@
 //! directory, or move the runner.
 
 use std::cell::OnceCell;
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::bpf::Errno;
-use crate::tables::{self, OwnerKind};
+use crate::tables::{self, Made, OwnerKind};
 
 /// Where owners are made: the cgroup2 hierarchy, found (or mounted) the first time an instance
 /// needs a cgroup; a tmpfs of the runner's own for files.
@@ -37,20 +35,9 @@ struct FilesDir {
 }
 
 impl FilesDir {
-    /// `bpfcase-files-<pid>-<tid>` in the temporary directory, after removing those of
-    /// runners that are gone (their tmpfs went with them; the directory stays behind when a
-    /// runner ends without dropping its executor).
+    /// `bpfcase-files-<pid>-<tid>` in the temporary directory, a tmpfs mounted on it.
     fn new() -> Result<FilesDir, Errno> {
-        let tmp = std::env::temp_dir();
-        sweep_dead(&tmp, "bpfcase-files-");
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
-        let dir = tmp.join(format!("bpfcase-files-{}-{tid}", std::process::id()));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_errno(&e)),
-        }
+        let dir = private_dir(&std::env::temp_dir(), "bpfcase-files-")?;
         // Where mounting is refused (no CAP_SYS_ADMIN), the directory itself: what an inode's
         // storage does does not depend on the filesystem, the tmpfs only keeps the machine's
         // own out of the picture.
@@ -98,21 +85,27 @@ impl Places {
     /// Makes ready the place where owners of `kind` are made (the cgroup2 hierarchy, the
     /// tmpfs of files): its errno is the environment's, not an owner's.
     pub fn prepare(&self, kind: &'static OwnerKind) -> Result<(), Errno> {
-        match kind.name {
-            "cgroup" => self.root().map(drop),
-            "file" => self.files().map(drop),
-            _ => Ok(()),
+        match kind.made {
+            Made::Cgroup => self.root().map(drop),
+            Made::File => self.files().map(drop),
+            Made::Socket | Made::Child => Ok(()),
         }
     }
 
     /// A new owner of `kind` named `name`.
     pub fn make(&self, kind: &'static OwnerKind, name: &str) -> Result<Owner, Errno> {
-        match kind.name {
-            "cgroup" => Owner::cgroup(self.root()?, name),
-            "file" => Owner::file(self.files()?, name),
-            "socket" => Owner::socket(name),
-            _ => Err(Errno(libc::EINVAL)),
-        }
+        let held = match kind.made {
+            Made::Cgroup => Held::cgroup(&self.root()?.base.join(name))?,
+            Made::File => Held::file(self.files()?.join(name))?,
+            Made::Socket => Held::Socket(Some(socket(libc::SOCK_STREAM)?)),
+            // Children are spawned, not made.
+            Made::Child => return Err(Errno(libc::EINVAL)),
+        };
+        Ok(Owner {
+            name: name.to_string(),
+            held,
+            removed: false,
+        })
     }
 }
 
@@ -126,28 +119,18 @@ impl CgroupRoot {
             }
         };
         let own = own_cgroup(&mount, &root);
-        sweep_dead(&mount, "bpfcase-");
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
-        let base = mount.join(format!("bpfcase-{}-{tid}", std::process::id()));
-        match std::fs::create_dir(&base) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_errno(&e)),
-        }
+        let base = private_dir(&mount, "bpfcase-")?;
         Ok(CgroupRoot { base, own })
     }
 
     /// The runner's own cgroup: its directory, opened.
     pub fn own_fd(&self) -> Result<OwnedFd, Errno> {
-        open_dir(&self.own)
+        Ok(std::fs::File::open(&self.own)?.into())
     }
 
     /// The id of the runner's own cgroup.
     pub fn own_id(&self) -> Result<u64, Errno> {
-        std::fs::metadata(&self.own)
-            .map(|m| m.ino())
-            .map_err(|e| io_errno(&e))
+        Ok(std::fs::metadata(&self.own)?.ino())
     }
 }
 
@@ -160,80 +143,73 @@ impl Drop for CgroupRoot {
 /// A created owner, alive until the instance ends.
 pub struct Owner {
     pub name: String,
-    pub kind: &'static OwnerKind,
-    /// The owner's fd (a user-space key names it); None once a socket is closed.
-    fd: Option<OwnedFd>,
-    /// What programs find it by (a cgroup's id; 0 for kinds programs find otherwise).
-    pub id: u64,
-    /// A cgroup's directory or a file's path; None for a socket.
-    path: Option<PathBuf>,
+    held: Held,
     removed: bool,
 }
 
-impl Owner {
-    /// A new cgroup named `name` in the runner's private directory.
-    pub fn cgroup(root: &CgroupRoot, name: &str) -> Result<Owner, Errno> {
-        let path = root.base.join(name);
+/// What the runner holds of an owner: the fd a user-space key names, and where it is.
+enum Held {
+    /// A cgroup's directory (open), and its id: what programs find it by.
+    Cgroup {
+        path: PathBuf,
+        fd: OwnedFd,
+        id: u64,
+    },
+    File {
+        path: PathBuf,
+        fd: OwnedFd,
+    },
+    /// None once it is closed.
+    Socket(Option<OwnedFd>),
+}
+
+impl Held {
+    /// A new cgroup at `path`, open.
+    fn cgroup(path: &Path) -> Result<Held, Errno> {
         // Left by an instance that could not clean up: start afresh.
-        let _ = std::fs::remove_dir(&path);
-        std::fs::create_dir(&path).map_err(|e| io_errno(&e))?;
-        let made = (|| {
-            let fd = open_dir(&path)?;
-            let id = std::fs::metadata(&path).map_err(|e| io_errno(&e))?.ino();
-            Ok((fd, id))
-        })();
-        match made {
-            Ok((fd, id)) => Ok(Owner {
-                name: name.to_string(),
-                kind: &tables::CGROUP_OWNER,
-                fd: Some(fd),
+        let _ = std::fs::remove_dir(path);
+        std::fs::create_dir(path)?;
+        let opened = std::fs::File::open(path).and_then(|d| Ok((d.metadata()?.ino(), d)));
+        match opened {
+            Ok((id, dir)) => Ok(Held::Cgroup {
+                path: path.to_path_buf(),
+                fd: dir.into(),
                 id,
-                path: Some(path),
-                removed: false,
             }),
             Err(e) => {
-                let _ = std::fs::remove_dir(&path);
-                Err(e)
+                let _ = std::fs::remove_dir(path);
+                Err(e.into())
             }
         }
     }
 
-    /// A new empty file named `name` in `dir`, open for reading and writing.
-    fn file(dir: &Path, name: &str) -> Result<Owner, Errno> {
-        let path = dir.join(name);
+    /// A new empty file at `path`, open for reading and writing.
+    fn file(path: PathBuf) -> Result<Held, Errno> {
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&path)
-            .map_err(|e| io_errno(&e))?;
-        Ok(Owner {
-            name: name.to_string(),
-            kind: &tables::FILE_OWNER,
-            fd: Some(f.into()),
-            id: 0,
-            path: Some(path),
-            removed: false,
-        })
+            .open(&path)?;
+        Ok(Held::File { path, fd: f.into() })
+    }
+}
+
+impl Owner {
+    /// What programs find it by: a cgroup's id (0 for kinds programs meet otherwise).
+    pub fn id(&self) -> u64 {
+        match &self.held {
+            Held::Cgroup { id, .. } => *id,
+            _ => 0,
+        }
     }
 
-    /// A new TCP socket (AF_INET, unbound).
-    fn socket(name: &str) -> Result<Owner, Errno> {
-        // SAFETY: socket(2) with constant arguments; the fd returned is new and ours.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(last());
+    /// The raw fd a key holds: -1 once it is closed.
+    pub fn raw_fd(&self) -> i32 {
+        match &self.held {
+            Held::Cgroup { fd, .. } | Held::File { fd, .. } => fd.as_raw_fd(),
+            Held::Socket(fd) => fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
         }
-        Ok(Owner {
-            name: name.to_string(),
-            kind: &tables::SOCKET_OWNER,
-            // SAFETY: socket succeeded: the fd is valid and owned by nobody else.
-            fd: Some(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }),
-            id: 0,
-            path: None,
-            removed: false,
-        })
     }
 
     /// Removes the owner from where others find it: rmdir of a cgroup, unlink of a file (the
@@ -242,10 +218,10 @@ impl Owner {
         if self.removed {
             return Err(Errno(libc::ENOENT));
         }
-        match (self.kind.name, &self.path) {
-            ("cgroup", Some(p)) => std::fs::remove_dir(p).map_err(|e| io_errno(&e))?,
-            ("file", Some(p)) => std::fs::remove_file(p).map_err(|e| io_errno(&e))?,
-            _ => self.fd = None,
+        match &mut self.held {
+            Held::Cgroup { path, .. } => std::fs::remove_dir(path)?,
+            Held::File { path, .. } => std::fs::remove_file(path)?,
+            Held::Socket(fd) => *fd = None,
         }
         self.removed = true;
         Ok(())
@@ -253,9 +229,9 @@ impl Owner {
 
     /// Moves process `pid` into this cgroup.
     pub fn enter(&self, pid: i32) -> Result<(), Errno> {
-        match (self.kind.name, &self.path) {
-            ("cgroup", Some(p)) => {
-                std::fs::write(p.join("cgroup.procs"), pid.to_string()).map_err(|e| io_errno(&e))
+        match &self.held {
+            Held::Cgroup { path, .. } => {
+                Ok(std::fs::write(path.join("cgroup.procs"), pid.to_string())?)
             }
             _ => Err(Errno(libc::EINVAL)),
         }
@@ -265,18 +241,26 @@ impl Owner {
     /// unlink it (then it is removed), getsockopt(SO_TYPE) on a socket.
     pub fn act(&mut self, what: tables::Trigger) -> Result<(), Errno> {
         use tables::Trigger;
-        match (what, &self.path) {
-            (Trigger::OpenFile, Some(p)) => {
-                std::fs::File::open(p).map(drop).map_err(|e| io_errno(&e))
+        match (what, &self.held) {
+            (Trigger::OpenFile, Held::File { path, .. }) => {
+                Ok(std::fs::File::open(path).map(drop)?)
             }
-            (Trigger::Unlink, Some(_)) => self.free(),
-            (Trigger::Getsockopt, None) => {
-                let fd = self.fd.as_ref().map_or(-1, |f| f.as_raw_fd());
-                getsockopt_type(fd)
-            }
+            (Trigger::Unlink, Held::File { .. }) => self.free(),
+            (Trigger::Getsockopt, Held::Socket(_)) => getsockopt_type(self.raw_fd()),
             _ => Err(Errno(libc::EINVAL)),
         }
     }
+}
+
+/// A new AF_INET socket of `kind` (`SOCK_STREAM`, `SOCK_DGRAM`).
+pub fn socket(kind: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: socket(2) with constant arguments; the fd returned is new and ours.
+    let fd = unsafe { libc::socket(libc::AF_INET, kind | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: socket succeeded: the fd is valid and owned by nobody else.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
 /// getsockopt(fd, SOL_SOCKET, SO_TYPE).
@@ -294,17 +278,9 @@ pub fn getsockopt_type(fd: i32) -> Result<(), Errno> {
         )
     };
     if r < 0 {
-        return Err(last());
+        return Err(Errno::last());
     }
     Ok(())
-}
-
-fn last() -> Errno {
-    Errno(
-        std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO),
-    )
 }
 
 impl Drop for Owner {
@@ -312,14 +288,10 @@ impl Drop for Owner {
         if self.removed {
             return;
         }
-        match (self.kind.name, &self.path) {
-            ("cgroup", Some(p)) => {
-                let _ = std::fs::remove_dir(p);
-            }
-            ("file", Some(p)) => {
-                let _ = std::fs::remove_file(p);
-            }
-            _ => {}
+        match &self.held {
+            Held::Cgroup { path, .. } => drop(std::fs::remove_dir(path)),
+            Held::File { path, .. } => drop(std::fs::remove_file(path)),
+            Held::Socket(_) => {}
         }
     }
 }
@@ -368,6 +340,22 @@ fn own_in(mount: &Path, root: &str, path: &str) -> PathBuf {
     }
 }
 
+/// `<prefix><pid>-<tid>` in `parent`, made if it is not there, after removing those of runners
+/// that are gone (a runner that ends without dropping its executor leaves its own behind).
+fn private_dir(parent: &Path, prefix: &str) -> Result<PathBuf, Errno> {
+    sweep_dead(parent, prefix);
+    let dir = parent.join(format!(
+        "{prefix}{}-{}",
+        std::process::id(),
+        nix::unistd::gettid()
+    ));
+    match std::fs::create_dir(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(dir),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Removes the entries `<prefix><pid>-<tid>` of `dir` whose process does not exist: the
 /// private directories of runners that are gone.
 fn sweep_dead(dir: &Path, prefix: &str) {
@@ -401,35 +389,6 @@ fn remove_tree(dir: &Path) {
         }
     }
     let _ = std::fs::remove_dir(dir);
-}
-
-fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno(libc::EINVAL))?;
-    // SAFETY: a valid NUL-terminated path; the fd returned is new and ours.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(Errno(
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO),
-        ));
-    }
-    // SAFETY: open succeeded: the fd is valid and owned by nobody else.
-    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
-}
-
-fn io_errno(e: &std::io::Error) -> Errno {
-    Errno(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
-/// The raw fd of an owner, for a key: -1 once it is closed.
-pub fn raw(o: &Owner) -> i32 {
-    o.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
 }
 
 #[cfg(test)]

@@ -412,9 +412,9 @@ fn write_params(
                     .owners
                     .iter()
                     .find(|x| &x.name == n)
-                    .map_or(0, |x| x.id),
+                    .map_or(0, |x| x.id()),
                 crate::case::OwnerRef::Runner => {
-                    live.cgroups.root().and_then(|r| r.own_id()).unwrap_or(0)
+                    live.places.root().and_then(|r| r.own_id()).unwrap_or(0)
                 }
             },
             Param::RunnerThread => actor,

@@ -114,18 +114,8 @@ fn act(t: Trigger, n: usize) -> Result<(), Errno> {
             unlink(&path)?;
         }
         Trigger::Getsockopt => {
-            // SAFETY: socket(2) with constant arguments; the fd is closed below.
-            let fd =
-                unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-            if fd < 0 {
-                return Err(Errno(
-                    std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-                ));
-            }
-            let r = super::owners::getsockopt_type(fd);
-            // SAFETY: our own fd.
-            unsafe { libc::close(fd) };
-            r?;
+            let s = super::owners::socket(libc::SOCK_DGRAM)?;
+            super::owners::getsockopt_type(std::os::fd::AsRawFd::as_raw_fd(&s))?;
         }
         // Not the runner's to do: `Doer::fire` gives them to a child.
         Trigger::Exec | Trigger::Exit | Trigger::Spin => return Err(Errno(libc::EINVAL)),
