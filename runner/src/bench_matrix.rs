@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use bpfcase::pipeline::{self, Event, Plan};
+use bpfcase::results::Breakdown;
 use bpfcase::vm::procs;
 
 use crate::cli::{self, CliError, Selection};
@@ -105,9 +106,77 @@ pub fn matrix(
             g.iter().sum::<f64>()
         );
     }
+    print_breakdowns(&results.kernels);
     Ok(if failed {
         ExitCode::from(cli::EXIT_FAILED)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// How many case files the breakdown names, slowest first.
+const SLOWEST: usize = 8;
+
+/// Where each kernel's time went, as its runner measured it (a guest by its own clock):
+/// receiving the cases, each phase of the instances, sending observations back; then the case
+/// files that cost most over all kernels.
+fn print_breakdowns(kernels: &[bpfcase::results::KernelRun]) {
+    let breakdowns: Vec<(&str, &Breakdown)> = kernels
+        .iter()
+        .filter_map(|k| {
+            let b = k.timings.first()?.breakdown.as_ref()?;
+            Some((k.identity.label.as_str(), b))
+        })
+        .collect();
+    let Some((_, first)) = breakdowns.first() else {
+        return;
+    };
+    let phases: Vec<&str> = first.phases.iter().map(|p| p.phase.as_str()).collect();
+    println!();
+    println!("inside the runner, seconds by its clock:");
+    print!("{:<12} {:>8}", "kernel", "delivery");
+    for p in &phases {
+        print!(" {p:>8}");
+    }
+    println!(
+        " {:>9}  anchors (quickest attach+detach without/with)",
+        "transport"
+    );
+    for (label, b) in &breakdowns {
+        print!("{label:<12} {:>8}", opt(b.delivery_s));
+        for p in &phases {
+            let s = b.phases.iter().find(|x| x.phase == *p).map(|x| x.s);
+            print!(" {:>8}", opt(s));
+        }
+        println!(
+            " {:>9}  {}",
+            opt(b.transport_s),
+            b.anchors.as_deref().unwrap_or("-")
+        );
+    }
+    let mut per_case: Vec<(&str, usize, f64)> = Vec::new();
+    for (_, b) in &breakdowns {
+        for c in &b.cases {
+            match per_case.iter_mut().find(|x| x.0 == c.case) {
+                Some(x) => x.2 += c.s,
+                None => per_case.push((&c.case, c.instances, c.s)),
+            }
+        }
+    }
+    per_case.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let all: f64 = per_case.iter().map(|c| c.2).sum();
+    println!(
+        "slowest case files, summed over {} kernels ({all:.1} s in all):",
+        breakdowns.len()
+    );
+    for (case, n, s) in per_case.iter().take(SLOWEST) {
+        println!(
+            "  {case:<40} {n:>4} instances {s:>7.1} s ({:.0} %)",
+            100.0 * s / all.max(f64::MIN_POSITIVE)
+        );
+    }
+}
+
+fn opt(s: Option<f64>) -> String {
+    s.map_or_else(|| "-".into(), |s| format!("{s:.2}"))
 }

@@ -93,7 +93,8 @@ enum Phase {
 /// Makes a loaded program of type `pt` run once, as `mode` says (the type's own, or with a
 /// step's trigger); `fire` does a trigger's action. With the test run's return value, when a
 /// test run ran it: the program's own, or for an attached type the kernel's test function's
-/// (which an fmod_ret program modifies).
+/// (which an fmod_ret program modifies). `attaching` gets the time attaching and detaching
+/// took, without the run in between.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     pt: &ProgType,
@@ -104,25 +105,32 @@ pub(super) fn run(
     size: usize,
     kernel: (&Mounts, &mut Events),
     fire: &mut dyn FnMut(Trigger) -> Result<(), Errno>,
+    attaching: &mut Duration,
 ) -> Result<(Res, Option<u32>), Stop> {
     let test_run = !matches!(mode, RunMode::AttachTrigger(..));
+    let attached = |a: Attach, go: &mut dyn FnMut() -> Result<u32, Errno>| {
+        let t = Instant::now();
+        let link = attach(pt, a, prog, attach_to, kernel)?;
+        *attaching = t.elapsed();
+        let ran = go();
+        let t = Instant::now();
+        drop(link);
+        *attaching += t.elapsed();
+        Ok::<_, Stop>(ran)
+    };
     let ran = match mode {
         RunMode::LoadOnly => return Ok((Res::LoadOnly, None)),
         RunMode::TestRun => bpf::test_run(prog, Some(&mut [0u8; 8]), None),
         RunMode::TestRunPacket => bpf::test_run(prog, None, Some(&PACKET)),
-        RunMode::AttachTestRun(a) => {
-            let _link = attach(pt, a, prog, attach_to, kernel)?;
-            bpf::test_run(prog, None, None)
-        }
-        RunMode::AttachTrigger(a, t) => {
-            let _link = attach(pt, a, prog, attach_to, kernel)?;
+        RunMode::AttachTestRun(a) => attached(a, &mut || bpf::test_run(prog, None, None))?,
+        RunMode::AttachTrigger(a, t) => attached(a, &mut || {
             if t == Trigger::Spin {
                 spin(results, size);
                 Ok(0)
             } else {
                 fire(t).map(|()| 0)
             }
-        }
+        })?,
     };
     Ok(match ran {
         Ok(retval) => (Res::Loaded, test_run.then_some(retval)),

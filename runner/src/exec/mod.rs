@@ -7,6 +7,7 @@
 //! calling thread, so "current" is that thread: run instances from the process's main thread
 //! for `self` (a pidfd of the process) and `current` (the running task) to be the same task.
 
+mod anchor;
 mod attach;
 mod child;
 mod cprog;
@@ -54,6 +55,11 @@ pub struct Env {
     /// loaded programs for later instances that need the same (on by default). Off, every
     /// instance creates and closes all of its objects.
     pub reuse: bool,
+    /// With `reuse`: keep a do-nothing program attached to each trampoline target instances
+    /// attach to, so that their attachments do not register and unregister the trampoline
+    /// each time (see `anchor`; on by default, off with `BPFCASE_ANCHORS=0`, and in a guest
+    /// with `bpfcase.anchors=0` on the kernel command line).
+    pub anchors: bool,
     /// Load every program with the verifier log on and keep the logs (for `show`).
     pub keep_logs: bool,
     /// (program name, verifier log), when `keep_logs` is set.
@@ -74,6 +80,8 @@ pub struct Env {
     kept: reuse::Reuse,
     /// Perf events kept open for attaching through links (with `reuse`).
     events: attach::Events,
+    /// Programs kept on trampolines (with `reuse` and `anchors`).
+    anchored: anchor::Anchors,
     /// Where the owners of cases are made (cgroup2, a tmpfs: made ready the first time one is
     /// needed).
     places: Rc<owners::Places>,
@@ -146,8 +154,10 @@ impl Env {
             max_value: HashMap::new(),
             mounts,
             reuse: true,
+            anchors: std::env::var("BPFCASE_ANCHORS").map_or(true, |v| v.trim() != "0"),
             kept: reuse::Reuse::default(),
             events: attach::Events::default(),
+            anchored: anchor::Anchors::default(),
             places: Rc::default(),
             clock: Clock::new(),
         }

@@ -172,6 +172,7 @@ impl Env {
                     )))
                 }
             };
+            self.anchor(pt, attach_to, false);
             let mut never = Events::never();
             let events = if self.reuse {
                 &mut self.events
@@ -219,6 +220,10 @@ impl Env {
         let key = 0u32.to_ne_bytes();
         let mut buf = vec![0u8; live.result_size];
         write_params(live, spec, result_map, &mut buf, actor)?;
+        let trial = matches!(mode, RunMode::AttachTestRun(_) | RunMode::AttachTrigger(..))
+            .then(|| self.anchor(pt, attach_to, true))
+            .flatten();
+        let mut cycle = std::time::Duration::ZERO;
         let mut never = Events::never();
         let events = if self.reuse {
             &mut self.events
@@ -237,8 +242,12 @@ impl Env {
                 size,
                 (&self.mounts, events),
                 &mut |t| doer.fire(t),
+                &mut cycle,
             )?
         };
+        if let Some(t) = trial {
+            self.anchored.measured(t, cycle);
+        }
         if let (Some(f), false) = (run.for_arg, matches!(ran, Res::RunFailed { .. })) {
             wait_first_run(result_map, live.result_size, f.wait_ms);
         }

@@ -36,6 +36,19 @@ impl Phase {
         Phase::Close,
     ];
 
+    /// The phase's name in results (`Breakdown::phases`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Compile => "compile",
+            Phase::Btf => "btf",
+            Phase::Maps => "maps",
+            Phase::Load => "load",
+            Phase::Run => "run",
+            Phase::Observe => "observe",
+            Phase::Close => "close",
+        }
+    }
+
     /// What the phase covers, for a breakdown line.
     pub fn words(self) -> &'static str {
         match self {

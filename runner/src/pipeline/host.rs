@@ -5,21 +5,50 @@ use std::time::Instant;
 use super::kernel::{instance_result, summarize};
 use super::Event;
 use crate::case::{Case, Instance};
+use crate::exec::timing::Phase;
 use crate::exec::{Env, Observation};
-use crate::results::{KernelIdentity, KernelRun, Timing};
+use crate::results::{Breakdown, CaseTime, KernelIdentity, KernelRun, PhaseTime, Timing};
 
 /// The one loop over instances, wherever it runs (the host, a guest's init, `bpfcase run`):
-/// each instance of each case in order, with its observation.
+/// each instance of each case in order, with its observation. Returns each case file's time
+/// (what `each` did included).
 pub fn run_instances(
     env: &mut Env,
     cases: &[&Case],
     each: &mut dyn FnMut(&Case, &Instance, Observation),
-) {
+) -> Vec<CaseTime> {
+    let mut times = Vec::with_capacity(cases.len());
     for c in cases {
+        let t0 = Instant::now();
         for inst in &c.instances {
             let obs = env.run(inst);
             each(c, inst, obs);
         }
+        times.push(CaseTime {
+            case: c.name.clone(),
+            instances: c.instances.len(),
+            s: secs(t0.elapsed()),
+        });
+    }
+    times
+}
+
+/// Where `env`'s instances spent their time, with each case file's time from
+/// [`run_instances`].
+pub fn breakdown(env: &Env, cases: Vec<CaseTime>) -> Breakdown {
+    let t = env.timings();
+    Breakdown {
+        delivery_s: None,
+        transport_s: None,
+        anchors: Some(env.anchoring()),
+        phases: Phase::ALL
+            .iter()
+            .map(|&p| PhaseTime {
+                phase: p.name().to_string(),
+                s: secs(t.get(p)),
+            })
+            .collect(),
+        cases,
     }
 }
 
@@ -57,7 +86,7 @@ pub(super) fn run(k: usize, cases: &[&Case], emit: &mut dyn FnMut(Event)) -> Ker
     });
     let mut env = Env::new();
     let mut instances = Vec::new();
-    run_instances(&mut env, cases, &mut |c, inst, obs| {
+    let times = run_instances(&mut env, cases, &mut |c, inst, obs| {
         let r = instance_result(&c.name, inst, obs, release.as_deref());
         emit(Event::Instance {
             kernel: k,
@@ -80,6 +109,7 @@ pub(super) fn run(k: usize, cases: &[&Case], emit: &mut dyn FnMut(Event)) -> Ker
             initramfs_s: None,
             boot_s: None,
             total_s: secs(t0.elapsed()),
+            breakdown: Some(breakdown(&env, times)),
         }],
         summary: summarize(&instances),
         instances,
@@ -94,6 +124,6 @@ pub(super) fn run(k: usize, cases: &[&Case], emit: &mut dyn FnMut(Event)) -> Ker
 }
 
 /// Seconds, to the millisecond.
-pub(super) fn secs(d: std::time::Duration) -> f64 {
+pub fn secs(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }

@@ -163,6 +163,7 @@ pub(super) fn guest(
             initramfs_s: Some(secs(g.initramfs)),
             boot_s: g.boot_to_hello.map(secs),
             total_s: secs(g.total),
+            breakdown: g.breakdown.clone(),
         }],
         summary: summarize(&instances),
         instances,

@@ -21,7 +21,7 @@ use crate::results::{self, KernelRun, Plan as ResultsPlan, Results, Runner, Shar
 use crate::vm::kernels::{self, Kernel, KernelError, KernelSpec, Manifest};
 use crate::vm::{self, Options};
 
-pub use host::{identity as host_identity, run_instances};
+pub use host::{breakdown, identity as host_identity, run_instances, secs};
 pub use kernel::failed;
 
 /// What to run.

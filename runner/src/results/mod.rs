@@ -197,6 +197,47 @@ pub struct Timing {
     pub boot_s: Option<f64>,
     /// Everything, from start to the last observation.
     pub total_s: f64,
+    /// Where the runner's own time went, as it measured it (inside the guest for a guest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Breakdown>,
+}
+
+/// Where a runner's time went on one kernel: receiving its cases, each phase of the instances,
+/// each case file, and sending observations back. Seconds, as the runner's clock measured them
+/// (a guest's clock runs at the emulated machine's pace).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Breakdown {
+    /// From the guest's `ready` to its cases having arrived (a warm start's delivery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_s: Option<f64>,
+    /// Writing observation frames to the results port, until each left the port (guests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_s: Option<f64>,
+    /// Whether programs were kept on trampolines to spare attachments their registration:
+    /// `on`, `off`, or `measuring` (too few attachments to decide).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchors: Option<String>,
+    /// The instances' time per phase (`compile`, `btf`, `maps`, `load`, `run`, `observe`,
+    /// `close`), in that order.
+    pub phases: Vec<PhaseTime>,
+    /// Each case file's instances, in the order they ran.
+    pub cases: Vec<CaseTime>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseTime {
+    pub phase: String,
+    pub s: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseTime {
+    pub case: String,
+    pub instances: usize,
+    pub s: f64,
 }
 
 /// One instance on one kernel: what happened and how it compares with the case's rules.

@@ -41,6 +41,7 @@ fn kernel(spec: &str, ids: &[&str]) -> KernelRun {
             initramfs_s: Some(0.1),
             boot_s: Some(3.0),
             total_s: 9.0,
+            breakdown: None,
         }],
         summary: Summary {
             instances: ids.len(),

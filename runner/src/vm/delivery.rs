@@ -1,13 +1,19 @@
 //! The cases as a guest receives them after its boot (a warm start, see `warm`): one frame,
 //! `cases`, whose payload holds a `file` frame per case file (`<path>\0<bytes>`) and last a
-//! `config` frame (the guest's [`Config`]). The host writes it to the guest's input port; the
-//! guest reads until the outer frame is whole.
+//! `config` frame (the guest's [`Config`]), deflated (a serial port carries about 100 KB/s
+//! into a guest under TCG; case files shrink about 6×). The host writes it to the guest's
+//! input port; the guest reads until the outer frame is whole.
 //!
 //! Owns: that format, both directions, and which paths a delivery may write. Must not: do I/O
 //! or panic on any input.
 
+use std::io::{Read, Write};
+
 use super::frame;
 use super::guest::Config;
+
+/// The most bytes a delivery may inflate to.
+const MAX_INFLATED: u64 = 256 << 20;
 
 /// Where delivered case files go in the guest, as in the initramfs of a cold boot.
 pub const CASES_DIR: &str = "bpfcase/cases/";
@@ -32,7 +38,26 @@ pub fn encode(d: &Delivery) -> Vec<u8> {
     // A Config of strings always serializes.
     let cfg = serde_json::to_vec(&d.config).unwrap_or_default();
     inner.extend(frame::encode("config", &cfg));
-    frame::encode("cases", &inner)
+    frame::encode("cases", &deflate(&inner))
+}
+
+fn deflate(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing to a Vec does not fail.
+    let _ = e.write_all(bytes);
+    e.finish().unwrap_or_default()
+}
+
+fn inflate(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(bytes)
+        .take(MAX_INFLATED + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("the delivery does not inflate: {e}"))?;
+    if out.len() as u64 > MAX_INFLATED {
+        return Err(format!("the delivery inflates beyond {MAX_INFLATED} bytes"));
+    }
+    Ok(out)
 }
 
 /// How many bytes from the start of `stream` the whole delivery takes, once its header has
@@ -61,7 +86,7 @@ pub fn decode(stream: &[u8]) -> Result<Option<Delivery>, String> {
         .ok_or("the delivery frame is damaged (its trailer is missing)")?;
     let mut d = Delivery::default();
     let mut config = None;
-    for f in frame::decode(&outer.payload).0 {
+    for f in frame::decode(&inflate(&outer.payload)?).0 {
         match f.kind.as_str() {
             "file" => {
                 let nul = f.payload.iter().position(|&b| b == 0);
@@ -156,11 +181,15 @@ mod tests {
         let n = bytes.len();
         bytes[n - 2] = b'X';
         assert!(decode(&bytes).unwrap_err().contains("damaged"));
-        let junk = frame::encode("cases", &frame::encode("what", b""));
+        let cases = |inner: &[u8]| frame::encode("cases", &deflate(inner));
+        let junk = cases(&frame::encode("what", b""));
         assert!(decode(&junk).unwrap_err().contains("unknown part"));
-        assert!(decode(&frame::encode("cases", b""))
+        assert!(decode(&cases(b""))
             .unwrap_err()
             .contains("no configuration"));
+        // Not deflated at all.
+        let raw = frame::encode("cases", &frame::encode("config", b"{}"));
+        assert!(decode(&raw).unwrap_err().contains("does not inflate"));
         for bad in [
             "/bpfcase/cases/a",
             "bpfcase/cases/",

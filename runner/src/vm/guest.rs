@@ -1,6 +1,7 @@
 //! The guest side: the `bpfcase` binary as PID 1 of a QEMU guest. It mounts what cases need,
 //! runs the cases packed into its initramfs, streams observations as frames over the second
-//! serial port (the first is the kernel's console), and powers the guest off.
+//! serial port (the first is the kernel's console; observations as one deflate stream, see
+//! `squeeze`), and powers the guest off.
 //!
 //! An initramfs without cases (a guest to be saved for warm starts, see `warm`) makes the
 //! guest say `ready` once it has booted and wait for its cases on the third serial port (the
@@ -15,7 +16,9 @@
 //! `bpfcase.crash_after=N` on the kernel command line (`bpfcase vm --append
 //! bpfcase.crash_after=N`), the guest crashes its kernel through `/proc/sysrq-trigger` once N
 //! instances have reported (their frames drained to the host first), as if the next instance
-//! had crashed it. A case file cannot do this; nothing else reads the command line.
+//! had crashed it. A case file cannot do this. Another is for comparing: `bpfcase.anchors=0`
+//! keeps the executor from anchoring trampolines (see `exec::Env::anchors`). Nothing else reads
+//! the command line.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -25,7 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::delivery::{self, Delivery};
-use super::frame;
+use super::{frame, squeeze};
 use crate::case;
 use crate::exec::Env;
 use crate::report::{self, Summary};
@@ -104,6 +107,7 @@ fn run(out: &mut Results) -> Result<(), String> {
         btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
     };
     let hello_json = serde_json::to_vec(&hello).map_err(|e| e.to_string())?;
+    let mut delivery_s = None;
     let cfg: Config = if Path::new("/").join(CONFIG).exists() {
         send(out, "hello", &hello_json);
         std::fs::read(Path::new("/").join(CONFIG))
@@ -114,7 +118,9 @@ fn run(out: &mut Results) -> Result<(), String> {
     } else {
         let input = open_input()?;
         send(out, "ready", &hello_json);
+        let t = std::time::Instant::now();
         let d = receive(&input, DELIVERY_WAIT)?;
+        delivery_s = Some(crate::pipeline::secs(t.elapsed()));
         for (path, bytes) in &d.files {
             let p = Path::new("/").join(path);
             if let Some(dir) = p.parent() {
@@ -136,6 +142,9 @@ fn run(out: &mut Results) -> Result<(), String> {
     let mut reported = 0;
     let kernel = case::KernelSeries::from_release(&hello.release);
     let mut env = Env::new();
+    if std::fs::read_to_string("/proc/cmdline").is_ok_and(|c| anchors_off(&c)) {
+        env.anchors = false;
+    }
     let mut summary = Summary::default();
     if crash_after == Some(0) {
         crash();
@@ -148,19 +157,32 @@ fn run(out: &mut Results) -> Result<(), String> {
         cases.push(c);
     }
     let refs: Vec<&case::Case> = cases.iter().collect();
-    crate::pipeline::run_instances(&mut env, &refs, &mut |c, inst, obs| {
+    let mut transport = std::time::Duration::ZERO;
+    let mut deflater = squeeze::Deflater::default();
+    let times = crate::pipeline::run_instances(&mut env, &refs, &mut |c, inst, obs| {
         let file = refs.iter().position(|x| std::ptr::eq(*x, c)).unwrap_or(0);
         let v = report::verdict(inst, &obs, kernel);
         summary.add(&obs, &v);
         let line = report::json_line(inst, &obs, &v);
         let frame = ObsFrame { file, line };
         // A frame of JSON values always serializes.
-        send(out, "obs", &serde_json::to_vec(&frame).unwrap_or_default());
+        let t = std::time::Instant::now();
+        let json = serde_json::to_vec(&frame).unwrap_or_default();
+        send(out, squeeze::KIND, &deflater.chunk(&json));
+        transport += t.elapsed();
         reported += 1;
         if crash_after == Some(reported) {
             crash();
         }
     });
+    let mut breakdown = crate::pipeline::breakdown(&env, times);
+    breakdown.delivery_s = delivery_s;
+    breakdown.transport_s = Some(crate::pipeline::secs(transport));
+    send(
+        out,
+        "timing",
+        &serde_json::to_vec(&breakdown).map_err(|e| e.to_string())?,
+    );
     send(
         out,
         "done",
@@ -303,6 +325,16 @@ fn receive(mut input: &std::fs::File, wait: std::time::Duration) -> Result<Deliv
     }
 }
 
+/// Whether a kernel command line says `bpfcase.anchors=0` (the last one given wins): the
+/// executor then keeps no program on trampolines (see `exec::Env::anchors`), for comparing.
+fn anchors_off(cmdline: &str) -> bool {
+    cmdline
+        .split_whitespace()
+        .rev()
+        .find_map(|p| p.strip_prefix("bpfcase.anchors="))
+        == Some("0")
+}
+
 /// The value of `bpfcase.crash_after=N` on a kernel command line (the last one given).
 fn crash_after(cmdline: &str) -> Option<usize> {
     cmdline
@@ -333,6 +365,15 @@ fn power_off() -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_anchor_knob_is_read_from_the_command_line() {
+        assert!(!anchors_off("console=ttyS0 panic=-1"));
+        assert!(anchors_off("console=ttyS0 bpfcase.anchors=0\n"));
+        assert!(!anchors_off("bpfcase.anchors=0 bpfcase.anchors=1"));
+        assert!(anchors_off("bpfcase.anchors=1 bpfcase.anchors=0"));
+        assert!(!anchors_off("xbpfcase.anchors=0"));
+    }
 
     #[test]
     fn the_crash_knob_is_read_from_the_command_line() {

@@ -28,6 +28,7 @@ pub mod procs;
 pub mod qemu;
 pub mod qmp;
 pub mod snapshot;
+pub mod squeeze;
 pub mod warm;
 mod watch;
 
@@ -62,6 +63,8 @@ pub struct GuestRun {
     /// (index of the case file, the `run --format json` record).
     pub records: Vec<(usize, serde_json::Value)>,
     pub summary: Option<Summary>,
+    /// Where the runner's time went inside the guest (from its `timing` frame).
+    pub breakdown: Option<crate::results::Breakdown>,
     /// Kernel panics, oopses, WARN splats, hangs, early deaths, guest errors.
     pub problems: Vec<String>,
     /// Things the user should know that are not problems (e.g. the KVM verdict, once measured).
@@ -318,6 +321,7 @@ fn guest_run(
         hello: run.hello,
         records: run.records,
         summary: run.summary,
+        breakdown: run.breakdown,
         problems,
         notes,
         unusable,

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::diagnose::{self, End};
 use super::guest::{Hello, ObsFrame};
-use super::{frame, io, kernels, procs, qemu, Progress, VmError, PROGRESS_EVERY};
+use super::{frame, io, kernels, procs, qemu, squeeze, Progress, VmError, PROGRESS_EVERY};
 use crate::report::Summary;
+use crate::results::Breakdown;
 
 /// What a guest that is saved or restored does before the runner's hello (see `warm`).
 pub(super) trait Handshake {
@@ -36,6 +37,8 @@ pub(super) struct Watched {
     pub hello: Option<Hello>,
     pub records: Vec<(usize, serde_json::Value)>,
     pub summary: Option<Summary>,
+    /// Where the runner's time went, as the guest measured it.
+    pub breakdown: Option<Breakdown>,
     pub problems: Vec<String>,
     pub console: String,
     pub boot_to_hello: Option<Duration>,
@@ -91,7 +94,7 @@ pub(super) fn watch(
             let n = frame::decode(&bytes)
                 .0
                 .iter()
-                .filter(|f| f.kind == "obs")
+                .filter(|f| f.kind == "obs" || f.kind == squeeze::KIND)
                 .count();
             if n != observed {
                 observed = n;
@@ -130,21 +133,31 @@ pub(super) fn watch(
         hello: None,
         records: Vec::new(),
         summary: None,
+        breakdown: None,
         problems: Vec::new(),
         console,
         boot_to_hello,
         stderr: stderr.clone(),
     };
+    let mut inflater = squeeze::Inflater::default();
+    fn observation(payload: &[u8], w: &mut Watched) {
+        match serde_json::from_slice::<ObsFrame>(payload) {
+            Ok(o) => w.records.push((o.file, o.line)),
+            Err(e) => w
+                .problems
+                .push(format!("unreadable observation frame: {e}")),
+        }
+    }
     for f in frames {
         match f.kind.as_str() {
             "hello" => w.hello = serde_json::from_slice(&f.payload).ok(),
-            "obs" => match serde_json::from_slice::<ObsFrame>(&f.payload) {
-                Ok(o) => w.records.push((o.file, o.line)),
-                Err(e) => w
-                    .problems
-                    .push(format!("unreadable observation frame: {e}")),
+            "obs" => observation(&f.payload, &mut w),
+            squeeze::KIND => match inflater.chunk(&f.payload) {
+                Ok(json) => observation(&json, &mut w),
+                Err(e) => w.problems.push(e),
             },
             "done" => w.summary = serde_json::from_slice(&f.payload).ok(),
+            "timing" => w.breakdown = serde_json::from_slice(&f.payload).ok(),
             // A guest to be saved has booted (see `warm`); its hello follows its cases.
             "ready" => {}
             "error" => w.problems.push(format!(

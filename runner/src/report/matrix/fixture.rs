@@ -68,6 +68,7 @@ pub fn kernel(
             initramfs_s: Some(0.5),
             boot_s: Some(4.0),
             total_s: 12.0,
+            breakdown: None,
         }],
         summary,
         instances: rs,

@@ -84,6 +84,7 @@ pub fn kernel(spec: &str, instances: Vec<InstanceResult>) -> KernelRun {
             initramfs_s: Some(0.1),
             boot_s: Some(3.0),
             total_s: 9.0,
+            breakdown: None,
         }],
         summary: Summary {
             instances: instances.len(),

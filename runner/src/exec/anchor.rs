@@ -1,0 +1,313 @@
+//! Anchors: a do-nothing `fentry` program kept attached, for the executor's life, to each
+//! trampoline target (an fentry, fexit, fmod_ret or LSM hook function) that an instance's
+//! program attaches to.
+//!
+//! Why: while a kernel function's BPF trampoline holds no program, attaching one registers
+//! the trampoline with ftrace and detaching the last one unregisters it, which waits for
+//! RCU-tasks grace periods (on 6.1 to 6.19 about 200 ms per attach and detach under TCG, most
+//! of a guest's time). With a program already on the trampoline, attaching and detaching
+//! another only updates it.
+//!
+//! What an instance can tell: the anchor is `r0 = 0; exit` in the same trampoline, ahead of
+//! the instance's programs. It reads, writes and calls nothing, returns what leaves a traced
+//! function alone, and has its own recursion guard, so what the instance's programs do and see
+//! is unchanged; observations are the same with and without anchors (see `Env::anchors`).
+//! It takes one of the trampoline's program slots, and the trampoline stays between
+//! instances (a function that is only called is slower, nothing else).
+//!
+//! Owns: the anchors and when one is made. Must not: anchor where `reuse` is off (each
+//! instance on its own), or make an instance fail: an anchor that cannot be made is not made.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use crate::bpf::{self, LoadParams, VmlinuxBtf};
+use crate::compile::asm::Insn;
+use crate::tables::ProgType;
+
+/// `BPF_PROG_TYPE_TRACING`, `BPF_TRACE_FENTRY`.
+const TRACING: u32 = 26;
+const FENTRY: u32 = 24;
+/// The attach types whose programs go through a BPF trampoline: fentry, fexit, fmod_ret, LSM.
+const TRAMPOLINE: [u32; 4] = [24, 25, 26, 27];
+/// Its log: an anchor's load is not an observation.
+const LOG_SIZE: usize = 4096;
+
+/// An anchor program and its attachment (dropped first: detached, then closed).
+struct Anchor {
+    _link: OwnedFd,
+    _prog: OwnedFd,
+}
+
+/// Whether anchoring pays for one target. Registering a trampoline waits on some kernels and
+/// for some targets (an LSM hook on 6.1 to 6.19: an attach and detach of about 90 ms under
+/// TCG, against 35 ms anchored) and not for others (7.x, or 6.12's fentry on a test function:
+/// 30 ms, against 40 to 55 ms anchored), so the executor times each target's first
+/// [`SAMPLES`] attach and detach cycles without an anchor, then as many with one, and keeps
+/// the faster (by each kind's quickest cycle: a first attachment also pays one-time costs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Verdict {
+    /// Quickest cycle of each kind so far, and how many of each were timed.
+    Measuring {
+        plain: (Duration, usize),
+        anchored: (Duration, usize),
+    },
+    /// Anchored cycles were faster (the quickest cycle of each kind).
+    On(Duration, Duration),
+    /// Cycles without an anchor were faster, or no anchor could be made.
+    Off,
+}
+
+/// Cycles of each kind timed before deciding.
+const SAMPLES: usize = 2;
+
+/// What the cycle about to run measures, for [`Anchors::measured`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Trial {
+    target: String,
+    anchored: bool,
+}
+
+struct Target {
+    verdict: Verdict,
+    anchor: Option<Anchor>,
+}
+
+/// The targets seen, by function name: whether each gains from an anchor, and its anchor.
+#[derive(Default)]
+pub(super) struct Anchors {
+    targets: HashMap<String, Target>,
+}
+
+impl Anchors {
+    /// Before a `pt` program attached to `attach_to` (or its type's fixed target) is attached:
+    /// anchors its trampoline when that pays, or is being measured, and says what the cycle
+    /// measures (None: nothing). `measure`: whether the cycle will be timed (a program that
+    /// stays attached is not: it is only anchored where that was found to pay).
+    pub(super) fn before(
+        &mut self,
+        pt: &ProgType,
+        attach_to: Option<&str>,
+        btf: &VmlinuxBtf,
+        measure: bool,
+    ) -> Option<Trial> {
+        let on_trampoline = pt
+            .expected_attach_type
+            .is_some_and(|t| TRAMPOLINE.contains(&t));
+        let name = attach_to.or(pt.attach_btf).filter(|_| on_trampoline)?;
+        let t = self.targets.entry(name.to_string()).or_insert(Target {
+            verdict: Verdict::Measuring {
+                plain: (Duration::MAX, 0),
+                anchored: (Duration::MAX, 0),
+            },
+            anchor: None,
+        });
+        let anchored = match t.verdict {
+            Verdict::Measuring { plain, .. } if plain.1 < SAMPLES => false,
+            Verdict::Measuring { .. } => true,
+            Verdict::On(..) => return None,
+            Verdict::Off => return None,
+        };
+        if !measure {
+            return None;
+        }
+        if anchored && t.anchor.is_none() {
+            t.anchor = btf.func_id(name).and_then(|id| {
+                let fentry = (TRACING, Some(FENTRY), false);
+                let own = (pt.id, pt.expected_attach_type, pt.sleepable);
+                [fentry, own]
+                    .into_iter()
+                    .find_map(|kind| make(kind, id as u32))
+            });
+            if t.anchor.is_none() {
+                t.verdict = Verdict::Off;
+                return None;
+            }
+        }
+        Some(Trial {
+            target: name.to_string(),
+            anchored,
+        })
+    }
+
+    /// How long attaching and detaching took in the cycle `before` asked to measure.
+    pub(super) fn measured(&mut self, trial: Trial, took: Duration) {
+        let Some(t) = self.targets.get_mut(&trial.target) else {
+            return;
+        };
+        let Verdict::Measuring {
+            mut plain,
+            mut anchored,
+        } = t.verdict
+        else {
+            return;
+        };
+        let kind = if trial.anchored {
+            &mut anchored
+        } else {
+            &mut plain
+        };
+        *kind = (kind.0.min(took), kind.1 + 1);
+        t.verdict = if anchored.1 < SAMPLES {
+            Verdict::Measuring { plain, anchored }
+        } else if anchored.0 < plain.0 {
+            Verdict::On(plain.0, anchored.0)
+        } else {
+            t.anchor = None;
+            Verdict::Off
+        };
+    }
+
+    /// What was decided, for a breakdown: how many targets are anchored, of how many that
+    /// were measured, with the median quickest cycle without and with an anchor of those.
+    pub(super) fn verdict(&self) -> String {
+        let decided = self
+            .targets
+            .values()
+            .filter(|t| !matches!(t.verdict, Verdict::Measuring { .. }))
+            .count();
+        let mut on: Vec<(Duration, Duration)> = self
+            .targets
+            .values()
+            .filter_map(|t| match t.verdict {
+                Verdict::On(p, a) => Some((p, a)),
+                _ => None,
+            })
+            .collect();
+        if on.is_empty() {
+            return format!("on for 0 of {decided} targets");
+        }
+        on.sort();
+        let (p, a) = on[on.len() / 2];
+        format!(
+            "on for {} of {decided} targets ({}/{} ms)",
+            on.len(),
+            p.as_millis(),
+            a.as_millis()
+        )
+    }
+}
+
+impl super::Env {
+    /// Where this executor anchors trampolines (see [`Anchors::verdict`]), or `off`.
+    pub fn anchoring(&self) -> String {
+        if self.reuse && self.anchors {
+            self.anchored.verdict()
+        } else {
+            "off".into()
+        }
+    }
+
+    /// [`Anchors::before`], when this executor keeps objects and anchors (the kernel's BTF is
+    /// loaded by then: the program's attach target was looked up in it).
+    pub(super) fn anchor(
+        &mut self,
+        pt: &ProgType,
+        attach_to: Option<&str>,
+        measure: bool,
+    ) -> Option<Trial> {
+        if !(self.reuse && self.anchors) {
+            return None;
+        }
+        match &self.vmlinux {
+            Some(Ok(btf)) => self.anchored.before(pt, attach_to, btf, measure),
+            _ => None,
+        }
+    }
+}
+
+/// Loads `r0 = 0; exit` as a program of `(type, attach type, sleepable)` on BTF function `id`
+/// and attaches it.
+fn make(
+    (prog_type, expected_attach_type, sleepable): (u32, Option<u32>, bool),
+    id: u32,
+) -> Option<Anchor> {
+    let insns = [
+        // BPF_ALU64 | BPF_MOV | BPF_K: r0 = 0
+        Insn {
+            code: 0xb7,
+            ..Insn::default()
+        },
+        // BPF_JMP | BPF_EXIT
+        Insn {
+            code: 0x95,
+            ..Insn::default()
+        },
+    ];
+    let params = LoadParams {
+        prog_type,
+        expected_attach_type,
+        attach_btf_id: Some(id),
+        sleepable,
+        insns: &insns,
+    };
+    let prog = bpf::prog_load(&params, &mut [0u8; LOG_SIZE], 0).ok()?;
+    let link = bpf::attach_btf_target(prog.as_fd()).ok()?;
+    Some(Anchor {
+        _link: link,
+        _prog: prog,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measuring() -> Target {
+        Target {
+            verdict: Verdict::Measuring {
+                plain: (Duration::MAX, 0),
+                anchored: (Duration::MAX, 0),
+            },
+            anchor: None,
+        }
+    }
+
+    fn trial(target: &str, anchored: bool) -> Trial {
+        Trial {
+            target: target.into(),
+            anchored,
+        }
+    }
+
+    #[test]
+    fn each_target_keeps_the_faster_kind_by_its_quickest_cycle() {
+        let ms = Duration::from_millis;
+        let mut a = Anchors::default();
+        a.targets.insert("slow_to_register".into(), measuring());
+        a.targets.insert("cheap".into(), measuring());
+        // A first cycle pays one-time costs: the quickest counts.
+        for (t, anchored, took) in [
+            ("slow_to_register", false, 300),
+            ("slow_to_register", false, 95),
+            ("slow_to_register", true, 60),
+            ("cheap", false, 30),
+            ("cheap", false, 28),
+            ("cheap", true, 55),
+        ] {
+            a.measured(trial(t, anchored), ms(took));
+        }
+        // One anchored cycle each: nothing decided yet.
+        assert_eq!(a.verdict(), "on for 0 of 0 targets");
+        a.measured(trial("slow_to_register", true), ms(40));
+        a.measured(trial("cheap", true), ms(25));
+        assert_eq!(
+            a.targets["slow_to_register"].verdict,
+            Verdict::On(ms(95), ms(40))
+        );
+        assert_eq!(a.targets["cheap"].verdict, Verdict::On(ms(28), ms(25)));
+        // Anchored no quicker: off.
+        a.targets.insert("tie".into(), measuring());
+        for (anchored, took) in [(false, 30), (false, 30), (true, 30), (true, 31)] {
+            a.measured(trial("tie", anchored), ms(took));
+        }
+        assert_eq!(a.targets["tie"].verdict, Verdict::Off);
+        assert_eq!(a.verdict(), "on for 2 of 3 targets (95/40 ms)");
+        // Decided targets measure nothing more; unknown ones are ignored.
+        a.measured(trial("tie", true), ms(1));
+        a.measured(trial("never_seen", false), ms(1));
+        assert_eq!(a.targets["tie"].verdict, Verdict::Off);
+        assert_eq!(a.targets.len(), 3);
+    }
+}
