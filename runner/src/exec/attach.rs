@@ -30,6 +30,10 @@ pub(super) const PACKET: [u8; 64] = {
 
 /// How long a triggered program may take to run.
 const TRIGGER_WAIT: Duration = Duration::from_secs(1);
+/// How long to spin for a program that writes no result (one given as text): fifty periods
+/// of the cpu-clock event it is attached to (`bpf::perf_software`), so it has run, and
+/// nothing can tell how often.
+const SILENT_SPIN: Duration = Duration::from_millis(5);
 
 /// Perf events kept open for attaching programs through links, by what they watch.
 #[derive(Default)]
@@ -93,16 +97,16 @@ enum Phase {
 /// Makes a loaded program of type `pt` run once, as `mode` says (the type's own, or with a
 /// step's trigger); `fire` does a trigger's action. With the test run's return value, when a
 /// test run ran it: the program's own, or for an attached type the kernel's test function's
-/// (which an fmod_ret program modifies). `attaching` gets the time attaching and detaching
-/// took, without the run in between.
+/// (which an fmod_ret program modifies). `results`: the result map and its value size, to
+/// tell when the program ran; None for a program that writes none. `attaching` gets the time
+/// attaching and detaching took, without the run in between.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     pt: &ProgType,
     mode: RunMode,
     prog: BorrowedFd<'_>,
     attach_to: Option<&str>,
-    results: &OwnedFd,
-    size: usize,
+    results: Option<(&OwnedFd, usize)>,
     kernel: (&Mounts, &mut Events),
     fire: &mut dyn FnMut(Trigger) -> Result<(), Errno>,
     attaching: &mut Duration,
@@ -125,7 +129,10 @@ pub(super) fn run(
         RunMode::AttachTestRun(a) => attached(a, &mut || bpf::test_run(prog, None, None))?,
         RunMode::AttachTrigger(a, t) => attached(a, &mut || {
             if t == Trigger::Spin {
-                spin(results, size);
+                match results {
+                    Some((map, size)) => spin(map, size),
+                    None => spin_for(SILENT_SPIN),
+                }
                 Ok(0)
             } else {
                 fire(t).map(|()| 0)
@@ -223,6 +230,14 @@ fn tracepoint_id(tp: &str) -> Option<u64> {
     .iter()
     .find_map(|root| std::fs::read_to_string(format!("{root}/{tp}/id")).ok())
     .and_then(|s| s.trim().parse().ok())
+}
+
+/// Spins on the CPU for `d`.
+fn spin_for(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
 }
 
 /// Spins on the CPU until the program ran (its "finished" word, leading the result map's

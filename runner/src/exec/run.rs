@@ -238,8 +238,8 @@ impl Env {
                 mode,
                 prog.fd(),
                 attach_to,
-                result_map,
-                size,
+                // A program given as text writes no result.
+                (!spec.slots.is_empty()).then_some((result_map, size)),
                 (&self.mounts, events),
                 &mut |t| doer.fire(t),
                 &mut cycle,

@@ -208,7 +208,7 @@ pub struct Timing {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Breakdown {
-    /// From the guest's `ready` to its cases having arrived (a warm start's delivery).
+    /// Receiving the cases, from their first byte to their last (a warm start's delivery).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_s: Option<f64>,
     /// Writing observation frames to the results port, until each left the port (guests).

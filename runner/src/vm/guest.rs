@@ -118,9 +118,8 @@ fn run(out: &mut Results) -> Result<(), String> {
     } else {
         let input = open_input()?;
         send(out, "ready", &hello_json);
-        let t = std::time::Instant::now();
-        let d = receive(&input, DELIVERY_WAIT)?;
-        delivery_s = Some(crate::pipeline::secs(t.elapsed()));
+        let (d, took) = receive(&input, DELIVERY_WAIT)?;
+        delivery_s = Some(crate::pipeline::secs(took));
         for (path, bytes) in &d.files {
             let p = Path::new("/").join(path);
             if let Some(dir) = p.parent() {
@@ -298,16 +297,24 @@ fn open_input() -> Result<std::fs::File, String> {
     Ok(f)
 }
 
-/// Reads the delivery from the input port, for at most `wait`.
-fn receive(mut input: &std::fs::File, wait: std::time::Duration) -> Result<Delivery, String> {
+/// Reads the delivery from the input port, for at most `wait`; with the time from its first
+/// byte to its last (a restored guest's clock jumps at the restore, before the first byte).
+fn receive(
+    mut input: &std::fs::File,
+    wait: std::time::Duration,
+) -> Result<(Delivery, std::time::Duration), String> {
     use std::io::Read;
     let start = std::time::Instant::now();
+    let mut first = None;
     let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
     loop {
         // Decoding only once the delivery is whole keeps this linear in its size.
         if delivery::expected_len(&buf).is_some_and(|n| buf.len() >= n) {
             if let Some(d) = delivery::decode(&buf)? {
-                return Ok(d);
+                let took = first.map_or(std::time::Duration::ZERO, |t: std::time::Instant| {
+                    t.elapsed()
+                });
+                return Ok((d, took));
             }
         }
         if start.elapsed() > wait {
@@ -318,7 +325,12 @@ fn receive(mut input: &std::fs::File, wait: std::time::Duration) -> Result<Deliv
             ));
         }
         match input.read(&mut chunk) {
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                if n > 0 {
+                    first.get_or_insert_with(std::time::Instant::now);
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(format!("reading {INPUT_TTY}: {e}")),
         }
