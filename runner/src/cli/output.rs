@@ -246,12 +246,18 @@ fn headline(run: &KernelRun) -> String {
         None => {
             let mut s = run.summary.to_string();
             for t in &run.timings {
+                let port = |what: &str, s: Option<f64>| {
+                    s.map_or_else(String::new, |s| format!(" ({what} {s:.1} s)"))
+                };
+                let b = t.breakdown.as_ref();
                 s.push_str(&match t.boot_s {
-                    Some(b) => format!(
-                        "; {} {}: boot {b:.1} s, cases {:.1} s, total {:.1} s",
+                    Some(boot) => format!(
+                        "; {} {}: boot {boot:.1} s{}, cases {:.1} s{}, total {:.1} s",
                         t.accel,
                         t.start.as_deref().unwrap_or(""),
-                        (t.total_s - b).max(0.0),
+                        port("cases in", b.and_then(|b| b.delivery_s)),
+                        (t.total_s - boot).max(0.0),
+                        port("observations out", b.and_then(|b| b.transport_s)),
                         t.total_s
                     ),
                     None => format!("; {}: {:.1} s", t.accel, t.total_s),
