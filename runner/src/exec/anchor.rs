@@ -55,12 +55,13 @@ enum Verdict {
     },
     /// Anchored cycles were faster (the quickest cycle of each kind).
     On(Duration, Duration),
-    /// Cycles without an anchor were faster, or no anchor could be made.
-    Off,
+    /// Cycles without an anchor were no slower (the quickest of each kind), or no anchor
+    /// could be made (None).
+    Off(Option<(Duration, Duration)>),
 }
 
 /// Cycles of each kind timed before deciding.
-const SAMPLES: usize = 2;
+const SAMPLES: usize = 3;
 
 /// What the cycle about to run measures, for [`Anchors::measured`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,8 +107,7 @@ impl Anchors {
         let anchored = match t.verdict {
             Verdict::Measuring { plain, .. } if plain.1 < SAMPLES => false,
             Verdict::Measuring { .. } => true,
-            Verdict::On(..) => return None,
-            Verdict::Off => return None,
+            Verdict::On(..) | Verdict::Off(_) => return None,
         };
         if !measure {
             return None;
@@ -121,7 +121,7 @@ impl Anchors {
                     .find_map(|kind| make(kind, id as u32))
             });
             if t.anchor.is_none() {
-                t.verdict = Verdict::Off;
+                t.verdict = Verdict::Off(None);
                 return None;
             }
         }
@@ -155,37 +155,35 @@ impl Anchors {
             Verdict::On(plain.0, anchored.0)
         } else {
             t.anchor = None;
-            Verdict::Off
+            Verdict::Off(Some((plain.0, anchored.0)))
         };
     }
 
     /// What was decided, for a breakdown: how many targets are anchored, of how many that
-    /// were measured, with the median quickest cycle without and with an anchor of those.
+    /// were measured, with the median quickest cycle without and with an anchor of those, and
+    /// the targets left without one with theirs.
     pub(super) fn verdict(&self) -> String {
-        let decided = self
-            .targets
-            .values()
-            .filter(|t| !matches!(t.verdict, Verdict::Measuring { .. }))
-            .count();
-        let mut on: Vec<(Duration, Duration)> = self
-            .targets
-            .values()
-            .filter_map(|t| match t.verdict {
-                Verdict::On(p, a) => Some((p, a)),
-                _ => None,
-            })
-            .collect();
-        if on.is_empty() {
-            return format!("on for 0 of {decided} targets");
+        let ms = |(p, a): (Duration, Duration)| format!("{}/{} ms", p.as_millis(), a.as_millis());
+        let mut names: Vec<&String> = self.targets.keys().collect();
+        names.sort();
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for n in names {
+            match self.targets[n].verdict {
+                Verdict::On(p, a) => on.push((p, a)),
+                Verdict::Off(Some(pa)) => off.push(format!("{n} {}", ms(pa))),
+                Verdict::Off(None) => off.push(format!("{n}: none could be made")),
+                Verdict::Measuring { .. } => {}
+            }
         }
-        on.sort();
-        let (p, a) = on[on.len() / 2];
-        format!(
-            "on for {} of {decided} targets ({}/{} ms)",
-            on.len(),
-            p.as_millis(),
-            a.as_millis()
-        )
+        let mut s = format!("on for {} of {} targets", on.len(), on.len() + off.len());
+        if !on.is_empty() {
+            on.sort();
+            s.push_str(&format!(" ({})", ms(on[on.len() / 2])));
+        }
+        if !off.is_empty() {
+            s.push_str(&format!("; off: {}", off.join(", ")));
+        }
+        s
     }
 }
 
@@ -275,39 +273,44 @@ mod tests {
     fn each_target_keeps_the_faster_kind_by_its_quickest_cycle() {
         let ms = Duration::from_millis;
         let mut a = Anchors::default();
-        a.targets.insert("slow_to_register".into(), measuring());
-        a.targets.insert("cheap".into(), measuring());
-        // A first cycle pays one-time costs: the quickest counts.
-        for (t, anchored, took) in [
-            ("slow_to_register", false, 300),
-            ("slow_to_register", false, 95),
-            ("slow_to_register", true, 60),
-            ("cheap", false, 30),
-            ("cheap", false, 28),
-            ("cheap", true, 55),
-        ] {
-            a.measured(trial(t, anchored), ms(took));
+        let cycles = |a: &mut Anchors, t: &str, anchored: bool, first: u64, rest: u64| {
+            for i in 0..SAMPLES {
+                a.measured(trial(t, anchored), ms(if i == 0 { first } else { rest }));
+            }
+        };
+        for t in ["slow_to_register", "cheap", "tie"] {
+            a.targets.insert(t.into(), measuring());
         }
-        // One anchored cycle each: nothing decided yet.
+        // A first cycle pays one-time costs: the quickest counts.
+        cycles(&mut a, "slow_to_register", false, 300, 95);
+        cycles(&mut a, "cheap", false, 30, 28);
+        cycles(&mut a, "tie", false, 30, 30);
         assert_eq!(a.verdict(), "on for 0 of 0 targets");
-        a.measured(trial("slow_to_register", true), ms(40));
-        a.measured(trial("cheap", true), ms(25));
+        a.measured(trial("slow_to_register", true), ms(60));
+        // Not decided before SAMPLES anchored cycles.
+        assert!(matches!(
+            a.targets["slow_to_register"].verdict,
+            Verdict::Measuring { .. }
+        ));
+        cycles(&mut a, "slow_to_register", true, 60, 40);
+        cycles(&mut a, "cheap", true, 55, 25);
+        cycles(&mut a, "tie", true, 31, 30);
         assert_eq!(
             a.targets["slow_to_register"].verdict,
             Verdict::On(ms(95), ms(40))
         );
         assert_eq!(a.targets["cheap"].verdict, Verdict::On(ms(28), ms(25)));
         // Anchored no quicker: off.
-        a.targets.insert("tie".into(), measuring());
-        for (anchored, took) in [(false, 30), (false, 30), (true, 30), (true, 31)] {
-            a.measured(trial("tie", anchored), ms(took));
-        }
-        assert_eq!(a.targets["tie"].verdict, Verdict::Off);
-        assert_eq!(a.verdict(), "on for 2 of 3 targets (95/40 ms)");
+        let tie = Verdict::Off(Some((ms(30), ms(30))));
+        assert_eq!(a.targets["tie"].verdict, tie);
+        assert_eq!(
+            a.verdict(),
+            "on for 2 of 3 targets (95/40 ms); off: tie 30/30 ms"
+        );
         // Decided targets measure nothing more; unknown ones are ignored.
         a.measured(trial("tie", true), ms(1));
         a.measured(trial("never_seen", false), ms(1));
-        assert_eq!(a.targets["tie"].verdict, Verdict::Off);
+        assert_eq!(a.targets["tie"].verdict, tie);
         assert_eq!(a.targets.len(), 3);
     }
 }
