@@ -60,6 +60,28 @@ enum Verdict {
     Off(Option<(Duration, Duration)>),
 }
 
+/// Whether an executor anchors trampolines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Anchoring {
+    /// Where timing a few attachments with and without an anchor shows it pays.
+    #[default]
+    Measured,
+    Never,
+    /// On every trampoline target, without timing anything (for comparing).
+    Always,
+}
+
+impl Anchoring {
+    /// `0` (never) or `1` (always), as `BPFCASE_ANCHORS` and `bpfcase.anchors=` say it.
+    pub fn from_word(w: &str) -> Option<Anchoring> {
+        match w {
+            "0" => Some(Anchoring::Never),
+            "1" => Some(Anchoring::Always),
+            _ => None,
+        }
+    }
+}
+
 /// Cycles of each kind timed before deciding.
 const SAMPLES: usize = 3;
 
@@ -92,6 +114,7 @@ impl Anchors {
         attach_to: Option<&str>,
         btf: &VmlinuxBtf,
         measure: bool,
+        always: bool,
     ) -> Option<Trial> {
         let on_trampoline = pt
             .expected_attach_type
@@ -104,6 +127,13 @@ impl Anchors {
             },
             anchor: None,
         });
+        if always && t.anchor.is_none() {
+            t.anchor = anchor(pt, name, btf);
+            t.verdict = match t.anchor {
+                Some(_) => Verdict::On(Duration::ZERO, Duration::ZERO),
+                None => Verdict::Off(None),
+            };
+        }
         let anchored = match t.verdict {
             Verdict::Measuring { plain, .. } if plain.1 < SAMPLES => false,
             Verdict::Measuring { .. } => true,
@@ -113,13 +143,7 @@ impl Anchors {
             return None;
         }
         if anchored && t.anchor.is_none() {
-            t.anchor = btf.func_id(name).and_then(|id| {
-                let fentry = (TRACING, Some(FENTRY), false);
-                let own = (pt.id, pt.expected_attach_type, pt.sleepable);
-                [fentry, own]
-                    .into_iter()
-                    .find_map(|kind| make(kind, id as u32))
-            });
+            t.anchor = anchor(pt, name, btf);
             if t.anchor.is_none() {
                 t.verdict = Verdict::Off(None);
                 return None;
@@ -176,9 +200,10 @@ impl Anchors {
             }
         }
         let mut s = format!("on for {} of {} targets", on.len(), on.len() + off.len());
-        if !on.is_empty() {
-            on.sort();
-            s.push_str(&format!(" ({})", ms(on[on.len() / 2])));
+        on.sort();
+        // Anchored without timing (`Anchoring::Always`): no times to give.
+        if let Some(&(p, a)) = on.get(on.len() / 2).filter(|t| t.0 > Duration::ZERO) {
+            s.push_str(&format!(" ({})", ms((p, a))));
         }
         if !off.is_empty() {
             s.push_str(&format!("; off: {}", off.join(", ")));
@@ -190,11 +215,13 @@ impl Anchors {
 impl super::Env {
     /// Where this executor anchors trampolines (see [`Anchors::verdict`]), or `off`.
     pub fn anchoring(&self) -> String {
-        if self.reuse && self.anchors {
-            self.anchored.verdict()
-        } else {
-            "off".into()
-        }
+        let word = match self.anchors {
+            _ if !self.reuse => return "off".into(),
+            Anchoring::Never => return "off".into(),
+            Anchoring::Always => "always: ",
+            Anchoring::Measured => "",
+        };
+        format!("{word}{}", self.anchored.verdict())
     }
 
     /// [`Anchors::before`], when this executor keeps objects and anchors (the kernel's BTF is
@@ -205,14 +232,26 @@ impl super::Env {
         attach_to: Option<&str>,
         measure: bool,
     ) -> Option<Trial> {
-        if !(self.reuse && self.anchors) {
+        if !self.reuse || self.anchors == Anchoring::Never {
             return None;
         }
+        let always = self.anchors == Anchoring::Always;
         match &self.vmlinux {
-            Some(Ok(btf)) => self.anchored.before(pt, attach_to, btf, measure),
+            Some(Ok(btf)) => self.anchored.before(pt, attach_to, btf, measure, always),
             _ => None,
         }
     }
+}
+
+/// An anchor for the trampoline of function `name`: an fentry program, else one of `pt`'s own
+/// type.
+fn anchor(pt: &ProgType, name: &str, btf: &VmlinuxBtf) -> Option<Anchor> {
+    let id = btf.func_id(name)?;
+    let fentry = (TRACING, Some(FENTRY), false);
+    let own = (pt.id, pt.expected_attach_type, pt.sleepable);
+    [fentry, own]
+        .into_iter()
+        .find_map(|kind| make(kind, id as u32))
 }
 
 /// Loads `r0 = 0; exit` as a program of `(type, attach type, sleepable)` on BTF function `id`

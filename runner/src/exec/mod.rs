@@ -35,6 +35,7 @@ use crate::case::value::KeyArg;
 use crate::case::{Instance, StepSpec};
 use crate::compile::{self, ProgramSpec};
 use crate::tables;
+pub use anchor::Anchoring;
 use child::Child;
 pub use observation::{Observation, Outcome, Res};
 pub use privileges::{
@@ -55,11 +56,12 @@ pub struct Env {
     /// loaded programs for later instances that need the same (on by default). Off, every
     /// instance creates and closes all of its objects.
     pub reuse: bool,
-    /// With `reuse`: keep a do-nothing program attached to each trampoline target instances
-    /// attach to, so that their attachments do not register and unregister the trampoline
-    /// each time (see `anchor`; on by default, off with `BPFCASE_ANCHORS=0`, and in a guest
-    /// with `bpfcase.anchors=0` on the kernel command line).
-    pub anchors: bool,
+    /// With `reuse`: whether to keep a do-nothing program attached to each trampoline target
+    /// instances attach to, so that their attachments do not register and unregister the
+    /// trampoline each time (see `anchor`): where measured to pay (the default), never, or
+    /// always (`BPFCASE_ANCHORS=0|1`; in a guest, `bpfcase.anchors=0|1` on the kernel command
+    /// line).
+    pub anchors: Anchoring,
     /// Load every program with the verifier log on and keep the logs (for `show`).
     pub keep_logs: bool,
     /// (program name, verifier log), when `keep_logs` is set.
@@ -154,7 +156,10 @@ impl Env {
             max_value: HashMap::new(),
             mounts,
             reuse: true,
-            anchors: std::env::var("BPFCASE_ANCHORS").map_or(true, |v| v.trim() != "0"),
+            anchors: std::env::var("BPFCASE_ANCHORS")
+                .ok()
+                .and_then(|v| Anchoring::from_word(v.trim()))
+                .unwrap_or_default(),
             kept: reuse::Reuse::default(),
             events: attach::Events::default(),
             anchored: anchor::Anchors::default(),

@@ -17,8 +17,8 @@
 //! bpfcase.crash_after=N`), the guest crashes its kernel through `/proc/sysrq-trigger` once N
 //! instances have reported (their frames drained to the host first), as if the next instance
 //! had crashed it. A case file cannot do this. Another is for comparing: `bpfcase.anchors=0`
-//! keeps the executor from anchoring trampolines (see `exec::Env::anchors`). Nothing else reads
-//! the command line.
+//! or `=1` makes the executor never or always anchor trampolines (see `exec::Env::anchors`).
+//! Nothing else reads the command line.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -141,8 +141,11 @@ fn run(out: &mut Results) -> Result<(), String> {
     let mut reported = 0;
     let kernel = case::KernelSeries::from_release(&hello.release);
     let mut env = Env::new();
-    if std::fs::read_to_string("/proc/cmdline").is_ok_and(|c| anchors_off(&c)) {
-        env.anchors = false;
+    if let Some(a) = std::fs::read_to_string("/proc/cmdline")
+        .ok()
+        .and_then(|c| anchoring(&c))
+    {
+        env.anchors = a;
     }
     let mut summary = Summary::default();
     if crash_after == Some(0) {
@@ -337,14 +340,15 @@ fn receive(
     }
 }
 
-/// Whether a kernel command line says `bpfcase.anchors=0` (the last one given wins): the
-/// executor then keeps no program on trampolines (see `exec::Env::anchors`), for comparing.
-fn anchors_off(cmdline: &str) -> bool {
+/// What `bpfcase.anchors=0|1` on a kernel command line says (the last one given wins): the
+/// executor then never or always keeps programs on trampolines (see `exec::Env::anchors`),
+/// for comparing.
+fn anchoring(cmdline: &str) -> Option<crate::exec::Anchoring> {
     cmdline
         .split_whitespace()
         .rev()
         .find_map(|p| p.strip_prefix("bpfcase.anchors="))
-        == Some("0")
+        .and_then(crate::exec::Anchoring::from_word)
 }
 
 /// The value of `bpfcase.crash_after=N` on a kernel command line (the last one given).
@@ -380,11 +384,19 @@ mod tests {
 
     #[test]
     fn the_anchor_knob_is_read_from_the_command_line() {
-        assert!(!anchors_off("console=ttyS0 panic=-1"));
-        assert!(anchors_off("console=ttyS0 bpfcase.anchors=0\n"));
-        assert!(!anchors_off("bpfcase.anchors=0 bpfcase.anchors=1"));
-        assert!(anchors_off("bpfcase.anchors=1 bpfcase.anchors=0"));
-        assert!(!anchors_off("xbpfcase.anchors=0"));
+        use crate::exec::Anchoring::{Always, Never};
+        assert_eq!(anchoring("console=ttyS0 panic=-1"), None);
+        assert_eq!(anchoring("console=ttyS0 bpfcase.anchors=0\n"), Some(Never));
+        assert_eq!(
+            anchoring("bpfcase.anchors=0 bpfcase.anchors=1"),
+            Some(Always)
+        );
+        assert_eq!(
+            anchoring("bpfcase.anchors=1 bpfcase.anchors=0"),
+            Some(Never)
+        );
+        assert_eq!(anchoring("xbpfcase.anchors=0"), None);
+        assert_eq!(anchoring("bpfcase.anchors=yes"), None);
     }
 
     #[test]
