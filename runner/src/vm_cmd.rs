@@ -48,9 +48,10 @@ pub struct GuestArgs {
     /// kvm or tcg; default: KVM when it boots a kernel here, else TCG.
     #[arg(long, value_parser = ["kvm", "tcg"])]
     accel: Option<String>,
-    /// Guests running at the same time. Guests spend much of their time waiting for RCU grace
-    /// periods, so more guests than cores pay: on 2 cores, 3 ran the whole matrix fastest
-    /// (34 s, against 51–59 s with 2, 37 s with 4, 36 s with 6).
+    /// Guests running at the same time. Guests spend part of their time waiting for RCU grace
+    /// periods, so more guests than cores pay: on 2 cores, 3 ran the whole matrix (976
+    /// instances, 10 guests and the host, warm) fastest: 91 s, against 110 s with 2 and 95 s
+    /// with 4.
     #[arg(long, default_value_t = 3)]
     jobs: usize,
     /// Boot every guest afresh: no warm start from a guest saved after its boot, and none
