@@ -83,6 +83,14 @@ pub struct ProgramSpec {
     pub percpu: Vec<&'static tables::PerCpuValue>,
 }
 
+impl ProgramSpec {
+    /// Whether the program writes its result map (the finished word, then a slot per
+    /// operation): one compiled from operations does, one given as text writes nothing.
+    pub fn writes_results(&self) -> bool {
+        !self.slots.is_empty()
+    }
+}
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CompileError {
     #[error("the stack buffers need {0} bytes; the BPF stack has {STACK}")]

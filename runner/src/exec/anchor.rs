@@ -53,8 +53,9 @@ enum Verdict {
         plain: (Duration, usize),
         anchored: (Duration, usize),
     },
-    /// Anchored cycles were faster (the quickest cycle of each kind).
-    On(Duration, Duration),
+    /// Anchored cycles were faster (the quickest cycle of each kind), or anchored without
+    /// timing (`Anchoring::Always`: None).
+    On(Option<(Duration, Duration)>),
     /// Cycles without an anchor were no slower (the quickest of each kind), or no anchor
     /// could be made (None).
     Off(Option<(Duration, Duration)>),
@@ -97,6 +98,18 @@ struct Target {
     anchor: Option<Anchor>,
 }
 
+impl Target {
+    fn new() -> Target {
+        Target {
+            verdict: Verdict::Measuring {
+                plain: (Duration::MAX, 0),
+                anchored: (Duration::MAX, 0),
+            },
+            anchor: None,
+        }
+    }
+}
+
 /// The targets seen, by function name: whether each gains from an anchor, and its anchor.
 #[derive(Default)]
 pub(super) struct Anchors {
@@ -120,17 +133,14 @@ impl Anchors {
             .expected_attach_type
             .is_some_and(|t| TRAMPOLINE.contains(&t));
         let name = attach_to.or(pt.attach_btf).filter(|_| on_trampoline)?;
-        let t = self.targets.entry(name.to_string()).or_insert(Target {
-            verdict: Verdict::Measuring {
-                plain: (Duration::MAX, 0),
-                anchored: (Duration::MAX, 0),
-            },
-            anchor: None,
-        });
+        let t = self
+            .targets
+            .entry(name.to_string())
+            .or_insert_with(Target::new);
         if always && t.anchor.is_none() {
             t.anchor = anchor(pt, name, btf);
             t.verdict = match t.anchor {
-                Some(_) => Verdict::On(Duration::ZERO, Duration::ZERO),
+                Some(_) => Verdict::On(None),
                 None => Verdict::Off(None),
             };
         }
@@ -176,7 +186,7 @@ impl Anchors {
         t.verdict = if anchored.1 < SAMPLES {
             Verdict::Measuring { plain, anchored }
         } else if anchored.0 < plain.0 {
-            Verdict::On(plain.0, anchored.0)
+            Verdict::On(Some((plain.0, anchored.0)))
         } else {
             t.anchor = None;
             Verdict::Off(Some((plain.0, anchored.0)))
@@ -190,20 +200,22 @@ impl Anchors {
         let ms = |(p, a): (Duration, Duration)| format!("{}/{} ms", p.as_millis(), a.as_millis());
         let mut names: Vec<&String> = self.targets.keys().collect();
         names.sort();
-        let (mut on, mut off) = (Vec::new(), Vec::new());
+        let (mut on, mut timed, mut off) = (0, Vec::new(), Vec::new());
         for n in names {
             match self.targets[n].verdict {
-                Verdict::On(p, a) => on.push((p, a)),
+                Verdict::On(t) => {
+                    on += 1;
+                    timed.extend(t);
+                }
                 Verdict::Off(Some(pa)) => off.push(format!("{n} {}", ms(pa))),
                 Verdict::Off(None) => off.push(format!("{n}: none could be made")),
                 Verdict::Measuring { .. } => {}
             }
         }
-        let mut s = format!("on for {} of {} targets", on.len(), on.len() + off.len());
-        on.sort();
-        // Anchored without timing (`Anchoring::Always`): no times to give.
-        if let Some(&(p, a)) = on.get(on.len() / 2).filter(|t| t.0 > Duration::ZERO) {
-            s.push_str(&format!(" ({})", ms((p, a))));
+        let mut s = format!("on for {on} of {} targets", on + off.len());
+        timed.sort();
+        if let Some(&t) = timed.get(timed.len() / 2) {
+            s.push_str(&format!(" ({})", ms(t)));
         }
         if !off.is_empty() {
             s.push_str(&format!("; off: {}", off.join(", ")));
@@ -291,16 +303,6 @@ fn make(
 mod tests {
     use super::*;
 
-    fn measuring() -> Target {
-        Target {
-            verdict: Verdict::Measuring {
-                plain: (Duration::MAX, 0),
-                anchored: (Duration::MAX, 0),
-            },
-            anchor: None,
-        }
-    }
-
     fn trial(target: &str, anchored: bool) -> Trial {
         Trial {
             target: target.into(),
@@ -318,7 +320,7 @@ mod tests {
             }
         };
         for t in ["slow_to_register", "cheap", "tie"] {
-            a.targets.insert(t.into(), measuring());
+            a.targets.insert(t.into(), Target::new());
         }
         // A first cycle pays one-time costs: the quickest counts.
         cycles(&mut a, "slow_to_register", false, 300, 95);
@@ -336,9 +338,12 @@ mod tests {
         cycles(&mut a, "tie", true, 31, 30);
         assert_eq!(
             a.targets["slow_to_register"].verdict,
-            Verdict::On(ms(95), ms(40))
+            Verdict::On(Some((ms(95), ms(40))))
         );
-        assert_eq!(a.targets["cheap"].verdict, Verdict::On(ms(28), ms(25)));
+        assert_eq!(
+            a.targets["cheap"].verdict,
+            Verdict::On(Some((ms(28), ms(25))))
+        );
         // Anchored no quicker: off.
         let tie = Verdict::Off(Some((ms(30), ms(30))));
         assert_eq!(a.targets["tie"].verdict, tie);

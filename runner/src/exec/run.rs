@@ -238,8 +238,7 @@ impl Env {
                 mode,
                 prog.fd(),
                 attach_to,
-                // A program given as text writes no result.
-                (!spec.slots.is_empty()).then_some((result_map, size)),
+                spec.writes_results().then_some((result_map, size)),
                 (&self.mounts, events),
                 &mut |t| doer.fire(t),
                 &mut cycle,

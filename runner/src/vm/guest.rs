@@ -135,16 +135,12 @@ fn run(out: &mut Results) -> Result<(), String> {
         .iter()
         .filter_map(|f| glob::Pattern::new(f).ok())
         .collect();
-    let crash_after = std::fs::read_to_string("/proc/cmdline")
-        .ok()
-        .and_then(|c| crash_after(&c));
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let crash_after = crash_after(&cmdline);
     let mut reported = 0;
     let kernel = case::KernelSeries::from_release(&hello.release);
     let mut env = Env::new();
-    if let Some(a) = std::fs::read_to_string("/proc/cmdline")
-        .ok()
-        .and_then(|c| anchoring(&c))
-    {
+    if let Some(a) = anchoring(&cmdline) {
         env.anchors = a;
     }
     let mut summary = Summary::default();
